@@ -1,0 +1,18 @@
+"""savedmodel-surgery: edit TensorFlow SavedModels on disk with protobuf alone."""
+
+from surgery.errors import ConsistencyError, EditError, SavedModelIOError, SchemaError, SurgeryError
+from surgery.io import Model, load, save
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConsistencyError",
+    "EditError",
+    "Model",
+    "SavedModelIOError",
+    "SchemaError",
+    "SurgeryError",
+    "__version__",
+    "load",
+    "save",
+]

@@ -1,0 +1,141 @@
+"""`fingerprint.pb`: the five hashes TensorFlow records for a SavedModel.
+
+Follows `tensorflow/cc/saved_model/fingerprinting.cc` (TensorFlow 2.21), hashing with
+FarmHash Fingerprint64 (the pyfarmhash C binding, as `tensorflow::Fingerprint64` is):
+
+1. saved_model_checksum: the deterministic serialization of the whole SavedModel.
+
+Every hash is taken over C++'s deterministic serialization, whose map order differs from
+protobuf-python's (see `surgery.wire.cpp_deterministic`).
+2. graph_def_program_hash: meta graph 0's GraphDef after "SimpleDelete": call nodes'
+   function names lose their numeric suffix and `config_proto`, DT_STRING constants lose
+   their value, and `library` and `versions` are emptied (but stay present).
+3. signature_def_hash: over signatures in key order, Cat(key), Cat(serialized SignatureDef).
+4. saved_object_graph_hash: over `concrete_functions` in order of the name's numeric suffix,
+   Cat(name without the suffix), Cat(serialized SavedConcreteFunction). Nodes are not hashed.
+5. checkpoint_hash: the bytes of `variables/variables.index`, 0 without one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import farmhash
+from google.protobuf.message import Message
+
+from surgery.schema import DataType, FingerprintDef, GraphDef, SavedModel, SavedObjectGraph, SignatureDef
+from surgery.wire import cpp_deterministic
+
+_MASK = (1 << 64) - 1
+_KMUL = 0xC6A4A7935BD1E995
+_PRODUCER = 1
+_CALL_OPS = ("PartitionedCall", "StatefulPartitionedCall")
+
+
+def fingerprint64(data: bytes | str) -> int:
+    """FarmHash Fingerprint64, `tensorflow::Fingerprint64`."""
+    return int(farmhash.fingerprint64(data.encode() if isinstance(data, str) else data))
+
+
+def _hash_message(message: Message) -> int:
+    """Fingerprint64 of the message as TensorFlow's C++ serializes it deterministically."""
+    data = message.SerializeToString(deterministic=True)
+    return fingerprint64(cpp_deterministic(data, message.DESCRIPTOR))
+
+
+def _shift_mix(value: int) -> int:
+    return value ^ (value >> 47)
+
+
+def fingerprint_cat64(fp1: int, fp2: int) -> int:
+    """`tensorflow::FingerprintCat64`: combine two fingerprints, order-dependent."""
+    result = fp1 ^ _KMUL
+    result ^= (_shift_mix((fp2 * _KMUL) & _MASK) * _KMUL) & _MASK
+    result = (result * _KMUL) & _MASK
+    result = (_shift_mix(result) * _KMUL) & _MASK
+    return _shift_mix(result)
+
+
+def suffix_uid(name: str) -> int | None:
+    """The integer after the last `_` of a function name (`__inference_f_42` -> 42), if any."""
+    tail = name.rsplit("_", 1)[-1]
+    sign = -1 if tail.startswith("-") else 1
+    digits = tail.lstrip("+-")
+    return sign * int(digits) if digits.isdigit() else None
+
+
+def _strip_suffix(name: str, uid: int) -> str:
+    return name.removesuffix(str(uid))
+
+
+def graph_def_program_hash(graph_def: GraphDef) -> int:
+    graph = GraphDef()
+    graph.CopyFrom(graph_def)
+    # C++ clears them through mutable_*(), which leaves them present (serialized, empty).
+    for name in ("library", "versions"):
+        graph.ClearField(name)
+        getattr(graph, name).SetInParent()
+    for node in graph.node:
+        # Look before indexing: reading a missing key of a proto map would add it.
+        if node.op in _CALL_OPS and "f" in node.attr:
+            func = node.attr["f"].func
+            uid = suffix_uid(func.name)
+            if uid is not None:
+                func.name = _strip_suffix(func.name, uid)
+            if "config_proto" in node.attr:
+                node.attr["config_proto"].s = b""
+        if node.op == "Const" and "dtype" in node.attr and node.attr["dtype"].type == DataType.DT_STRING:
+            node.attr["value"].ClearField("value")
+    return _hash_message(graph)
+
+
+def signature_def_hash(signature_defs: dict[str, SignatureDef]) -> int:
+    result = 0
+    for key in sorted(signature_defs, key=lambda k: k.encode()):
+        result = fingerprint_cat64(result, fingerprint64(key))
+        result = fingerprint_cat64(result, _hash_message(signature_defs[key]))
+    return result
+
+
+def saved_object_graph_hash(object_graph: SavedObjectGraph) -> int | None:
+    """None when a function name has no numeric suffix: TensorFlow cannot fingerprint it either."""
+    by_uid: dict[int, str] = {}
+    for name in object_graph.concrete_functions:
+        uid = suffix_uid(name)
+        if uid is None:
+            return None
+        by_uid.setdefault(uid, name)
+    result = 0
+    for uid in sorted(by_uid):
+        name = by_uid[uid]
+        result = fingerprint_cat64(result, fingerprint64(_strip_suffix(name, uid)))
+        result = fingerprint_cat64(result, _hash_message(object_graph.concrete_functions[name]))
+    return result
+
+
+def checkpoint_hash(model_dir: Path) -> int:
+    try:
+        return fingerprint64((model_dir / "variables" / "variables.index").read_bytes())
+    except OSError:
+        return 0
+
+
+def compute_fingerprint(saved_model: SavedModel, serialized: bytes, model_dir: Path) -> FingerprintDef | None:
+    """The FingerprintDef TensorFlow's `CreateFingerprintDef` gives, without a uuid.
+
+    `serialized` is the deterministic serialization of `saved_model`; `model_dir` holds
+    the checkpoint (its `variables/variables.index`). None where TensorFlow would fail too.
+    """
+    meta = saved_model.meta_graphs[0]
+    object_graph_hash = saved_object_graph_hash(meta.object_graph_def)
+    if object_graph_hash is None:
+        return None
+    fingerprint = FingerprintDef(
+        saved_model_checksum=fingerprint64(cpp_deterministic(serialized, SavedModel.DESCRIPTOR)),
+        graph_def_program_hash=graph_def_program_hash(meta.graph_def),
+        signature_def_hash=signature_def_hash(dict(meta.signature_def)),
+        saved_object_graph_hash=object_graph_hash,
+        checkpoint_hash=checkpoint_hash(model_dir),
+    )
+    fingerprint.version.producer = _PRODUCER
+    return fingerprint
