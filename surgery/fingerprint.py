@@ -28,7 +28,7 @@ from surgery.wire import cpp_deterministic
 
 _MASK = (1 << 64) - 1
 _KMUL = 0xC6A4A7935BD1E995
-_PRODUCER = 1
+_PRODUCER = 4  # kFingerprintProducer as TensorFlow 2.21 writes it
 _CALL_OPS = ("PartitionedCall", "StatefulPartitionedCall")
 
 

@@ -137,7 +137,7 @@ def _model_files(model: Model, data: bytes, *, edited: bool) -> dict[str, bytes]
     files = {name: to_text(model.proto).encode() if model.format == "pbtxt" else data}
     fingerprint = compute_fingerprint(model.proto, data, model.path)
     if fingerprint is not None:
-        fingerprint.uuid = str(uuid.uuid4())
+        fingerprint.uuid = str(uuid.uuid4().int)  # TensorFlow writes a random 128-bit number in decimal
         files[FINGERPRINT] = fingerprint.SerializeToString(deterministic=True)
     return files
 

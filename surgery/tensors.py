@@ -34,6 +34,12 @@ def dtype_name(dtype: int) -> str:
     return DTYPE_NAMES.get(dtype, f"dtype({dtype})")
 
 
+def enum_name(name: str) -> str:
+    """`float32` -> `DT_FLOAT`, as saved_model_cli prints dtypes."""
+    value = _BY_NAME.get(name)
+    return DataType.Name(value) if value is not None else name
+
+
 def parse_dtype(text: str) -> int:
     """`float32`, `DT_FLOAT` (and `half`/`float`/`double`) to the DataType enum value."""
     key = text.strip()

@@ -1,0 +1,63 @@
+# savedmodel-surgery: every target sets up what it needs on a fresh machine.
+#   make demo       show, edit and check a bundled example model (creates .venv/)
+#   make test       lint, types and the whole test-suite, TensorFlow oracle tier included
+#   make generated  recompile generated/ from protos/
+#   make protos     re-extract protos/ from the pinned TensorFlow, then regenerate
+#   make fixtures   rebuild tests/fixtures/ with real TensorFlow
+
+PYTHON ?= python3
+VENV := .venv
+TFVENV := .venv-tf
+BIN := $(VENV)/bin
+TFBIN := $(TFVENV)/bin
+DEMO := demo-out
+FIXTURES := tests/fixtures/models
+PIP_QUIET := --quiet --disable-pip-version-check --no-input
+
+.PHONY: demo test lint typecheck unit oracle generated protos fixtures clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install $(PIP_QUIET) --upgrade pip
+	$(BIN)/pip install $(PIP_QUIET) -e ".[dev]"
+	touch $@
+
+# The TensorFlow oracle: fixture maker and correctness oracle. Never part of .venv.
+$(TFVENV)/.installed: requirements-tf.txt pyproject.toml
+	$(PYTHON) -m venv $(TFVENV)
+	$(TFBIN)/pip install $(PIP_QUIET) --upgrade pip
+	$(TFBIN)/pip install $(PIP_QUIET) -r requirements-tf.txt
+	$(TFBIN)/pip install $(PIP_QUIET) -e .
+	touch $@
+
+demo: $(VENV)/.installed
+	rm -rf $(DEMO)
+	$(BIN)/savedmodel-surgery show $(FIXTURES)/module_multi
+	$(BIN)/savedmodel-surgery rename-signature $(FIXTURES)/module_multi serving_default predict -o $(DEMO)
+	$(BIN)/savedmodel-surgery check $(DEMO)
+	$(BIN)/savedmodel-surgery show $(DEMO) --json
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check surgery tests tools
+	$(BIN)/ruff format --check surgery tests tools
+
+typecheck: $(VENV)/.installed
+	$(BIN)/mypy
+
+test: $(VENV)/.installed $(TFVENV)/.installed lint typecheck
+	$(BIN)/pytest -n 2 --dist loadgroup
+
+generated: $(VENV)/.installed
+	$(BIN)/python tools/gen_bindings.py generate
+
+protos: $(TFVENV)/.installed $(VENV)/.installed
+	rm -rf protos/tensorflow
+	$(TFBIN)/python tools/extract_protos.py protos
+	$(TFBIN)/python -c "import tensorflow as tf; print(tf.__version__)" 2>/dev/null > protos/TENSORFLOW_VERSION
+	$(MAKE) generated
+
+fixtures: $(TFVENV)/.installed
+	$(TFBIN)/python tests/fixtures/make_fixtures.py
+
+clean:
+	rm -rf $(DEMO) .pytest_cache .mypy_cache .ruff_cache

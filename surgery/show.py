@@ -1,0 +1,126 @@
+"""`show`: what a SavedModel serves, read from the proto alone.
+
+The text form follows `saved_model_cli show --all` for the signatures (so it reads the same to
+people used to it), then adds what the TF2 loader uses: for each signature the wrapper
+function, what it calls and the variables it binds, and the saved `tf.function`s with each
+concrete signature (polymorphic functions have several).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from surgery.io import Model
+from surgery.schema import MetaGraphDef
+from surgery.signatures import (
+    SavedFunctionView,
+    TensorSpec,
+    TF2Signature,
+    saved_functions,
+    tf2_signatures,
+    v1_signatures,
+)
+from surgery.tensors import enum_name
+
+
+def spec_json(spec: TensorSpec) -> dict[str, Any]:
+    """The contract's tensor form: name, dtype, shape (+ composite encodings when present)."""
+    out: dict[str, Any] = {"name": spec.name, "dtype": spec.dtype, "shape": spec.shape}
+    if spec.coo_sparse is not None:
+        out["coo_sparse"] = spec.coo_sparse.model_dump()
+    if spec.components is not None:
+        out["components"] = [spec_json(c) for c in spec.components]
+    return out
+
+
+def meta_graph_json(meta: MetaGraphDef) -> dict[str, Any]:
+    signatures = {
+        key: {
+            "method_name": sig.method_name,
+            "inputs": {k: spec_json(v) for k, v in sig.inputs.items()},
+            "outputs": {k: spec_json(v) for k, v in sig.outputs.items()},
+        }
+        for key, sig in v1_signatures(meta).items()
+    }
+    out: dict[str, Any] = {"tags": list(meta.meta_info_def.tags), "signatures": signatures}
+    tf2 = tf2_signatures(meta)
+    if tf2 is not None:
+        out["object_graph"] = {
+            "signatures": {
+                key: sig.model_dump(include={"node_id", "function", "argument_keywords", "calls", "bound_inputs"})
+                for key, sig in tf2.items()
+            },
+            "functions": [f.model_dump() for f in saved_functions(meta)],
+        }
+    return out
+
+
+def show_json(model: Model) -> dict[str, Any]:
+    return {"meta_graphs": [meta_graph_json(meta) for meta in model.proto.meta_graphs]}
+
+
+def _tensor_lines(kind: str, key: str, spec: TensorSpec) -> list[str]:
+    shape = "unknown_rank" if spec.shape is None else "(" + ", ".join(str(d) for d in spec.shape) + ")"
+    lines = [f"    {kind}['{key}'] tensor_info:", f"        dtype: {enum_name(spec.dtype)}", f"        shape: {shape}"]
+    if spec.name is not None:
+        lines.append(f"        name: {spec.name}")
+    if spec.coo_sparse is not None:
+        c = spec.coo_sparse
+        lines.append(
+            f"        coo_sparse: values={c.values_tensor_name} indices={c.indices_tensor_name} "
+            f"dense_shape={c.dense_shape_tensor_name}"
+        )
+    if spec.components is not None:
+        lines.append("        composite components: " + ", ".join(c.name or "?" for c in spec.components))
+    return lines
+
+
+def _tf2_lines(sig: TF2Signature) -> list[str]:
+    lines = [f"  TF2 loader: {sig.function} (object graph node {sig.node_id})"]
+    if sig.calls:
+        lines.append("    calls: " + ", ".join(sig.calls))
+    if sig.bound_inputs:
+        bound = ", ".join(f"{b.name or b.kind} (node {b.node_id})" for b in sig.bound_inputs)
+        lines.append(f"    binds: {bound}")
+    return lines
+
+
+def _function_lines(functions: list[SavedFunctionView]) -> list[str]:
+    if not functions:
+        return []
+    lines = ["", "Concrete Functions:"]
+    for function in functions:
+        lines.append(f"  Function Name: '{function.path}'")
+        for i, concrete in enumerate(function.concrete_functions, 1):
+            lines.append(f"    Option #{i}: {concrete.name}")
+            lines.append(f"      Callable with: {concrete.inputs}")
+            lines.append(f"      Returns: {concrete.outputs}")
+            if concrete.bound_inputs:
+                bound = ", ".join(f"{b.name or b.kind} (node {b.node_id})" for b in concrete.bound_inputs)
+                lines.append(f"      Binds: {bound}")
+    return lines
+
+
+def show_text(model: Model) -> str:
+    lines: list[str] = []
+    for meta in model.proto.meta_graphs:
+        tags = ", ".join(meta.meta_info_def.tags)
+        lines.append(f"MetaGraphDef with tag-set: '{tags}' contains the following SignatureDefs:")
+        tf2 = tf2_signatures(meta)
+        for key, sig in v1_signatures(meta).items():
+            lines += ["", f"signature_def['{key}']:"]
+            lines.append("  The given SavedModel SignatureDef contains the following input(s):")
+            for k, spec in sig.inputs.items():
+                lines += _tensor_lines("inputs", k, spec)
+            lines.append("  The given SavedModel SignatureDef contains the following output(s):")
+            for k, spec in sig.outputs.items():
+                lines += _tensor_lines("outputs", k, spec)
+            lines.append(f"  Method name is: {sig.method_name}")
+            if tf2 is not None and key in tf2:
+                lines += _tf2_lines(tf2[key])
+        if tf2 is None:
+            lines += ["", "(no object graph: a TF1-style model, served through signature_def only)"]
+        else:
+            lines += _function_lines(saved_functions(meta))
+        lines.append("")
+    return "\n".join(lines)

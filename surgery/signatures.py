@@ -1,0 +1,333 @@
+"""Typed views of a signature as each loader sees it.
+
+- The v1 side (TensorFlow Serving, the C++ and session loaders): `MetaGraphDef.signature_def`,
+  whose `TensorInfo.name`s are fed and fetched in `graph_def`.
+- The TF2 side (`tf.saved_model.load(...).signatures`): the object graph's signature map, one
+  `SavedBareConcreteFunction` per key, its `SavedConcreteFunction` (input and output
+  TensorSpecs, bound variables) and the signature-wrapper `FunctionDef` it names.
+
+These are pydantic models so that `show --json` and `check` share one typed description.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from pydantic import BaseModel, ConfigDict
+
+from surgery.schema import (
+    FunctionDef,
+    MetaGraphDef,
+    SavedConcreteFunction,
+    SavedObjectGraph,
+    StructuredValue,
+    TensorInfo,
+    TensorShapeProto,
+    TypeSpecProto,
+)
+from surgery.tensors import dtype_name, shape_from_proto
+
+INIT_OP_KEY = "__saved_model_init_op"
+TRAIN_OP_KEY = "__saved_model_train_op"
+RESERVED_KEYS = (INIT_OP_KEY, TRAIN_OP_KEY)
+CALL_OPS = ("PartitionedCall", "StatefulPartitionedCall")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class CooSparse(_Model):
+    values_tensor_name: str
+    indices_tensor_name: str
+    dense_shape_tensor_name: str
+
+
+class TensorSpec(_Model):
+    """A tensor as a signature declares it; `shape` is None for unknown rank, -1 an unknown dim."""
+
+    name: str | None
+    dtype: str
+    shape: list[int] | None
+    coo_sparse: CooSparse | None = None
+    components: list[TensorSpec] | None = None
+
+
+class Signature(_Model):
+    """One `SignatureDef`: what TensorFlow Serving serves under its key."""
+
+    method_name: str
+    inputs: dict[str, TensorSpec]
+    outputs: dict[str, TensorSpec]
+
+
+class BoundInput(_Model):
+    node_id: int
+    kind: str
+    name: str
+
+
+class TF2Signature(_Model):
+    """A signature as the TF2 loader sees it, through the object graph."""
+
+    node_id: int
+    function: str
+    argument_keywords: list[str]
+    inputs: dict[str, TensorSpec]
+    outputs: dict[str, TensorSpec]
+    calls: list[str]
+    bound_inputs: list[BoundInput]
+
+
+class ConcreteFunction(_Model):
+    name: str
+    inputs: str
+    outputs: str
+    bound_inputs: list[BoundInput]
+
+
+class SavedFunctionView(_Model):
+    """A `tf.function` saved on an object: polymorphic when it has several concrete functions."""
+
+    path: str
+    concrete_functions: list[ConcreteFunction]
+
+
+def tensor_spec(info: TensorInfo) -> TensorSpec:
+    encoding = info.WhichOneof("encoding")
+    coo = None
+    components = None
+    if encoding == "coo_sparse":
+        coo = CooSparse(
+            values_tensor_name=info.coo_sparse.values_tensor_name,
+            indices_tensor_name=info.coo_sparse.indices_tensor_name,
+            dense_shape_tensor_name=info.coo_sparse.dense_shape_tensor_name,
+        )
+    elif encoding == "composite_tensor":
+        components = [tensor_spec(c) for c in info.composite_tensor.components]
+    shape = shape_from_proto(info.tensor_shape)
+    return TensorSpec(
+        name=info.name if encoding == "name" else None,
+        dtype=dtype_name(info.dtype),
+        shape=None if shape is None else list(shape),
+        coo_sparse=coo,
+        components=components,
+    )
+
+
+def v1_signatures(meta: MetaGraphDef) -> dict[str, Signature]:
+    """`signature_def`, keys sorted."""
+    return {
+        key: Signature(
+            method_name=sig.method_name,
+            inputs={k: tensor_spec(sig.inputs[k]) for k in sorted(sig.inputs)},
+            outputs={k: tensor_spec(sig.outputs[k]) for k in sorted(sig.outputs)},
+        )
+        for key, sig in sorted(meta.signature_def.items())
+    }
+
+
+def tensor_names(info: TensorInfo) -> list[str]:
+    """Every graph tensor a TensorInfo refers to (one, or the components of a composite)."""
+    encoding = info.WhichOneof("encoding")
+    if encoding == "name":
+        return [info.name]
+    if encoding == "coo_sparse":
+        c = info.coo_sparse
+        return [c.values_tensor_name, c.indices_tensor_name, c.dense_shape_tensor_name]
+    if encoding == "composite_tensor":
+        return [name for comp in info.composite_tensor.components for name in tensor_names(comp)]
+    return []
+
+
+# --- the TF2 side ----------------------------------------------------------------------
+
+
+def signature_map_node(graph: SavedObjectGraph) -> int | None:
+    """The node id of the root's `signatures` child, if any."""
+    if not graph.nodes:
+        return None
+    for child in graph.nodes[0].children:
+        if child.local_name == "signatures":
+            return child.node_id
+    return None
+
+
+def _spec_from_structure(value: StructuredValue, name: str) -> TensorSpec | None:
+    if value.WhichOneof("kind") != "tensor_spec_value":
+        return None
+    spec = value.tensor_spec_value
+    shape = shape_from_proto(spec.shape)
+    return TensorSpec(name=spec.name or name, dtype=dtype_name(spec.dtype), shape=None if shape is None else list(shape))
+
+
+def signature_inputs(function: SavedConcreteFunction) -> dict[str, TensorSpec]:
+    """The keyword TensorSpecs of a signature function's `canonicalized_input_signature`."""
+    sig = function.canonicalized_input_signature
+    if sig.WhichOneof("kind") != "tuple_value" or len(sig.tuple_value.values) != 2:
+        return {}
+    kwargs = sig.tuple_value.values[1]
+    if kwargs.WhichOneof("kind") != "dict_value":
+        return {}
+    out = {}
+    for key in sorted(kwargs.dict_value.fields):
+        spec = _spec_from_structure(kwargs.dict_value.fields[key], key)
+        if spec is not None:
+            out[key] = spec
+    return out
+
+
+def signature_outputs(function: SavedConcreteFunction) -> dict[str, TensorSpec]:
+    """The TensorSpecs of a signature function's `output_signature` dict."""
+    sig = function.output_signature
+    if sig.WhichOneof("kind") != "dict_value":
+        return {}
+    out = {}
+    for key in sorted(sig.dict_value.fields):
+        spec = _spec_from_structure(sig.dict_value.fields[key], key)
+        if spec is not None:
+            out[key] = spec
+    return out
+
+
+def function_library(meta: MetaGraphDef) -> dict[str, FunctionDef]:
+    return {f.signature.name: f for f in meta.graph_def.library.function}
+
+
+def called_functions(function: FunctionDef) -> list[str]:
+    """The functions a FunctionDef calls through (Stateful)PartitionedCall nodes."""
+    return [n.attr["f"].func.name for n in function.node_def if n.op in CALL_OPS and "f" in n.attr]
+
+
+def bound_inputs(graph: SavedObjectGraph, function: SavedConcreteFunction) -> list[BoundInput]:
+    out = []
+    for node_id in function.bound_inputs:
+        if 0 <= node_id < len(graph.nodes):
+            node = graph.nodes[node_id]
+            kind = node.WhichOneof("kind") or "unknown"
+            name = node.variable.name if kind == "variable" else ""
+        else:
+            kind, name = "missing", ""
+        out.append(BoundInput(node_id=node_id, kind=kind, name=name))
+    return out
+
+
+def tf2_signatures(meta: MetaGraphDef) -> dict[str, TF2Signature] | None:
+    """The TF2 loader's signatures; None for a model without an object graph (TF1)."""
+    if not meta.HasField("object_graph_def"):
+        return None
+    graph = meta.object_graph_def
+    map_id = signature_map_node(graph)
+    if map_id is None or not 0 <= map_id < len(graph.nodes):
+        return {}
+    library = function_library(meta)
+    out: dict[str, TF2Signature] = {}
+    for child in sorted(graph.nodes[map_id].children, key=lambda c: c.local_name):
+        if not 0 <= child.node_id < len(graph.nodes):
+            continue
+        node = graph.nodes[child.node_id]
+        if node.WhichOneof("kind") != "bare_concrete_function":
+            continue
+        bare = node.bare_concrete_function
+        name = bare.concrete_function_name
+        saved = graph.concrete_functions[name] if name in graph.concrete_functions else SavedConcreteFunction()
+        out[child.local_name] = TF2Signature(
+            node_id=child.node_id,
+            function=name,
+            argument_keywords=list(bare.argument_keywords),
+            inputs=signature_inputs(saved),
+            outputs=signature_outputs(saved),
+            calls=called_functions(library[name]) if name in library else [],
+            bound_inputs=bound_inputs(graph, saved),
+        )
+    return out
+
+
+def _py_shape(proto: TensorShapeProto) -> str:
+    """A shape as TensorFlow prints it: `(None, 3)`, `(4,)`, `()`; `None` for unknown rank."""
+    shape = shape_from_proto(proto)
+    if shape is None:
+        return "None"
+    dims = ["None" if d < 0 else str(d) for d in shape]
+    return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+
+
+def describe_structure(value: StructuredValue) -> str:
+    """A Python-like rendering of a StructuredValue (TensorSpecs, tuples, dicts, ...)."""
+    kind = value.WhichOneof("kind")
+    if kind == "tensor_spec_value":
+        spec = value.tensor_spec_value
+        name = f", name={spec.name!r}" if spec.name else ""
+        return f"TensorSpec(shape={_py_shape(spec.shape)}, dtype=tf.{dtype_name(spec.dtype)}{name})"
+    if kind == "bounded_tensor_spec_value":
+        spec = value.bounded_tensor_spec_value
+        return f"BoundedTensorSpec(dtype=tf.{dtype_name(spec.dtype)})"
+    if kind == "type_spec_value":
+        type_spec = value.type_spec_value
+        cls = TypeSpecProto.TypeSpecClass.Name(type_spec.type_spec_class)
+        label = type_spec.type_spec_class_name or cls.removesuffix("_SPEC").title().replace("_", "") + "Spec"
+        return f"{label}({describe_structure(type_spec.type_state)})"
+    if kind in ("list_value", "tuple_value"):
+        items = [describe_structure(v) for v in getattr(value, kind).values]
+        if kind == "list_value":
+            return "[" + ", ".join(items) + "]"
+        return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+    if kind == "dict_value":
+        fields = value.dict_value.fields
+        return "{" + ", ".join(f"{k!r}: {describe_structure(fields[k])}" for k in sorted(fields)) + "}"
+    if kind == "named_tuple_value":
+        nt = value.named_tuple_value
+        return f"{nt.name}(" + ", ".join(f"{p.key}={describe_structure(p.value)}" for p in nt.values) + ")"
+    if kind == "none_value" or kind is None:
+        return "None"
+    if kind == "tensor_dtype_value":
+        return f"tf.{dtype_name(value.tensor_dtype_value)}"
+    if kind == "tensor_shape_value":
+        return _py_shape(value.tensor_shape_value)
+    return repr(getattr(value, kind))
+
+
+def _object_paths(graph: SavedObjectGraph) -> dict[int, str]:
+    """A dotted path from the root for every reachable node (breadth first: shortest path)."""
+    paths = {0: ""} if graph.nodes else {}
+    queue = [0] if graph.nodes else []
+    while queue:
+        node_id = queue.pop(0)
+        for child in graph.nodes[node_id].children:
+            if 0 <= child.node_id < len(graph.nodes) and child.node_id not in paths:
+                prefix = paths[node_id]
+                paths[child.node_id] = f"{prefix}.{child.local_name}" if prefix else child.local_name
+                queue.append(child.node_id)
+    return paths
+
+
+def saved_functions(meta: MetaGraphDef) -> list[SavedFunctionView]:
+    """The `tf.function`s saved on objects, each with its concrete functions."""
+    graph = meta.object_graph_def
+    paths = _object_paths(graph)
+    out = []
+    for node_id, node in enumerate(graph.nodes):
+        if node.WhichOneof("kind") != "function" or node_id not in paths:
+            continue
+        out.append(
+            SavedFunctionView(
+                path=paths[node_id],
+                concrete_functions=[_concrete(graph, name) for name in node.function.concrete_functions],
+            )
+        )
+    return sorted(out, key=lambda f: f.path)
+
+
+def _concrete(graph: SavedObjectGraph, name: str) -> ConcreteFunction:
+    saved = graph.concrete_functions[name] if name in graph.concrete_functions else SavedConcreteFunction()
+    return ConcreteFunction(
+        name=name,
+        inputs=describe_structure(saved.canonicalized_input_signature),
+        outputs=describe_structure(saved.output_signature),
+        bound_inputs=bound_inputs(graph, saved),
+    )
+
+
+def user_keys(keys: Iterable[str]) -> list[str]:
+    """Signature keys without the reserved init/train op keys."""
+    return sorted(k for k in keys if k not in RESERVED_KEYS)

@@ -1,0 +1,137 @@
+"""Reading and writing: lossless round trips, atomic output, carried-over files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import surgery
+from conftest import FIXTURE_NAMES, FIXTURES, copy_fixture, tree_bytes
+from surgery.edits import rename_signature
+from surgery.schema import SavedModel, from_text, to_text
+
+
+@pytest.mark.parametrize("name", FIXTURE_NAMES)
+def test_unedited_model_round_trips_byte_for_byte(name: str, tmp_path: Path) -> None:
+    model = surgery.load(FIXTURES / name)
+    assert model.serialize() == (FIXTURES / name / "saved_model.pb").read_bytes()
+    surgery.save(model, tmp_path / "out")
+    assert tree_bytes(tmp_path / "out") == tree_bytes(FIXTURES / name)
+
+
+@pytest.mark.parametrize("name", FIXTURE_NAMES)
+def test_text_format_converts_back_exactly(name: str) -> None:
+    model = surgery.load(FIXTURES / name)
+    again = from_text(to_text(model.proto), SavedModel())
+    assert again.SerializeToString(deterministic=True) == model.source
+
+
+def test_any_payloads_keep_tensorflow_type_urls_through_text() -> None:
+    """TF1 asset collections hold Any payloads typed `tensorflow.AssetFileDef`: text format expands them."""
+    from surgery_proto.tensorflow.core.protobuf.meta_graph_pb2 import AssetFileDef
+
+    payload = AssetFileDef(filename="vocab.txt")
+    payload.tensor_info.name = "Const:0"
+    model = SavedModel()
+    entry = model.meta_graphs.add().collection_def["saved_model_assets"].any_list.value.add()
+    entry.type_url = "type.googleapis.com/tensorflow.AssetFileDef"
+    entry.value = payload.SerializeToString()
+    text = to_text(model)
+    assert '[type.googleapis.com/tensorflow.AssetFileDef] {\n' in text
+    assert 'filename: "vocab.txt"' in text
+    assert from_text(text, SavedModel()).SerializeToString(deterministic=True) == model.SerializeToString(
+        deterministic=True
+    )
+
+
+def test_pbtxt_model_is_read_and_written_as_text(tmp_path: Path) -> None:
+    src = copy_fixture("module_multi", tmp_path)
+    pb = src / "saved_model.pb"
+    (src / "saved_model.pbtxt").write_text(to_text(surgery.load(src).proto))
+    pb.unlink()
+    model = surgery.load(src)
+    assert model.format == "pbtxt"
+    surgery.save(model, tmp_path / "same")
+    assert (tmp_path / "same" / "saved_model.pbtxt").read_bytes() == (src / "saved_model.pbtxt").read_bytes()
+    surgery.save(rename_signature(model, "fixed", "fixed_batch"), tmp_path / "edited")
+    edited = surgery.load(tmp_path / "edited")
+    assert edited.format == "pbtxt" and not (tmp_path / "edited" / "saved_model.pb").exists()
+    assert "fixed_batch" in edited.proto.meta_graphs[0].signature_def
+
+
+def test_unknown_fields_survive_an_edit(tmp_path: Path) -> None:
+    """Fields this schema does not know (a newer TensorFlow's) are kept through load, edit, save."""
+    src = copy_fixture("module_multi", tmp_path)
+    model = surgery.load(src)
+    # Field 999 (varint 7) on the SavedModel and field 998 (bytes) inside the first meta graph.
+    meta = model.proto.meta_graphs[0].SerializeToString() + bytes([0xB2, 0x3E, 0x03]) + b"new"
+    data = b"".join(
+        [
+            model.proto.SerializeToString().split(b"\x12", 1)[0],
+            b"\x12" + _varint(len(meta)) + meta,
+            bytes([0xB8, 0x3E, 0x07]),
+        ]
+    )
+    (src / "saved_model.pb").write_bytes(data)
+    model = surgery.load(src)
+    surgery.save(rename_signature(model, "fixed", "fixed_batch"), tmp_path / "out")
+    out = (tmp_path / "out" / "saved_model.pb").read_bytes()
+    assert bytes([0xB8, 0x3E, 0x07]) in out
+    assert bytes([0xB2, 0x3E, 0x03]) + b"new" in out
+    assert "fixed_batch" in SavedModel.FromString(out).meta_graphs[0].signature_def
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def test_output_carries_every_other_file_hard_linked(tmp_path: Path) -> None:
+    src = copy_fixture("keras2_legacy", tmp_path)
+    (src / "assets.extra").mkdir()
+    (src / "assets.extra" / "tf_serving_warmup_requests").write_bytes(b"warmup")
+    model = rename_signature(surgery.load(src), "serving_default", "predict")
+    out = surgery.save(model, tmp_path / "out")
+    for rel in ["keras_metadata.pb", "variables/variables.index", "assets.extra/tf_serving_warmup_requests"]:
+        assert (out / rel).read_bytes() == (src / rel).read_bytes()
+        assert os.stat(out / rel).st_ino == os.stat(src / rel).st_ino, f"{rel} was copied, not hard-linked"
+    assert (out / "saved_model.pb").read_bytes() != (src / "saved_model.pb").read_bytes()
+    assert (out / "fingerprint.pb").read_bytes() != (src / "fingerprint.pb").read_bytes()
+
+
+def test_in_place_replaces_only_the_model_files(tmp_path: Path) -> None:
+    src = copy_fixture("module_multi", tmp_path)
+    before = tree_bytes(src)
+    surgery.save(rename_signature(surgery.load(src), "fixed", "fixed_batch"), in_place=True)
+    after = tree_bytes(src)
+    assert sorted(after) == sorted(before)
+    assert {k for k in after if after[k] != before[k]} == {"saved_model.pb", "fingerprint.pb"}
+    assert [p.name for p in src.iterdir() if "surgery-tmp" in p.name] == []
+
+
+def test_existing_output_needs_force(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "old").write_text("old")
+    model = rename_signature(surgery.load(FIXTURES / "module_multi"), "fixed", "fixed_batch")
+    with pytest.raises(surgery.SavedModelIOError, match="already exists"):
+        surgery.save(model, out)
+    assert (out / "old").read_text() == "old"
+    surgery.save(model, out, force=True)
+    assert not (out / "old").exists()
+    assert "fixed_batch" in surgery.load(out).proto.meta_graphs[0].signature_def
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_failed_write_leaves_nothing_behind(tmp_path: Path) -> None:
+    src = copy_fixture("module_multi", tmp_path)
+    os.symlink("/etc/passwd", src / "variables" / "outside")
+    model = rename_signature(surgery.load(src), "fixed", "fixed_batch")
+    with pytest.raises(surgery.SavedModelIOError, match="links outside the model directory"):
+        surgery.save(model, tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["module_multi"]
