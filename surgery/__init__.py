@@ -1,11 +1,14 @@
 """savedmodel-surgery: edit TensorFlow SavedModels on disk with protobuf alone."""
 
+from surgery.check import CheckReport, Finding, check
 from surgery.errors import ConsistencyError, EditError, SavedModelIOError, SchemaError, SurgeryError
 from surgery.io import Model, load, save
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CheckReport",
+    "Finding",
     "ConsistencyError",
     "EditError",
     "Model",
@@ -13,6 +16,7 @@ __all__ = [
     "SchemaError",
     "SurgeryError",
     "__version__",
+    "check",
     "load",
     "save",
 ]

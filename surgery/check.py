@@ -55,7 +55,9 @@ def check_meta_graph(meta: MetaGraphDef) -> list[Finding]:
     tags = list(meta.meta_info_def.tags)
     v1 = v1_signatures(meta)
     nodes = {node.name: node for node in meta.graph_def.node}
-    findings = [Finding(code=c, tags=tags, signature=s, message=m) for c, s, m in _graph_references(meta, nodes)]
+    findings = [
+        Finding(code=c, tags=tags, signature=s, message=m) for c, s, m in _graph_references(meta, nodes)
+    ]
     tf2 = tf2_signatures(meta)
     if tf2 is not None:
         library = function_library(meta)
@@ -100,11 +102,17 @@ def _graph_references(meta: MetaGraphDef, nodes: dict[str, NodeDef]) -> Iterator
                         continue
                     count = _output_count(node)
                     if count is not None and index >= count:
-                        yield "missing-tensor", key, f"{where}: {tensor!r} but {node_name} has {count} output(s)"
+                        yield (
+                            "missing-tensor",
+                            key,
+                            f"{where}: {tensor!r} but {node_name} has {count} output(s)",
+                        )
                         continue
                     if info.WhichOneof("encoding") != "name" or key in RESERVED_KEYS:
                         continue
-                    yield from _tensor_agrees(key, where, info.dtype, shape_from_proto(info.tensor_shape), node, index)
+                    yield from _tensor_agrees(
+                        key, where, info.dtype, shape_from_proto(info.tensor_shape), node, index
+                    )
 
 
 def _tensor_agrees(
@@ -124,7 +132,8 @@ def _tensor_agrees(
                 yield (
                     "placeholder-shape",
                     key,
-                    f"{where}: signature says shape {_fmt(shape)}, placeholder {node.name} has {_fmt(declared)}",
+                    f"{where}: signature says shape {_fmt(shape)}, "
+                    f"placeholder {node.name} has {_fmt(declared)}",
                 )
     elif node.op in CALL_OPS and "Tout" in node.attr:
         produced = node.attr["Tout"].list.type[index]
@@ -160,9 +169,17 @@ def _object_graph_references(graph: SavedObjectGraph, library: dict[str, Functio
             names = [node.bare_concrete_function.concrete_function_name]
         for name in names:
             if name not in graph.concrete_functions:
-                yield "missing-function", None, f"object graph node {node_id} names {name!r}, not in concrete_functions"
+                yield (
+                    "missing-function",
+                    None,
+                    f"object graph node {node_id} names {name!r}, not in concrete_functions",
+                )
             if name not in library:
-                yield "missing-function", None, f"object graph node {node_id} names {name!r}, not in the function library"
+                yield (
+                    "missing-function",
+                    None,
+                    f"object graph node {node_id} names {name!r}, not in the function library",
+                )
     for name, function in sorted(graph.concrete_functions.items()):
         if name not in library:
             yield "missing-function", None, f"concrete function {name!r} is not in the function library"
@@ -171,16 +188,28 @@ def _object_graph_references(graph: SavedObjectGraph, library: dict[str, Functio
                 yield "dangling-reference", None, f"{name!r} binds node {node_id}, outside the {count} nodes"
     map_id = signature_map_node(graph)
     if map_id is not None and not 0 <= map_id < count:
-        yield "dangling-reference", None, f"the root's 'signatures' child is node {map_id}, outside the {count} nodes"
+        yield (
+            "dangling-reference",
+            None,
+            f"the root's 'signatures' child is node {map_id}, outside the {count} nodes",
+        )
 
 
 def _tf2_against_v1(v1: dict[str, Signature], tf2: dict[str, TF2Signature]) -> Iterator[Problem]:
     v1_keys = set(user_keys(v1))
     tf2_keys = set(tf2)
     for key in sorted(v1_keys - tf2_keys):
-        yield "signature-keys", key, "in signature_def but not in the object graph's signature map (TF2 loader)"
+        yield (
+            "signature-keys",
+            key,
+            "in signature_def but not in the object graph's signature map (TF2 loader)",
+        )
     for key in sorted(tf2_keys - v1_keys):
-        yield "signature-keys", key, "in the object graph's signature map but not in signature_def (v1 loader)"
+        yield (
+            "signature-keys",
+            key,
+            "in the object graph's signature map but not in signature_def (v1 loader)",
+        )
     for key in sorted(v1_keys & tf2_keys):
         ours, theirs = v1[key], tf2[key]
         if sorted(theirs.argument_keywords) != sorted(theirs.inputs):
@@ -194,7 +223,9 @@ def _tf2_against_v1(v1: dict[str, Signature], tf2: dict[str, TF2Signature]) -> I
             yield from _compare_specs(key, side, a, b)
 
 
-def _compare_specs(key: str, side: str, v1: dict[str, TensorSpec], tf2: dict[str, TensorSpec]) -> Iterator[Problem]:
+def _compare_specs(
+    key: str, side: str, v1: dict[str, TensorSpec], tf2: dict[str, TensorSpec]
+) -> Iterator[Problem]:
     for name in sorted(set(v1) - set(tf2)):
         yield f"{side}-keys", key, f"{side} {name!r} is in signature_def but not in the TF2 {side} signature"
     for name in sorted(set(tf2) - set(v1)):
@@ -202,7 +233,11 @@ def _compare_specs(key: str, side: str, v1: dict[str, TensorSpec], tf2: dict[str
     for name in sorted(set(v1) & set(tf2)):
         a, b = v1[name], tf2[name]
         if a.dtype != b.dtype:
-            yield f"{side}-dtype", key, f"{side} {name!r}: signature_def says {a.dtype}, TF2 TensorSpec {b.dtype}"
+            yield (
+                f"{side}-dtype",
+                key,
+                f"{side} {name!r}: signature_def says {a.dtype}, TF2 TensorSpec {b.dtype}",
+            )
         if a.shape != b.shape:
             yield (
                 f"{side}-shape",
@@ -211,7 +246,9 @@ def _compare_specs(key: str, side: str, v1: dict[str, TensorSpec], tf2: dict[str
             )
 
 
-def _wrappers(tf2: dict[str, TF2Signature], library: dict[str, FunctionDef], v1: dict[str, Signature]) -> Iterator[Problem]:
+def _wrappers(
+    tf2: dict[str, TF2Signature], library: dict[str, FunctionDef], v1: dict[str, Signature]
+) -> Iterator[Problem]:
     """The signature-wrapper FunctionDef takes the inputs and returns the outputs in sorted key order."""
     for key, sig in sorted(tf2.items()):
         function = library.get(sig.function)
@@ -221,7 +258,11 @@ def _wrappers(tf2: dict[str, TF2Signature], library: dict[str, FunctionDef], v1:
         user = len(args) - len(sig.bound_inputs)
         inputs = v1[key].inputs if key in v1 else sig.inputs
         if user != len(inputs):
-            yield "wrapper-inputs", key, f"{sig.function} takes {user} input(s), the signature has {len(inputs)}"
+            yield (
+                "wrapper-inputs",
+                key,
+                f"{sig.function} takes {user} input(s), the signature has {len(inputs)}",
+            )
         else:
             for i, (name, spec) in enumerate(sorted(inputs.items())):
                 if dtype_name(args[i].type) != spec.dtype:
@@ -244,14 +285,19 @@ def _wrappers(tf2: dict[str, TF2Signature], library: dict[str, FunctionDef], v1:
         results = function.signature.output_arg
         outputs = v1[key].outputs if key in v1 else sig.outputs
         if len(results) != len(outputs):
-            yield "wrapper-outputs", key, f"{sig.function} returns {len(results)} value(s), the signature has {len(outputs)}"
+            yield (
+                "wrapper-outputs",
+                key,
+                f"{sig.function} returns {len(results)} value(s), the signature has {len(outputs)}",
+            )
             continue
         for i, (name, spec) in enumerate(sorted(outputs.items())):
             if dtype_name(results[i].type) != spec.dtype:
                 yield (
                     "wrapper-outputs",
                     key,
-                    f"{sig.function} result {i} is {dtype_name(results[i].type)}, output {name!r} is {spec.dtype}",
+                    f"{sig.function} result {i} is {dtype_name(results[i].type)}, "
+                    f"output {name!r} is {spec.dtype}",
                 )
 
 
@@ -269,7 +315,11 @@ def _call_nodes(
             continue
         called = node.attr["f"].func.name if "f" in node.attr else ""
         if called != tf2[key].function:
-            yield "call-node", key, f"{node.name} calls {called!r}, the TF2 signature uses {tf2[key].function!r}"
+            yield (
+                "call-node",
+                key,
+                f"{node.name} calls {called!r}, the TF2 signature uses {tf2[key].function!r}",
+            )
         for i, (name, spec) in enumerate(sorted(outputs.items())):
             if spec.name and _split_tensor_name(spec.name)[1] != i:
                 yield (

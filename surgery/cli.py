@@ -37,7 +37,9 @@ def _print_json(data: Any) -> None:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name=PROG, message=f"%(prog)s %(version)s (TensorFlow {TENSORFLOW_VERSION} schema)")
+@click.version_option(
+    __version__, prog_name=PROG, message=f"%(prog)s %(version)s (TensorFlow {TENSORFLOW_VERSION} schema)"
+)
 @click.option("--debug", is_flag=True, help="Show a traceback on errors.")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
@@ -99,7 +101,9 @@ def check_command(model: str, as_json: bool) -> None:
 
 def _edit_options(func: Callable[..., Any]) -> Callable[..., Any]:
     options = [
-        click.option("-o", "--output", type=click.Path(path_type=str), help="Write the result to this new directory."),
+        click.option(
+            "-o", "--output", type=click.Path(path_type=str), help="Write the result to this new directory."
+        ),
         click.option("--in-place", is_flag=True, help="Replace the model's own files atomically."),
         click.option("--force", is_flag=True, help="Replace OUTPUT if it exists."),
         click.option("--tag-set", help="Only the meta graph with exactly these tags (comma-separated)."),
@@ -120,7 +124,9 @@ def _run_edit(
     edit(model)
     new = [f for f in check(model).findings if f not in before]
     if new:
-        raise ConsistencyError(f"the edit would leave the model inconsistent ({_finding_line(new[0])}); nothing written")
+        raise ConsistencyError(
+            f"the edit would leave the model inconsistent ({_finding_line(new[0])}); nothing written"
+        )
     written = save(model, output, in_place=in_place, force=force)
     click.echo(f"wrote {written}", err=True)
 
@@ -167,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # a bug: still one line, the traceback behind --debug
         if debug:
             raise
-        click.echo(f"{PROG}: internal error: {type(err).__name__}: {err} (rerun with --debug for details)", err=True)
+        click.echo(
+            f"{PROG}: internal error: {type(err).__name__}: {err} (rerun with --debug for details)", err=True
+        )
         return 2
     return 0

@@ -38,7 +38,9 @@ def meta_graphs_with(model: Model, signature: str, tag_set: frozenset[str] | Non
         chosen = [m for m in metas if frozenset(m.meta_info_def.tags) == tag_set]
         if not chosen:
             have = "; ".join(_tags(m) for m in metas)
-            raise EditError(f"no meta graph has tag set {','.join(sorted(tag_set))!r} (the model has: {have})")
+            raise EditError(
+                f"no meta graph has tag set {','.join(sorted(tag_set))!r} (the model has: {have})"
+            )
         missing = [m for m in chosen if signature not in m.signature_def]
         if missing:
             raise EditError(
@@ -56,7 +58,9 @@ def meta_graphs_with(model: Model, signature: str, tag_set: frozenset[str] | Non
 def _refuse_reserved(*keys: str) -> None:
     for key in keys:
         if key in RESERVED_KEYS:
-            raise EditError(f"{key!r} is a reserved signature key that TensorFlow manages: it cannot be edited")
+            raise EditError(
+                f"{key!r} is a reserved signature key that TensorFlow manages: it cannot be edited"
+            )
 
 
 def rename_signature(model: Model, old: str, new: str, *, tag_set: frozenset[str] | None = None) -> Model:
@@ -69,7 +73,9 @@ def rename_signature(model: Model, old: str, new: str, *, tag_set: frozenset[str
         return model
     for meta in metas:
         if new in meta.signature_def:
-            raise EditError(f"meta graph {_tags(meta)!r} already has a signature {new!r}: remove or rename it first")
+            raise EditError(
+                f"meta graph {_tags(meta)!r} already has a signature {new!r}: remove or rename it first"
+            )
     for meta in metas:
         meta.signature_def[new].CopyFrom(meta.signature_def[old])
         del meta.signature_def[old]

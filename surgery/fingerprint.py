@@ -19,8 +19,10 @@ protobuf-python's (see `surgery.wire.cpp_deterministic`).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import farmhash
+from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 
 from surgery.schema import DataType, FingerprintDef, GraphDef, SavedModel, SavedObjectGraph, SignatureDef
@@ -34,13 +36,14 @@ _CALL_OPS = ("PartitionedCall", "StatefulPartitionedCall")
 
 def fingerprint64(data: bytes | str) -> int:
     """FarmHash Fingerprint64, `tensorflow::Fingerprint64`."""
-    return int(farmhash.fingerprint64(data.encode() if isinstance(data, str) else data))
+    # The binding hashes bytes as they are (its stubs only admit str).
+    return int(farmhash.fingerprint64(data.encode() if isinstance(data, str) else data))  # type: ignore[arg-type]
 
 
 def _hash_message(message: Message) -> int:
     """Fingerprint64 of the message as TensorFlow's C++ serializes it deterministically."""
     data = message.SerializeToString(deterministic=True)
-    return fingerprint64(cpp_deterministic(data, message.DESCRIPTOR))
+    return fingerprint64(cpp_deterministic(data, cast(Descriptor, message.DESCRIPTOR)))
 
 
 def _shift_mix(value: int) -> int:
@@ -131,7 +134,9 @@ def compute_fingerprint(saved_model: SavedModel, serialized: bytes, model_dir: P
     if object_graph_hash is None:
         return None
     fingerprint = FingerprintDef(
-        saved_model_checksum=fingerprint64(cpp_deterministic(serialized, SavedModel.DESCRIPTOR)),
+        saved_model_checksum=fingerprint64(
+            cpp_deterministic(serialized, cast(Descriptor, SavedModel.DESCRIPTOR))
+        ),
         graph_def_program_hash=graph_def_program_hash(meta.graph_def),
         signature_def_hash=signature_def_hash(dict(meta.signature_def)),
         saved_object_graph_hash=object_graph_hash,

@@ -94,10 +94,18 @@ def load(path: str | os.PathLike[str]) -> Model:
             from_text(data.decode("utf-8"), proto)
     except (DecodeError, ParseError, UnicodeDecodeError, RecursionError) as err:
         detail = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise SchemaError(f"{file} is not a valid SavedModel ({detail}): the file is truncated or corrupt") from None
+        raise SchemaError(
+            f"{file} is not a valid SavedModel ({detail}): the file is truncated or corrupt"
+        ) from None
     if not proto.meta_graphs:
         raise SchemaError(f"{file} holds no meta graph: it is empty, corrupt, or not a SavedModel")
-    return Model(proto=proto, path=directory, format=fmt, source=data, pristine=proto.SerializeToString(deterministic=True))
+    return Model(
+        proto=proto,
+        path=directory,
+        format=fmt,
+        source=data,
+        pristine=proto.SerializeToString(deterministic=True),
+    )
 
 
 def save(
@@ -155,7 +163,9 @@ def _check_output(source: Path, out: Path, *, force: bool) -> None:
         if not force:
             raise SavedModelIOError(f"{out} already exists: choose a new directory or pass --force")
         if not out.is_dir() or out.is_symlink():
-            raise SavedModelIOError(f"{out} exists and is not a directory: remove it or choose another output")
+            raise SavedModelIOError(
+                f"{out} exists and is not a directory: remove it or choose another output"
+            )
     if not out.parent.is_dir():
         raise SavedModelIOError(f"{out.parent}: no such directory to write {out.name} into")
 
@@ -204,7 +214,9 @@ def _copy_entry(src: Path, dst: Path, root: Path) -> None:
     if src.is_symlink():
         target = src.resolve()
         if root not in target.parents:
-            raise SavedModelIOError(f"{src} links outside the model directory ({target}): refusing to copy it")
+            raise SavedModelIOError(
+                f"{src} links outside the model directory ({target}): refusing to copy it"
+            )
         src = target
     if src.is_dir():
         dst.mkdir()

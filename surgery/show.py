@@ -47,7 +47,9 @@ def meta_graph_json(meta: MetaGraphDef) -> dict[str, Any]:
     if tf2 is not None:
         out["object_graph"] = {
             "signatures": {
-                key: sig.model_dump(include={"node_id", "function", "argument_keywords", "calls", "bound_inputs"})
+                key: sig.model_dump(
+                    include={"node_id", "function", "argument_keywords", "calls", "bound_inputs"}
+                )
                 for key, sig in tf2.items()
             },
             "functions": [f.model_dump() for f in saved_functions(meta)],
@@ -61,7 +63,11 @@ def show_json(model: Model) -> dict[str, Any]:
 
 def _tensor_lines(kind: str, key: str, spec: TensorSpec) -> list[str]:
     shape = "unknown_rank" if spec.shape is None else "(" + ", ".join(str(d) for d in spec.shape) + ")"
-    lines = [f"    {kind}['{key}'] tensor_info:", f"        dtype: {enum_name(spec.dtype)}", f"        shape: {shape}"]
+    lines = [
+        f"    {kind}['{key}'] tensor_info:",
+        f"        dtype: {enum_name(spec.dtype)}",
+        f"        shape: {shape}",
+    ]
     if spec.name is not None:
         lines.append(f"        name: {spec.name}")
     if spec.coo_sparse is not None:

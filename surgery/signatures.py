@@ -158,7 +158,9 @@ def _spec_from_structure(value: StructuredValue, name: str) -> TensorSpec | None
         return None
     spec = value.tensor_spec_value
     shape = shape_from_proto(spec.shape)
-    return TensorSpec(name=spec.name or name, dtype=dtype_name(spec.dtype), shape=None if shape is None else list(shape))
+    return TensorSpec(
+        name=spec.name or name, dtype=dtype_name(spec.dtype), shape=None if shape is None else list(shape)
+    )
 
 
 def signature_inputs(function: SavedConcreteFunction) -> dict[str, TensorSpec]:
@@ -230,7 +232,9 @@ def tf2_signatures(meta: MetaGraphDef) -> dict[str, TF2Signature] | None:
             continue
         bare = node.bare_concrete_function
         name = bare.concrete_function_name
-        saved = graph.concrete_functions[name] if name in graph.concrete_functions else SavedConcreteFunction()
+        saved = (
+            graph.concrete_functions[name] if name in graph.concrete_functions else SavedConcreteFunction()
+        )
         out[child.local_name] = TF2Signature(
             node_id=child.node_id,
             function=name,
@@ -260,8 +264,8 @@ def describe_structure(value: StructuredValue) -> str:
         name = f", name={spec.name!r}" if spec.name else ""
         return f"TensorSpec(shape={_py_shape(spec.shape)}, dtype=tf.{dtype_name(spec.dtype)}{name})"
     if kind == "bounded_tensor_spec_value":
-        spec = value.bounded_tensor_spec_value
-        return f"BoundedTensorSpec(dtype=tf.{dtype_name(spec.dtype)})"
+        bounded = value.bounded_tensor_spec_value
+        return f"BoundedTensorSpec(dtype=tf.{dtype_name(bounded.dtype)})"
     if kind == "type_spec_value":
         type_spec = value.type_spec_value
         cls = TypeSpecProto.TypeSpecClass.Name(type_spec.type_spec_class)

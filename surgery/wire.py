@@ -99,11 +99,13 @@ def _map_key(entry: bytes | bytearray | memoryview, key_field: FieldDescriptor) 
     return b"" if key_field.type in (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_BYTES) else 0
 
 
+def _message_type(field: FieldDescriptor) -> Descriptor:
+    assert field.message_type is not None, field.full_name
+    return field.message_type
+
+
 def _is_map(field: FieldDescriptor) -> bool:
-    return (
-        field.type == FieldDescriptor.TYPE_MESSAGE
-        and field.message_type.GetOptions().map_entry
-    )
+    return field.type == FieldDescriptor.TYPE_MESSAGE and bool(_message_type(field).GetOptions().map_entry)
 
 
 @functools.cache
@@ -116,7 +118,8 @@ def _holds_map(descriptor: Descriptor) -> bool:
             return False
         seen.add(desc.full_name)
         return any(
-            _is_map(f) or (f.type == FieldDescriptor.TYPE_MESSAGE and visit(f.message_type)) for f in desc.fields
+            _is_map(f) or (f.type == FieldDescriptor.TYPE_MESSAGE and visit(_message_type(f)))
+            for f in desc.fields
         )
 
     return visit(descriptor)
@@ -129,11 +132,13 @@ def _canonicalize(buf: bytearray, start: int, end: int, descriptor: Descriptor) 
 
     def flush() -> None:
         if run_field is not None and len(run) > 1:
-            key_field = run_field.message_type.fields_by_number[1]
+            key_field = _message_type(run_field).fields_by_number[1]
             chunks = []
             for chunk_start, chunk_end in run:
                 _, _, _, value_start, _ = next(iter_fields(buf, chunk_start, chunk_end))
-                chunks.append((_map_key(buf[value_start:chunk_end], key_field), bytes(buf[chunk_start:chunk_end])))
+                chunks.append(
+                    (_map_key(buf[value_start:chunk_end], key_field), bytes(buf[chunk_start:chunk_end]))
+                )
             chunks.sort(key=lambda item: item[0])
             buf[run[0][0] : run[-1][1]] = b"".join(chunk for _, chunk in chunks)
         run.clear()
@@ -144,8 +149,8 @@ def _canonicalize(buf: bytearray, start: int, end: int, descriptor: Descriptor) 
             flush()
             run_field = None
             continue
-        if _holds_map(field.message_type):
-            _canonicalize(buf, value_start, value_end, field.message_type)
+        if _holds_map(_message_type(field)):
+            _canonicalize(buf, value_start, value_end, _message_type(field))
         if _is_map(field):
             if run_field is None or run_field.number != field.number:
                 flush()

@@ -40,7 +40,11 @@ def copy_fixture(name: str, dest: Path) -> Path:
 
 def tree_bytes(path: Path) -> dict[str, bytes]:
     """Every file under `path` by relative name, for byte-for-byte comparisons."""
-    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(path)): p.read_bytes()
+        for p in sorted(path.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts
+    }
 
 
 def run_cli(*args: str | Path, check: bool = False) -> subprocess.CompletedProcess[str]:
@@ -55,11 +59,15 @@ def run_cli(*args: str | Path, check: bool = False) -> subprocess.CompletedProce
 def assert_close(actual: Any, expected: Any, *, rel: float = 1e-6, path: str = "") -> None:
     """Nested lists of numbers/strings equal within `rel` (and 1e-6 absolute)."""
     if isinstance(expected, list):
-        assert isinstance(actual, list) and len(actual) == len(expected), f"{path}: {actual!r} != {expected!r}"
+        assert isinstance(actual, list) and len(actual) == len(expected), (
+            f"{path}: {actual!r} != {expected!r}"
+        )
         for i, (a, e) in enumerate(zip(actual, expected, strict=True)):
             assert_close(a, e, rel=rel, path=f"{path}[{i}]")
     elif isinstance(expected, float) or isinstance(actual, float):
-        assert math.isclose(actual, expected, rel_tol=rel, abs_tol=1e-6), f"{path}: {actual!r} != {expected!r}"
+        assert math.isclose(actual, expected, rel_tol=rel, abs_tol=1e-6), (
+            f"{path}: {actual!r} != {expected!r}"
+        )
     else:
         assert actual == expected, f"{path}: {actual!r} != {expected!r}"
 
@@ -107,7 +115,9 @@ class Oracle:
         return response
 
     def run(self, model: Path, loader: str, cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        results: list[dict[str, Any]] = self.ok(op="run", model=str(model), loader=loader, cases=cases)["results"]
+        results: list[dict[str, Any]] = self.ok(op="run", model=str(model), loader=loader, cases=cases)[
+            "results"
+        ]
         return results
 
     def fingerprint(self, model: Path) -> dict[str, int]:

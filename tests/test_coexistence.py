@@ -21,7 +21,8 @@ theirs = saved_model_pb2.SavedModel.FromString(data)
 ours = surgery.load(sys.argv[3].rsplit("/", 1)[0])
 assert ours.serialize() == theirs.SerializeToString(deterministic=True)
 assert type(ours.proto) is not type(theirs)
-print(tf.__version__, sorted(ours.proto.meta_graphs[0].signature_def) == sorted(theirs.meta_graphs[0].signature_def))
+same_keys = sorted(ours.proto.meta_graphs[0].signature_def) == sorted(theirs.meta_graphs[0].signature_def)
+print(tf.__version__, same_keys)
 """
 
 

@@ -5,13 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import surgery
 from conftest import FIXTURE_NAMES, FIXTURES, Oracle, copy_fixture
+
+import surgery
 from surgery.edits import rename_signature
 from surgery.fingerprint import compute_fingerprint, fingerprint64, fingerprint_cat64
 from surgery.schema import FingerprintDef
 
-FIELDS = ["saved_model_checksum", "graph_def_program_hash", "signature_def_hash", "saved_object_graph_hash", "checkpoint_hash"]
+FIELDS = [
+    "saved_model_checksum",
+    "graph_def_program_hash",
+    "signature_def_hash",
+    "saved_object_graph_hash",
+    "checkpoint_hash",
+]
 
 
 def _ours(model_dir: Path) -> dict[str, int]:
@@ -27,7 +34,9 @@ def test_fingerprint_of_every_fixture_matches_tensorflow(oracle: Oracle, name: s
 
 
 @pytest.mark.parametrize("name", ["module_multi", "tf1_two_metagraphs", "keras_functional"])
-def test_written_fingerprint_matches_tensorflow_after_an_edit(oracle: Oracle, name: str, tmp_path: Path) -> None:
+def test_written_fingerprint_matches_tensorflow_after_an_edit(
+    oracle: Oracle, name: str, tmp_path: Path
+) -> None:
     model = surgery.load(FIXTURES / name)
     key = sorted(k for k in model.proto.meta_graphs[0].signature_def if not k.startswith("__"))[0]
     out = surgery.save(rename_signature(model, key, key + "_renamed"), tmp_path / "out")
@@ -35,9 +44,15 @@ def test_written_fingerprint_matches_tensorflow_after_an_edit(oracle: Oracle, na
     theirs = oracle.fingerprint(out)
     assert {f: getattr(written, f) for f in FIELDS} == {f: theirs[f] for f in FIELDS}
     assert written.version.producer == theirs["version_producer"] == 4
-    assert written.uuid and written.uuid != FingerprintDef.FromString(
-        (FIXTURES / name / "fingerprint.pb").read_bytes() if (FIXTURES / name / "fingerprint.pb").exists() else b""
-    ).uuid
+    assert (
+        written.uuid
+        and written.uuid
+        != FingerprintDef.FromString(
+            (FIXTURES / name / "fingerprint.pb").read_bytes()
+            if (FIXTURES / name / "fingerprint.pb").exists()
+            else b""
+        ).uuid
+    )
 
 
 def test_map_order_is_cpp_order_not_upbs(oracle: Oracle, tmp_path: Path) -> None:

@@ -6,8 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
-import surgery
 from conftest import FIXTURE_NAMES, FIXTURES, copy_fixture, tree_bytes
+
+import surgery
 from surgery.edits import rename_signature
 from surgery.schema import SavedModel, from_text, to_text
 
@@ -38,7 +39,7 @@ def test_any_payloads_keep_tensorflow_type_urls_through_text() -> None:
     entry.type_url = "type.googleapis.com/tensorflow.AssetFileDef"
     entry.value = payload.SerializeToString()
     text = to_text(model)
-    assert '[type.googleapis.com/tensorflow.AssetFileDef] {\n' in text
+    assert "[type.googleapis.com/tensorflow.AssetFileDef] {\n" in text
     assert 'filename: "vocab.txt"' in text
     assert from_text(text, SavedModel()).SerializeToString(deterministic=True) == model.SerializeToString(
         deterministic=True

@@ -10,7 +10,7 @@ from conftest import ROOT, TF_PYTHON, tree_bytes
 from google.protobuf import descriptor_pb2
 
 sys.path.insert(0, str(ROOT / "tools"))
-import gen_bindings  # noqa: E402
+import gen_bindings
 
 
 def _without_json_names(file: descriptor_pb2.FileDescriptorProto) -> descriptor_pb2.FileDescriptorProto:
@@ -57,4 +57,7 @@ def test_bindings_live_under_our_own_names() -> None:
     assert SavedModel.DESCRIPTOR.full_name == "surgery_proto.tensorflow.SavedModel"
     assert SavedModel.DESCRIPTOR.file.name == "surgery_proto/tensorflow/core/protobuf/saved_model.proto"
     # The private pool holds TensorFlow's own names for Any payloads, outside the default pool.
-    assert tensorflow_pool().FindMessageTypeByName("tensorflow.AssetFileDef").full_name == "tensorflow.AssetFileDef"
+    assert (
+        tensorflow_pool().FindMessageTypeByName("tensorflow.AssetFileDef").full_name
+        == "tensorflow.AssetFileDef"
+    )

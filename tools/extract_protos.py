@@ -78,7 +78,7 @@ def quote(value: str | bytes) -> str:
     out = []
     for byte in raw:
         ch = chr(byte)
-        if ch in "\"\\":
+        if ch in '"\\':
             out.append("\\" + ch)
         elif 32 <= byte < 127:
             out.append(ch)
@@ -169,7 +169,9 @@ class Renderer:
         parts = []
         for r in ranges:  # type: ignore[attr-defined]
             end = r.end if inclusive_end else r.end - 1
-            parts.append(str(r.start) if end == r.start else f"{r.start} to {'max' if end >= 536870911 else end}")
+            parts.append(
+                str(r.start) if end == r.start else f"{r.start} to {'max' if end >= 536870911 else end}"
+            )
         if parts:
             self.emit(depth, f"reserved {', '.join(parts)};")
         if names:
@@ -180,11 +182,11 @@ class Renderer:
         for opt in options_list(msg.options):
             self.emit(depth + 1, f"option {opt};")
         map_entries = {
-            f".{self.scope(msg)}.{nested.name}": nested for nested in msg.nested_type if nested.options.map_entry
+            f".{self.scope(msg)}.{nested.name}": nested
+            for nested in msg.nested_type
+            if nested.options.map_entry
         }
-        synthetic = {
-            f.oneof_index for f in msg.field if f.HasField("oneof_index") and f.proto3_optional
-        }
+        synthetic = {f.oneof_index for f in msg.field if f.HasField("oneof_index") and f.proto3_optional}
         # protoc lists nested types in declaration order, with a map field's synthetic
         # entry type where the field is declared: interleave to reproduce that order.
         entry_field = {f.type_name: i for i, f in enumerate(msg.field) if f.type_name in map_entries}
@@ -206,7 +208,9 @@ class Renderer:
                 self.render_message_nested(depth + 1, msg, nested)
         emit_fields_through(len(msg.field) - 1)
         if msg.extension_range:
-            parts = [f"{r.start} to {'max' if r.end - 1 >= 536870911 else r.end - 1}" for r in msg.extension_range]
+            parts = [
+                f"{r.start} to {'max' if r.end - 1 >= 536870911 else r.end - 1}" for r in msg.extension_range
+            ]
             self.emit(depth + 1, f"extensions {', '.join(parts)};")
         self.render_reserved(depth + 1, msg.reserved_range, msg.reserved_name, inclusive_end=False)
         self.emit(depth, "}")

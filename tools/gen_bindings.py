@@ -111,7 +111,7 @@ def generate(out_dir: Path) -> None:
             directory = directory.parent
     (pkg / "__init__.py").write_text(
         GENERATED_HEADER
-        + '"""TensorFlow\'s SavedModel schema, compiled under a package of our own (see tools/gen_bindings.py)."""\n\n'
+        + '"""TensorFlow\'s SavedModel schema under a package of our own (tools/gen_bindings.py)."""\n\n'
         + f'TENSORFLOW_VERSION = "{version}"\n'
         + f'RENAME_PREFIX = "{RENAME_PREFIX}"\n'
     )

@@ -1,0 +1,59 @@
+"""The README's examples run as written (on a copy of a fixture called my_model)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import FIXTURES, ROOT
+
+README = (ROOT / "README.md").read_text()
+BIN = Path(sys.executable).parent
+
+
+def _blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", README, re.DOTALL)
+
+
+def _workdir(tmp_path: Path) -> Path:
+    shutil.copytree(FIXTURES / "module_multi", tmp_path / "my_model")
+    return tmp_path
+
+
+def test_shell_examples_run(tmp_path: Path) -> None:
+    work = _workdir(tmp_path)
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
+    blocks = _blocks("sh")
+    assert len(blocks) >= 3
+    for block in blocks:
+        for line in block.strip().splitlines():
+            result = subprocess.run(line, shell=True, cwd=work, env=env, capture_output=True, text=True)
+            assert result.returncode == 0, f"{line}: {result.stderr}"
+    assert (work / "renamed_model" / "saved_model.pb").exists()
+    assert (work / "interface.json").read_text().startswith("{")
+
+
+def test_python_example_runs(tmp_path: Path) -> None:
+    work = _workdir(tmp_path)
+    (block,) = _blocks("python")
+    subprocess.run([sys.executable, "-c", block], cwd=work, check=True, capture_output=True)
+    assert (work / "api_model" / "fingerprint.pb").exists()
+
+
+def test_error_example_is_what_the_tool_prints(tmp_path: Path) -> None:
+    work = _workdir(tmp_path)
+    shown = re.search(r"^    (savedmodel-surgery: error: .*)$", README, re.MULTILINE)
+    assert shown is not None
+    result = subprocess.run(
+        [BIN / "savedmodel-surgery", "rename-signature", "my_model", "serve", "predict", "-o", "out"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == shown.group(1)
+    assert not (work / "out").exists()
