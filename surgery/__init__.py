@@ -8,9 +8,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CheckReport",
-    "Finding",
     "ConsistencyError",
     "EditError",
+    "Finding",
     "Model",
     "SavedModelIOError",
     "SchemaError",

@@ -13,11 +13,13 @@ from typing import Any
 
 import click
 
-from surgery import __version__
+from surgery import __version__, edits
 from surgery.check import Finding, check
-from surgery.edits import parse_tag_set, rename_signature
+from surgery.diff import diff
+from surgery.edits import parse_tag_set
 from surgery.errors import ConsistencyError, SurgeryError
 from surgery.io import Model, load, save
+from surgery.plans import load_plan
 from surgery.schema import TENSORFLOW_VERSION
 from surgery.show import show_json, show_text
 
@@ -145,8 +147,202 @@ def rename_signature_command(
     Example:
       savedmodel-surgery rename-signature ./my_model serving_default predict -o ./renamed
     """
-    tags = parse_tag_set(tag_set) if tag_set is not None else None
-    _run_edit(model, output, in_place, force, lambda m: rename_signature(m, old, new, tag_set=tags))
+    tags = _tags(tag_set)
+    _run_edit(model, output, in_place, force, lambda m: edits.rename_signature(m, old, new, tag_set=tags))
+
+
+def _tags(tag_set: str | None) -> frozenset[str] | None:
+    return parse_tag_set(tag_set) if tag_set is not None else None
+
+
+@cli.command("rename-input")
+@click.argument("model", type=click.Path(path_type=str))
+@click.argument("signature")
+@click.argument("old")
+@click.argument("new")
+@_edit_options
+def rename_input_command(
+    model: str,
+    signature: str,
+    old: str,
+    new: str,
+    output: str | None,
+    in_place: bool,
+    force: bool,
+    tag_set: str | None,
+) -> None:
+    """Rename input key OLD of SIGNATURE to NEW.
+
+    \b
+    When the new key sorts elsewhere, the wrapper function's arguments and the call node's
+    inputs are reordered to match, so both loaders keep handing each value to the right input.
+    Example:
+      savedmodel-surgery rename-input ./my_model serving_default input_1 images -o ./fixed
+    """
+    tags = _tags(tag_set)
+    _run_edit(
+        model, output, in_place, force, lambda m: edits.rename_input(m, signature, old, new, tag_set=tags)
+    )
+
+
+@cli.command("rename-output")
+@click.argument("model", type=click.Path(path_type=str))
+@click.argument("signature")
+@click.argument("old")
+@click.argument("new")
+@_edit_options
+def rename_output_command(
+    model: str,
+    signature: str,
+    old: str,
+    new: str,
+    output: str | None,
+    in_place: bool,
+    force: bool,
+    tag_set: str | None,
+) -> None:
+    """Rename output key OLD of SIGNATURE to NEW.
+
+    \b
+    When the new key sorts elsewhere, the wrapper's results, the call node's outputs and the
+    `:i` tensor names are reordered to match.
+    Example:
+      savedmodel-surgery rename-output ./my_model serving_default output_0 scores -o ./fixed
+    """
+    tags = _tags(tag_set)
+    _run_edit(
+        model, output, in_place, force, lambda m: edits.rename_output(m, signature, old, new, tag_set=tags)
+    )
+
+
+@cli.command("remove-signature")
+@click.argument("model", type=click.Path(path_type=str))
+@click.argument("signature")
+@_edit_options
+def remove_signature_command(
+    model: str, signature: str, output: str | None, in_place: bool, force: bool, tag_set: str | None
+) -> None:
+    """Delete SIGNATURE (for both loaders).
+
+    \b
+    Example:
+      savedmodel-surgery remove-signature ./my_model preprocess -o ./slim
+    """
+    tags = _tags(tag_set)
+    _run_edit(model, output, in_place, force, lambda m: edits.remove_signature(m, signature, tag_set=tags))
+
+
+@cli.command("copy-signature")
+@click.argument("model", type=click.Path(path_type=str))
+@click.argument("src")
+@click.argument("dst")
+@_edit_options
+def copy_signature_command(
+    model: str, src: str, dst: str, output: str | None, in_place: bool, force: bool, tag_set: str | None
+) -> None:
+    """Add DST as a second signature that serves exactly what SRC serves.
+
+    \b
+    Example:
+      savedmodel-surgery copy-signature ./my_model predict serving_default -o ./aliased
+    """
+    tags = _tags(tag_set)
+    _run_edit(model, output, in_place, force, lambda m: edits.copy_signature(m, src, dst, tag_set=tags))
+
+
+@cli.command("set-method")
+@click.argument("model", type=click.Path(path_type=str))
+@click.argument("signature")
+@click.argument("method")
+@_edit_options
+def set_method_command(
+    model: str,
+    signature: str,
+    method: str,
+    output: str | None,
+    in_place: bool,
+    force: bool,
+    tag_set: str | None,
+) -> None:
+    """Set the method_name of SIGNATURE (e.g. tensorflow/serving/regress).
+
+    \b
+    Example:
+      savedmodel-surgery set-method ./my_model serving_default tensorflow/serving/predict --in-place
+    """
+    tags = _tags(tag_set)
+    _run_edit(model, output, in_place, force, lambda m: edits.set_method(m, signature, method, tag_set=tags))
+
+
+@cli.command("set-tags")
+@click.argument("model", type=click.Path(path_type=str))
+@click.argument("old_tags")
+@click.argument("new_tags")
+@click.option(
+    "-o", "--output", type=click.Path(path_type=str), help="Write the result to this new directory."
+)
+@click.option("--in-place", is_flag=True, help="Replace the model's own files atomically.")
+@click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
+def set_tags_command(
+    model: str, old_tags: str, new_tags: str, output: str | None, in_place: bool, force: bool
+) -> None:
+    """Change the tag set OLD_TAGS of one meta graph to NEW_TAGS (comma-separated).
+
+    \b
+    Example:
+      savedmodel-surgery set-tags ./my_model serve,gpu serve,tpu -o ./tpu_model
+    """
+    _run_edit(
+        model, output, in_place, force, lambda m: edits.set_tags(m, old_tags.split(","), new_tags.split(","))
+    )
+
+
+@cli.command("apply")
+@click.argument("model", type=click.Path(path_type=str))
+@click.argument("plan", type=click.Path(path_type=str))
+@click.option(
+    "-o", "--output", type=click.Path(path_type=str), help="Write the result to this new directory."
+)
+@click.option("--in-place", is_flag=True, help="Replace the model's own files atomically.")
+@click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
+def apply_command(model: str, plan: str, output: str | None, in_place: bool, force: bool) -> None:
+    """Apply the edits of a PLAN file (JSON or YAML) as one edit.
+
+    \b
+    The plan is validated whole before anything is touched; if any operation is refused or
+    the result would not be consistent, nothing is written. Example plan.yaml:
+      operations:
+        - {op: rename-signature, old: serving_default, new: predict}
+        - {op: rename-input, signature: predict, old: input_1, new: images}
+    Example:
+      savedmodel-surgery apply ./my_model plan.yaml -o ./patched
+    """
+    parsed = load_plan(plan)
+    _run_edit(model, output, in_place, force, parsed.apply)
+
+
+@cli.command("diff")
+@click.argument("a", type=click.Path(path_type=str))
+@click.argument("b", type=click.Path(path_type=str))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def diff_command(a: str, b: str, as_json: bool) -> None:
+    """Show what differs between two SavedModels, signature by signature (exit 1 if anything).
+
+    \b
+    Example:
+      savedmodel-surgery diff ./my_model ./patched
+    """
+    changes = diff(load(a), load(b))
+    if as_json:
+        _print_json({"changes": [c.model_dump() for c in changes]})
+    else:
+        for change in changes:
+            where = f"[{','.join(change.tags)}]" + (f" {change.signature!r}" if change.signature else "")
+            click.echo(f"{where} {change.kind}: {change.detail}")
+        if not changes:
+            click.echo("no signature-level differences")
+    if changes:
+        raise Failure(1)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,12 +6,27 @@ model as it was. The CLI and plan runner are thin layers over these functions.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from google.protobuf.message import Message
 
 from surgery.errors import EditError
 from surgery.io import Model
-from surgery.schema import MetaGraphDef
-from surgery.signatures import RESERVED_KEYS, signature_map_node
+from surgery.schema import (
+    FunctionDef,
+    MetaGraphDef,
+    NodeDef,
+    SavedBareConcreteFunction,
+    SavedConcreteFunction,
+    StructuredValue,
+)
+from surgery.signatures import CALL_OPS, RESERVED_KEYS, signature_map_node
+
+T = TypeVar("T")
+M = TypeVar("M", bound=Message)
 
 
 def parse_tag_set(tags: str | Iterable[str]) -> frozenset[str]:
@@ -25,6 +40,18 @@ def parse_tag_set(tags: str | Iterable[str]) -> frozenset[str]:
 
 def _tags(meta: MetaGraphDef) -> str:
     return ",".join(meta.meta_info_def.tags)
+
+
+def select_meta_graphs(model: Model, tag_set: frozenset[str] | None) -> list[MetaGraphDef]:
+    """Every meta graph, or the one with exactly `tag_set` (a one-line refusal if none has it)."""
+    metas = list(model.proto.meta_graphs)
+    if tag_set is None:
+        return metas
+    chosen = [m for m in metas if frozenset(m.meta_info_def.tags) == tag_set]
+    if not chosen:
+        have = "; ".join(_tags(m) for m in metas)
+        raise EditError(f"no meta graph has tag set {','.join(sorted(tag_set))!r} (the model has: {have})")
+    return chosen
 
 
 def meta_graphs_with(model: Model, signature: str, tag_set: frozenset[str] | None) -> list[MetaGraphDef]:
@@ -86,3 +113,311 @@ def rename_signature(model: Model, old: str, new: str, *, tag_set: frozenset[str
                 if child.local_name == old:
                     child.local_name = new
     return model
+
+
+def _signature_child(meta: MetaGraphDef, key: str) -> tuple[int, int] | None:
+    """(index in the signature map's children, node id) of signature `key` on the TF2 side."""
+    graph = meta.object_graph_def
+    map_id = signature_map_node(graph)
+    if map_id is None or not 0 <= map_id < len(graph.nodes):
+        return None
+    for index, child in enumerate(graph.nodes[map_id].children):
+        if child.local_name == key:
+            return index, child.node_id
+    return None
+
+
+def remove_signature(model: Model, signature: str, *, tag_set: frozenset[str] | None = None) -> Model:
+    """Delete a signature from `signature_def` and from the object graph's signature map.
+
+    The signature's object-graph node and functions stay (unreferenced): node ids are what the
+    checkpoint is restored by, so nodes are never renumbered.
+    """
+    _refuse_reserved(signature)
+    for meta in meta_graphs_with(model, signature, tag_set):
+        del meta.signature_def[signature]
+        found = _signature_child(meta, signature)
+        if found is not None:
+            map_id = signature_map_node(meta.object_graph_def)
+            assert map_id is not None
+            del meta.object_graph_def.nodes[map_id].children[found[0]]
+    return model
+
+
+def copy_signature(model: Model, src: str, dst: str, *, tag_set: frozenset[str] | None = None) -> Model:
+    """Add `dst` serving exactly what `src` serves, sharing its tensors, wrapper and object-graph node."""
+    _refuse_reserved(src, dst)
+    if not dst:
+        raise EditError("the new signature key is empty")
+    metas = meta_graphs_with(model, src, tag_set)
+    for meta in metas:
+        if dst in meta.signature_def:
+            raise EditError(f"meta graph {_tags(meta)!r} already has a signature {dst!r}: choose another key")
+    for meta in metas:
+        meta.signature_def[dst].CopyFrom(meta.signature_def[src])
+        found = _signature_child(meta, src)
+        if found is not None:
+            map_id = signature_map_node(meta.object_graph_def)
+            assert map_id is not None
+            meta.object_graph_def.nodes[map_id].children.add(node_id=found[1], local_name=dst)
+    return model
+
+
+def set_method(model: Model, signature: str, method: str, *, tag_set: frozenset[str] | None = None) -> Model:
+    """Set a signature's `method_name` (e.g. tensorflow/serving/regress); only the v1 side has one."""
+    _refuse_reserved(signature)
+    for meta in meta_graphs_with(model, signature, tag_set):
+        meta.signature_def[signature].method_name = method
+    return model
+
+
+def set_tags(model: Model, old: Iterable[str], new: Iterable[str]) -> Model:
+    """Give the meta graph with tag set `old` the tags `new` (in the order given)."""
+    old_set = parse_tag_set(old)
+    new_tags = list(dict.fromkeys(t.strip() for t in new if t.strip()))
+    if not new_tags:
+        raise EditError("empty new tag set: give comma-separated tags such as serve,tpu")
+    metas = list(model.proto.meta_graphs)
+    chosen = [m for m in metas if frozenset(m.meta_info_def.tags) == old_set]
+    if not chosen:
+        have = "; ".join(_tags(m) for m in metas)
+        raise EditError(f"no meta graph has tag set {','.join(sorted(old_set))!r} (the model has: {have})")
+    if frozenset(new_tags) != old_set and any(
+        frozenset(m.meta_info_def.tags) == frozenset(new_tags) for m in metas
+    ):
+        raise EditError(
+            f"another meta graph already has tag set {','.join(new_tags)!r}: "
+            "the loaders could not tell them apart"
+        )
+    for meta in chosen:
+        del meta.meta_info_def.tags[:]
+        meta.meta_info_def.tags.extend(new_tags)
+    return model
+
+
+@dataclass
+class _SignatureParts:
+    """The places a TF2-saved signature lives, found once and edited together."""
+
+    bare: SavedBareConcreteFunction
+    concrete: SavedConcreteFunction
+    wrapper: FunctionDef
+    call: NodeDef | None
+
+
+def _signature_parts(meta: MetaGraphDef, key: str) -> _SignatureParts | None:
+    """The TF2 side of `key`; None for a TF1-style model. Refuses a wrapper shared with another signature."""
+    found = _signature_child(meta, key)
+    if found is None:
+        return None
+    graph = meta.object_graph_def
+    node = graph.nodes[found[1]]
+    if node.WhichOneof("kind") != "bare_concrete_function":
+        raise EditError(f"signature {key!r}: object graph node {found[1]} is not a signature function")
+    name = node.bare_concrete_function.concrete_function_name
+    map_id = signature_map_node(graph)
+    assert map_id is not None
+    sharing = [
+        c.local_name
+        for c in graph.nodes[map_id].children
+        if c.local_name != key
+        and 0 <= c.node_id < len(graph.nodes)
+        and graph.nodes[c.node_id].bare_concrete_function.concrete_function_name == name
+    ]
+    if sharing:
+        raise EditError(
+            f"signature {key!r} shares its function with {sharing[0]!r} (a copy-signature): input and "
+            "output keys of shared signatures cannot differ; rename them before copying"
+        )
+    library = {f.signature.name: f for f in meta.graph_def.library.function}
+    if name not in library or name not in graph.concrete_functions:
+        raise EditError(f"signature {key!r}: function {name} is missing; run check to see what is broken")
+    calls = [
+        n for n in meta.graph_def.node if n.op in CALL_OPS and "f" in n.attr and n.attr["f"].func.name == name
+    ]
+    return _SignatureParts(
+        node.bare_concrete_function,
+        graph.concrete_functions[name],
+        library[name],
+        calls[0] if calls else None,
+    )
+
+
+def _permutation(keys: Iterable[str], old: str, new: str) -> tuple[list[str], list[int]]:
+    """New sorted keys, and for each new position the old position whose value moves there."""
+    before = sorted(keys)
+    after = sorted(new if k == old else k for k in before)
+    return after, [before.index(old if k == new else k) for k in after]
+
+
+def _copy(message: M) -> M:
+    copy = type(message)()
+    copy.CopyFrom(message)
+    return copy
+
+
+def _permute(items: list[T], perm: list[int]) -> list[T]:
+    return [items[i] for i in perm] + items[len(perm) :]
+
+
+def _rename_struct_key(value: StructuredValue, old: str, new: str) -> None:
+    """Rename a key of a StructuredValue dict, and the name of the TensorSpec under it."""
+    fields = value.dict_value.fields
+    if old in fields:
+        fields[new].CopyFrom(fields[old])
+        del fields[old]
+        if fields[new].WhichOneof("kind") == "tensor_spec_value":
+            fields[new].tensor_spec_value.name = new
+
+
+_ARG_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def _rename_wrapper_arg(wrapper: FunctionDef, index: int, new: str) -> None:
+    """Name argument `index` after its new key, where that is a valid, unused argument name."""
+    arg = wrapper.signature.input_arg[index]
+    taken = {a.name for a in wrapper.signature.input_arg} | {n.name for n in wrapper.node_def}
+    if index in wrapper.arg_attr and "_user_specified_name" in wrapper.arg_attr[index].attr:
+        wrapper.arg_attr[index].attr["_user_specified_name"].s = new.encode()
+    if not _ARG_NAME.match(new) or new in taken:
+        return
+    old = arg.name
+    arg.name = new
+    for node in wrapper.node_def:
+        for i, ref in enumerate(node.input):
+            if ref == old or ref.startswith(old + ":"):
+                node.input[i] = new + ref[len(old) :]
+    for key, ref in list(wrapper.ret.items()):
+        if ref == old or ref.startswith(old + ":"):
+            wrapper.ret[key] = new + ref[len(old) :]
+
+
+def _permute_list_attr(node: NodeDef | FunctionDef, name: str, field: str, perm: list[int]) -> None:
+    if name in node.attr:
+        values = getattr(node.attr[name].list, field)
+        reordered = _permute(list(values), perm)
+        del values[:]
+        values.extend(reordered)
+
+
+def _permute_inputs(parts: _SignatureParts, after: list[str], perm: list[int]) -> None:
+    wrapper = parts.wrapper
+    args = _permute([_copy(a) for a in wrapper.signature.input_arg], perm)
+    del wrapper.signature.input_arg[:]
+    wrapper.signature.input_arg.extend(args)
+    attrs = {i: wrapper.arg_attr[i].SerializeToString() for i in range(len(perm)) if i in wrapper.arg_attr}
+    for i in range(len(perm)):
+        if i in wrapper.arg_attr:
+            del wrapper.arg_attr[i]
+    for new_index, old_index in enumerate(perm):
+        if old_index in attrs:
+            wrapper.arg_attr[new_index].ParseFromString(attrs[old_index])
+    if "_input_shapes" in wrapper.attr:
+        _permute_list_attr(wrapper, "_input_shapes", "shape", perm)
+    del parts.bare.argument_keywords[:]
+    parts.bare.argument_keywords.extend(after)
+    if parts.call is not None:
+        call = parts.call
+        feeds = _permute(list(call.input), perm)
+        del call.input[:]
+        call.input.extend(feeds)
+        _permute_list_attr(call, "Tin", "type", perm)
+
+
+def _permute_outputs(meta: MetaGraphDef, parts: _SignatureParts, perm: list[int]) -> None:
+    """Reorder the wrapper's results; the call node's outputs and every `call:i` reference follow."""
+    wrapper = parts.wrapper
+    results = _permute([_copy(a) for a in wrapper.signature.output_arg], perm)
+    del wrapper.signature.output_arg[:]
+    wrapper.signature.output_arg.extend(results)
+    call = parts.call
+    if call is None:
+        return
+    _permute_list_attr(call, "Tout", "type", perm)
+    _permute_list_attr(call, "_output_shapes", "shape", perm)
+    moved = {old: new for new, old in enumerate(perm)}
+
+    def remap(ref: str) -> str:
+        node, _, index = ref.partition(":")
+        if node == call.name and index.isdigit() and int(index) in moved:
+            return f"{node}:{moved[int(index)]}"
+        return ref
+
+    for node in meta.graph_def.node:
+        for i, ref in enumerate(node.input):
+            node.input[i] = remap(ref)
+    for sig in meta.signature_def.values():
+        for info in [*sig.inputs.values(), *sig.outputs.values()]:
+            if info.WhichOneof("encoding") == "name":
+                info.name = remap(info.name)
+
+
+def _rename_fullargspec(spec_value: StructuredValue, before: list[str], after: list[str]) -> None:
+    """FunctionSpec's FullArgSpec lists the keyword names in flat order: follow the rename."""
+    for pair in spec_value.named_tuple_value.values:
+        if pair.key in ("args", "kwonlyargs"):
+            names = [v.string_value for v in pair.value.list_value.values]
+            if names == before:
+                for value, name in zip(pair.value.list_value.values, after, strict=True):
+                    value.string_value = name
+
+
+def _rename_key(
+    model: Model, signature: str, old: str, new: str, *, side: str, tag_set: frozenset[str] | None
+) -> Model:
+    _refuse_reserved(signature)
+    kind = side[:-1]
+    if not new:
+        raise EditError(f"the new {kind} key is empty")
+    metas = meta_graphs_with(model, signature, tag_set)
+    plans = []
+    for meta in metas:
+        keys = getattr(meta.signature_def[signature], side)
+        if old not in keys:
+            raise EditError(
+                f"signature {signature!r} has no {kind} {old!r}: it has {', '.join(sorted(keys)) or 'none'}"
+            )
+        if new in keys and new != old:
+            raise EditError(f"signature {signature!r} already has an {kind} {new!r}: choose another key")
+        plans.append((meta, _signature_parts(meta, signature)))
+    if old == new:
+        return model
+    for meta, parts in plans:
+        keys = getattr(meta.signature_def[signature], side)
+        before = sorted(keys)
+        after, perm = _permutation(before, old, new)
+        keys[new].CopyFrom(keys[old])
+        del keys[old]
+        if parts is None:
+            continue
+        reorder = perm != list(range(len(perm)))
+        if side == "inputs":
+            signature_args = parts.concrete.canonicalized_input_signature.tuple_value.values
+            if len(signature_args) == 2:
+                _rename_struct_key(signature_args[1], old, new)
+            _rename_fullargspec(parts.bare.function_spec.fullargspec, before, after)
+            if reorder:
+                _permute_inputs(parts, after, perm)
+            else:
+                del parts.bare.argument_keywords[:]
+                parts.bare.argument_keywords.extend(after)
+            _rename_wrapper_arg(parts.wrapper, after.index(new), new)
+        else:
+            _rename_struct_key(parts.concrete.output_signature, old, new)
+            if reorder:
+                _permute_outputs(meta, parts, perm)
+    return model
+
+
+def rename_input(
+    model: Model, signature: str, old: str, new: str, *, tag_set: frozenset[str] | None = None
+) -> Model:
+    """Rename input key `old` of `signature`; moving its sorted position permutes what is positional."""
+    return _rename_key(model, signature, old, new, side="inputs", tag_set=tag_set)
+
+
+def rename_output(
+    model: Model, signature: str, old: str, new: str, *, tag_set: frozenset[str] | None = None
+) -> Model:
+    """Rename output key `old` of `signature`; moving its sorted position permutes what is positional."""
+    return _rename_key(model, signature, old, new, side="outputs", tag_set=tag_set)

@@ -13,6 +13,7 @@ import functools
 
 from google.protobuf import descriptor_pb2, descriptor_pool, text_format
 from google.protobuf.message import Message
+
 from surgery_proto import RENAME_PREFIX, TENSORFLOW_VERSION
 from surgery_proto.tensorflow.core.framework import (
     attr_value_pb2,
@@ -44,6 +45,7 @@ SavedModel = saved_model_pb2.SavedModel
 SavedObjectGraph = saved_object_graph_pb2.SavedObjectGraph
 SavedObject = saved_object_graph_pb2.SavedObject
 SavedConcreteFunction = saved_object_graph_pb2.SavedConcreteFunction
+SavedBareConcreteFunction = saved_object_graph_pb2.SavedBareConcreteFunction
 StructuredValue = struct_pb2.StructuredValue
 TypeSpecProto = struct_pb2.TypeSpecProto
 
@@ -58,6 +60,7 @@ __all__ = [
     "GraphDef",
     "MetaGraphDef",
     "NodeDef",
+    "SavedBareConcreteFunction",
     "SavedConcreteFunction",
     "SavedModel",
     "SavedObject",

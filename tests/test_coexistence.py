@@ -7,6 +7,7 @@ import sys
 import textwrap
 
 import pytest
+
 from conftest import FIXTURES, ROOT, TF_PYTHON
 
 PROGRAM = """

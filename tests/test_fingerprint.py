@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURE_NAMES, FIXTURES, Oracle, copy_fixture
 
 import surgery
+from conftest import FIXTURE_NAMES, FIXTURES, Oracle, copy_fixture
 from surgery.edits import rename_signature
 from surgery.fingerprint import compute_fingerprint, fingerprint64, fingerprint_cat64
 from surgery.schema import FingerprintDef

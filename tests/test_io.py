@@ -6,9 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURE_NAMES, FIXTURES, copy_fixture, tree_bytes
 
 import surgery
+from conftest import FIXTURE_NAMES, FIXTURES, copy_fixture, tree_bytes
 from surgery.edits import rename_signature
 from surgery.schema import SavedModel, from_text, to_text
 

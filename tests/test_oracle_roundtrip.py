@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURE_NAMES, FIXTURES, Oracle, assert_serves, expected_cases
 
 import surgery
+from conftest import FIXTURE_NAMES, FIXTURES, Oracle, assert_serves, expected_cases
 
 
 @pytest.mark.parametrize("name", FIXTURE_NAMES)

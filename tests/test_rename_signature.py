@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FIXTURES, TF2_FIXTURES, Oracle, assert_serves, expected_cases, run_cli
 
 import surgery
+from conftest import FIXTURES, TF2_FIXTURES, Oracle, assert_serves, expected_cases, run_cli
 from surgery.check import check
 
 

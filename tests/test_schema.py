@@ -6,8 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import ROOT, TF_PYTHON, tree_bytes
 from google.protobuf import descriptor_pb2
+
+from conftest import ROOT, TF_PYTHON, tree_bytes
 
 sys.path.insert(0, str(ROOT / "tools"))
 import gen_bindings

@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURE_NAMES, FIXTURES, ROOT, Oracle, run_cli
 
 import surgery
+from conftest import FIXTURE_NAMES, FIXTURES, ROOT, Oracle, run_cli
 from surgery.show import show_json, show_text
 
 GOLDEN = ROOT / "tests" / "golden"
