@@ -124,6 +124,9 @@ def save(
     if in_place:
         for name, data in files.items():
             _replace_file(model.path / name, data)
+        stale = model.path / FINGERPRINT
+        if edited and FINGERPRINT not in files and stale.exists():
+            stale.unlink()  # TensorFlow could not fingerprint the edited model either
         return model.path
     assert output is not None
     out = Path(output)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import surgery
 from conftest import FIXTURES, ROOT
 
 README = (ROOT / "README.md").read_text()
@@ -21,6 +22,8 @@ def _blocks(language: str) -> list[str]:
 
 def _workdir(tmp_path: Path) -> Path:
     shutil.copytree(FIXTURES / "module_multi", tmp_path / "my_model")
+    (plan,) = _blocks("yaml")
+    (tmp_path / "plan.yaml").write_text(plan)
     return tmp_path
 
 
@@ -35,6 +38,9 @@ def test_shell_examples_run(tmp_path: Path) -> None:
             assert result.returncode == 0, f"{line}: {result.stderr}"
     assert (work / "renamed_model" / "saved_model.pb").exists()
     assert (work / "interface.json").read_text().startswith("{")
+    planned = surgery.load(work / "planned_model").proto.meta_graphs[0].signature_def
+    assert sorted(planned["v2_masked"].outputs) == ["beta", "zeta"]
+    assert planned["v2_preprocess"].method_name == "tensorflow/serving/regress"
 
 
 def test_python_example_runs(tmp_path: Path) -> None:
