@@ -75,8 +75,11 @@ Problem = tuple[str, str | None, str]
 
 
 def _split_tensor_name(name: str) -> tuple[str, int]:
-    node, _, index = name.partition(":")
-    return node.lstrip("^"), int(index) if index.isdigit() else 0
+    """`node:3` -> (node, 3), as TensorFlow's ParseTensorName: ASCII digits after the last colon."""
+    node, colon, index = name.rpartition(":")
+    if colon and node and index and all("0" <= c <= "9" for c in index):
+        return node.lstrip("^"), int(index)
+    return name.lstrip("^"), 0
 
 
 def _output_count(node: NodeDef) -> int | None:
@@ -327,6 +330,17 @@ def _call_nodes(
                     key,
                     f"output {name!r} is {spec.name}, but sorted key order puts it at {node.name}:{i}",
                 )
+        for i, feed in enumerate(node.input[: len(node.attr["Tin"].list.type)] if "Tin" in node.attr else []):
+            source = nodes.get(_split_tensor_name(feed)[0])
+            if source is not None and source.op == "Placeholder" and "dtype" in source.attr:
+                fed, taken = source.attr["dtype"].type, node.attr["Tin"].list.type[i]
+                if fed != taken:
+                    yield (
+                        "call-input-dtype",
+                        key,
+                        f"{node.name} input {i} takes {dtype_name(taken)}, placeholder {source.name} is "
+                        f"{dtype_name(fed)}",
+                    )
         feeds = [_split_tensor_name(s.name)[0] for _, s in sorted(v1[key].inputs.items()) if s.name]
         if [_split_tensor_name(i)[0] for i in node.input[: len(feeds)]] != feeds:
             yield (

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -358,17 +359,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except click.ClickException as err:
         if debug:
-            raise
+            traceback.print_exc()
         click.echo(f"{PROG}: error: {err.format_message()} (see --help)", err=True)
         return 2
     except SurgeryError as err:
         if debug:
-            raise
+            traceback.print_exc()
         click.echo(f"{PROG}: error: {err}", err=True)
         return 2
     except Exception as err:  # a bug: still one line, the traceback behind --debug
         if debug:
-            raise
+            traceback.print_exc()
         click.echo(
             f"{PROG}: internal error: {type(err).__name__}: {err} (rerun with --debug for details)", err=True
         )

@@ -31,6 +31,7 @@ from google.protobuf.text_format import ParseError
 from surgery.errors import SavedModelIOError, SchemaError
 from surgery.fingerprint import compute_fingerprint
 from surgery.schema import SavedModel, from_text, to_text
+from surgery_proto import RENAME_PREFIX
 
 PB = "saved_model.pb"
 PBTXT = "saved_model.pbtxt"
@@ -94,6 +95,7 @@ def load(path: str | os.PathLike[str]) -> Model:
             from_text(data.decode("utf-8"), proto)
     except (DecodeError, ParseError, UnicodeDecodeError, RecursionError) as err:
         detail = str(err).splitlines()[0] if str(err) else type(err).__name__
+        detail = detail.replace(RENAME_PREFIX, "")
         raise SchemaError(
             f"{file} is not a valid SavedModel ({detail}): the file is truncated or corrupt"
         ) from None

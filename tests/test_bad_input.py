@@ -1,0 +1,366 @@
+"""Bad input: one line on stderr, exit 2, no traceback, nothing written, the input untouched.
+
+The contract: errors are `savedmodel-surgery: error: ...` on stderr, naming the thing that is
+wrong and, where there is one, the fix; exit status 2; a traceback only with --debug; a failed
+command leaves no output directory (and no temporary directory) behind and the input
+byte-identical. Everything here runs the command line as a user would.
+"""
+
+from __future__ import annotations
+
+import random
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import surgery
+from conftest import FIXTURES, copy_fixture, run_cli, tree_bytes
+from surgery.check import check
+from surgery.schema import FingerprintDef, SavedModel
+
+PREFIX = "savedmodel-surgery: error: "
+COMMANDS = ["show", "check", "rename-signature"]
+INIT_OP = "__saved_model_init_op"
+TRAIN_OP = "__saved_model_train_op"
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def _argv(command: str, model: Path, out: Path) -> list[str | Path]:
+    if command == "rename-signature":
+        return [command, model, "serving_default", "x", "-o", out]
+    return [command, model]
+
+
+def _snapshot(root: Path) -> tuple[list[str], dict[str, bytes]]:
+    """Every entry under `root` (directories too) and every file's bytes."""
+    entries = sorted(str(p.relative_to(root)) for p in root.rglob("*")) if root.exists() else []
+    return entries, tree_bytes(root) if root.exists() else {}
+
+
+def _leftovers(directory: Path) -> list[str]:
+    """Temporary directories or files a write left behind (`.OUT.surgery-tmp-...`, `...surgery-old-...`)."""
+    return sorted(p.name for p in directory.iterdir() if p.name.startswith(".") and "surgery-" in p.name)
+
+
+def assert_error(result: subprocess.CompletedProcess[str]) -> str:
+    """Exit 2, nothing on stdout, one `savedmodel-surgery: error:` line, no traceback; the message."""
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(PREFIX), lines[0]
+    return lines[0].removeprefix(PREFIX)
+
+
+def fail_cleanly(args: list[str | Path], *, inputs: Path, out: Path | None) -> str:
+    """Run a command that must fail: the error message, after checking nothing was touched or left."""
+    before = _snapshot(inputs)
+    out_existed = out is not None and out.exists()
+    message = assert_error(run_cli(*args))
+    assert _snapshot(inputs) == before, "the input changed"
+    if out is not None:
+        assert out_existed or not out.exists(), f"{out} was created"
+        if out.parent.exists():
+            assert _leftovers(out.parent) == []
+    return message
+
+
+# --- inputs that are not a SavedModel ------------------------------------------------------------
+
+
+def _model_with_pb(tmp_path: Path, data: Callable[[bytes], bytes]) -> tuple[Path, Path]:
+    """A copy of module_multi whose saved_model.pb is replaced by `data(original bytes)`."""
+    model = copy_fixture("module_multi", tmp_path)
+    pb = model / "saved_model.pb"
+    pb.write_bytes(data(pb.read_bytes()))
+    return model, pb
+
+
+def _graph_def_bytes(_: bytes) -> bytes:
+    data: bytes = surgery.load(FIXTURES / "module_multi").proto.meta_graphs[0].graph_def.SerializeToString()
+    return data
+
+
+def _meta_graph_bytes(_: bytes) -> bytes:
+    data: bytes = surgery.load(FIXTURES / "module_multi").proto.meta_graphs[0].SerializeToString()
+    return data
+
+
+def _fingerprint_bytes(_: bytes) -> bytes:
+    """The model's own fingerprint.pb, a FingerprintDef (a plausible mix-up of the two files)."""
+    fingerprint = FingerprintDef.FromString((FIXTURES / "module_multi" / "fingerprint.pb").read_bytes())
+    data: bytes = fingerprint.SerializeToString()
+    return data
+
+
+NOT_A_SAVED_MODEL = "is not a valid SavedModel ("
+CORRUPT = "): the file is truncated or corrupt"
+NO_META_GRAPH = "holds no meta graph: it is empty, corrupt, or not a SavedModel"
+
+BAD_PB = [
+    pytest.param(lambda data: data[: len(data) // 2], NOT_A_SAVED_MODEL, CORRUPT, id="truncated"),
+    pytest.param(lambda _: random.Random(0).randbytes(5000), NOT_A_SAVED_MODEL, CORRUPT, id="random-bytes"),
+    pytest.param(lambda _: b"", NO_META_GRAPH, "", id="empty-file"),
+    # Valid protobuf of another message. A FingerprintDef's field 1 reads as the schema version;
+    # its other fields do not fit SavedModel's and are kept as unknown: an empty SavedModel.
+    pytest.param(_fingerprint_bytes, NO_META_GRAPH, "", id="fingerprint-def"),
+    # A GraphDef's `library` (field 2) lands on SavedModel.meta_graphs: not a MetaGraphDef.
+    pytest.param(_graph_def_bytes, NOT_A_SAVED_MODEL, CORRUPT, id="graph-def"),
+    # A bare MetaGraphDef (the message inside a SavedModel) is not a SavedModel either.
+    pytest.param(_meta_graph_bytes, NOT_A_SAVED_MODEL, CORRUPT, id="meta-graph-def"),
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize(("data", "says", "ends"), BAD_PB)
+def test_bad_saved_model_pb(
+    tmp_path: Path, command: str, data: Callable[[bytes], bytes], says: str, ends: str
+) -> None:
+    """A saved_model.pb that is not a SavedModel: one line naming the file and what is wrong with it."""
+    model, pb = _model_with_pb(tmp_path / "in", data)
+    out = tmp_path / "out"
+    message = fail_cleanly(_argv(command, model, out), inputs=tmp_path / "in", out=out)
+    assert message.startswith(f"{pb} {says}"), message
+    assert message.endswith(ends), message
+
+
+def test_bad_text_format(tmp_path: Path) -> None:
+    """A saved_model.pbtxt that does not parse names the file and the parser's complaint."""
+    model = tmp_path / "in" / "model"
+    model.mkdir(parents=True)
+    (model / "saved_model.pbtxt").write_text("garbage {\n")
+    message = fail_cleanly(["show", model], inputs=tmp_path / "in", out=None)
+    assert message.startswith(f"{model / 'saved_model.pbtxt'} is not a valid SavedModel ("), message
+    assert "garbage" in message
+
+
+def _missing(root: Path) -> tuple[Path, str]:
+    path = root / "nowhere"
+    return path, f"{path}: no such directory: give the SavedModel directory"
+
+
+def _pb_file(root: Path) -> tuple[Path, str]:
+    model = copy_fixture("module_multi", root)
+    pb = model / "saved_model.pb"
+    return pb, f"{pb} is a file, not a SavedModel directory: pass its directory {model}"
+
+
+def _empty_dir(root: Path) -> tuple[Path, str]:
+    path = root / "empty"
+    path.mkdir()
+    return path, f"{path} holds no saved_model.pb or saved_model.pbtxt: is it a SavedModel directory?"
+
+
+def _other_files(root: Path) -> tuple[Path, str]:
+    """A model directory whose saved_model.pb is gone: variables/, assets/, fingerprint.pb remain."""
+    model = copy_fixture("module_multi", root)
+    (model / "saved_model.pb").unlink()
+    (model / "README.txt").write_text("not a model\n")
+    return model, f"{model} holds no saved_model.pb or saved_model.pbtxt: is it a SavedModel directory?"
+
+
+def _chunked(root: Path) -> tuple[Path, str]:
+    path = root / "chunked"
+    path.mkdir()
+    (path / "saved_model.cpb").write_bytes(b"\x00" * 64)
+    return path, (
+        f"{path} holds a chunked saved_model.cpb (a model over 2 GB): "
+        "only saved_model.pb and saved_model.pbtxt are supported"
+    )
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(_missing, id="missing-directory"),
+        pytest.param(_pb_file, id="file-not-directory"),
+        pytest.param(_empty_dir, id="empty-directory"),
+        pytest.param(_other_files, id="no-saved-model-file"),
+        pytest.param(_chunked, id="chunked-cpb-only"),
+    ],
+)
+def test_not_a_saved_model_directory(
+    tmp_path: Path, command: str, make: Callable[[Path], tuple[Path, str]]
+) -> None:
+    """A path that is not a SavedModel directory: the exact message, with the fix where there is one."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    model, expected = make(inputs)
+    out = tmp_path / "out"
+    assert fail_cleanly(_argv(command, model, out), inputs=inputs, out=out) == expected
+
+
+# --- rename-signature refusals -----------------------------------------------------------------
+
+
+@pytest.fixture
+def model(tmp_path: Path) -> Path:
+    """A private copy of module_multi (signatures fixed, masked, preprocess, serving_default)."""
+    return copy_fixture("module_multi", tmp_path / "in")
+
+
+def _rename(model: Path, *args: str | Path) -> str:
+    """rename-signature that must fail; the output (after -o) must not appear."""
+    out = Path(args[args.index("-o") + 1]) if "-o" in args else None
+    return fail_cleanly(["rename-signature", model, *args], inputs=model.parent, out=out)
+
+
+def test_unknown_signature_lists_the_keys(model: Path, tmp_path: Path) -> None:
+    """The error lists every signature the model has (without the reserved init op)."""
+    message = _rename(model, "nope", "x", "-o", tmp_path / "out")
+    assert message == "no signature 'nope' in the model: it has fixed, masked, preprocess, serving_default"
+
+
+def test_rename_onto_an_existing_key(model: Path, tmp_path: Path) -> None:
+    message = _rename(model, "masked", "fixed", "-o", tmp_path / "out")
+    assert message == "meta graph 'serve' already has a signature 'fixed': remove or rename it first"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "reserved"),
+    [
+        (INIT_OP, "x", INIT_OP),
+        ("masked", INIT_OP, INIT_OP),
+        (TRAIN_OP, "x", TRAIN_OP),
+        ("masked", TRAIN_OP, TRAIN_OP),
+    ],
+)
+def test_reserved_keys_are_refused(model: Path, tmp_path: Path, old: str, new: str, reserved: str) -> None:
+    """A reserved key is refused as OLD or NEW, whether or not the model has it."""
+    message = _rename(model, old, new, "-o", tmp_path / "out")
+    assert message == f"{reserved!r} is a reserved signature key that TensorFlow manages: it cannot be edited"
+
+
+def test_tag_set_no_meta_graph_has(tmp_path: Path) -> None:
+    """`--tag-set` naming no meta graph lists the tag sets the model has."""
+    model = copy_fixture("tf1_two_metagraphs", tmp_path / "in")
+    out = tmp_path / "out"
+    message = _rename(model, "predict", "x", "--tag-set", "serve,tpu", "-o", out)
+    assert message == "no meta graph has tag set 'serve,tpu' (the model has: serve; serve,gpu)"
+
+
+def test_existing_output_is_refused_without_force(model: Path, tmp_path: Path) -> None:
+    """An existing output directory is kept as it was, with a hint to pass --force."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine\n")
+    before = _snapshot(out)
+    message = assert_error(run_cli("rename-signature", model, "masked", "x", "-o", out))
+    assert message == f"{out} already exists: choose a new directory or pass --force"
+    assert _snapshot(out) == before
+    assert _leftovers(tmp_path) == []
+
+
+def test_existing_output_is_replaced_with_force(model: Path, tmp_path: Path) -> None:
+    """With --force the existing output is replaced whole (its old files are gone)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine\n")
+    before = _snapshot(model.parent)
+    result = run_cli("rename-signature", model, "masked", "renamed", "-o", out, "--force")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == f"wrote {out}\n"
+    assert not (out / "keep.txt").exists()
+    edited = surgery.load(out)
+    keys = set(edited.proto.meta_graphs[0].signature_def)
+    assert "renamed" in keys and "masked" not in keys
+    assert check(edited).ok
+    assert _snapshot(model.parent) == before
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "where",
+    [pytest.param([], id="neither"), pytest.param(["-o", "OUT", "--in-place"], id="both")],
+)
+def test_exactly_one_of_output_and_in_place(model: Path, tmp_path: Path, where: list[str]) -> None:
+    """Neither -o nor --in-place, or both: a usage error that names the two choices."""
+    out = tmp_path / "out"
+    args = [out if a == "OUT" else a for a in where]
+    message = fail_cleanly(["rename-signature", model, "masked", "x", *args], inputs=model.parent, out=out)
+    assert message == "give either -o/--output OUT or --in-place (see --help)"
+
+
+def test_output_inside_the_input(model: Path) -> None:
+    out = model / "sub"
+    message = _rename(model, "masked", "x", "-o", out)
+    assert message == f"{out} is inside the input directory {model}: choose an output outside it"
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("spelling", ["{m}", "{m}/", "{m}/../{name}"])
+def test_output_is_the_input(model: Path, spelling: str) -> None:
+    """The input as output, however spelled: refused with a hint to use --in-place."""
+    out = spelling.format(m=model, name=model.name)
+    message = _rename(model, "masked", "x", "-o", out)
+    assert message == f"{Path(out)} is the input directory: use --in-place to edit it"
+
+
+def test_output_containing_the_input(model: Path) -> None:
+    """An output that is a parent of the input would swallow it, even with --force."""
+    out = model.parent
+    message = _rename(model, "masked", "x", "-o", out, "--force")
+    assert message == f"{out} contains the input directory {model}: choose another output"
+
+
+def test_output_parent_missing(model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "no" / "such" / "out"
+    message = assert_error(run_cli("rename-signature", model, "masked", "x", "-o", out))
+    assert message == f"{out.parent}: no such directory to write out into"
+    assert not (tmp_path / "no").exists()
+
+
+def test_empty_new_key(model: Path, tmp_path: Path) -> None:
+    message = _rename(model, "masked", "", "-o", tmp_path / "out")
+    assert message == "the new signature key is empty: give a name such as serving_default"
+
+
+def test_in_place_refusal_leaves_the_model_alone(model: Path) -> None:
+    """A refused --in-place edit writes nothing, not even a temporary file beside the model's files."""
+    message = fail_cleanly(
+        ["rename-signature", model, "masked", "fixed", "--in-place"], inputs=model.parent, out=None
+    )
+    assert message == "meta graph 'serve' already has a signature 'fixed': remove or rename it first"
+    assert _leftovers(model) == []
+
+
+# --- --debug -----------------------------------------------------------------------------------
+
+
+def test_debug_shows_the_traceback(tmp_path: Path) -> None:
+    """With --debug the same error comes with its traceback (and still a failing status)."""
+    missing = tmp_path / "nowhere"
+    result = run_cli("--debug", "show", missing)
+    assert result.returncode != 0
+    assert "Traceback (most recent call last)" in result.stderr
+    assert f"SavedModelIOError: {missing}: no such directory" in result.stderr
+
+
+def test_debug_keeps_exit_status_2(tmp_path: Path) -> None:
+    """The contract's exit codes do not depend on --debug: bad input is 2, not check's 1."""
+    result = run_cli("--debug", "show", tmp_path / "nowhere")
+    assert "Traceback" in result.stderr
+    assert result.returncode == 2
+
+
+def test_nesting_beyond_the_parser_limit(tmp_path: Path) -> None:
+    """A well-formed pb nested deeper than protobuf's depth limit is one line too, not a crash."""
+    proto = SavedModel()
+    meta = proto.meta_graphs.add()
+    meta.meta_info_def.tags.append("serve")
+    value = meta.object_graph_def.concrete_functions["f"].output_signature
+    for _ in range(300):
+        value = value.list_value.values.add()
+    model = tmp_path / "in" / "deep"
+    model.mkdir(parents=True)
+    (model / "saved_model.pb").write_bytes(proto.SerializeToString())
+    for command in ("show", "check"):
+        message = fail_cleanly([command, model], inputs=tmp_path / "in", out=None)
+        assert message.startswith(f"{model / 'saved_model.pb'} {NOT_A_SAVED_MODEL}"), message
+        assert message.endswith(CORRUPT), message
