@@ -163,33 +163,26 @@ def _spec_from_structure(value: StructuredValue, name: str) -> TensorSpec | None
     )
 
 
+def _dict_specs(value: StructuredValue) -> dict[str, TensorSpec]:
+    """The TensorSpecs of a StructuredValue dict, keys sorted."""
+    if value.WhichOneof("kind") != "dict_value":
+        return {}
+    fields = value.dict_value.fields
+    specs = {key: _spec_from_structure(fields[key], key) for key in sorted(fields)}
+    return {key: spec for key, spec in specs.items() if spec is not None}
+
+
 def signature_inputs(function: SavedConcreteFunction) -> dict[str, TensorSpec]:
-    """The keyword TensorSpecs of a signature function's `canonicalized_input_signature`."""
+    """The keyword TensorSpecs of a signature function's `canonicalized_input_signature` ((), {...})."""
     sig = function.canonicalized_input_signature
     if sig.WhichOneof("kind") != "tuple_value" or len(sig.tuple_value.values) != 2:
         return {}
-    kwargs = sig.tuple_value.values[1]
-    if kwargs.WhichOneof("kind") != "dict_value":
-        return {}
-    out = {}
-    for key in sorted(kwargs.dict_value.fields):
-        spec = _spec_from_structure(kwargs.dict_value.fields[key], key)
-        if spec is not None:
-            out[key] = spec
-    return out
+    return _dict_specs(sig.tuple_value.values[1])
 
 
 def signature_outputs(function: SavedConcreteFunction) -> dict[str, TensorSpec]:
     """The TensorSpecs of a signature function's `output_signature` dict."""
-    sig = function.output_signature
-    if sig.WhichOneof("kind") != "dict_value":
-        return {}
-    out = {}
-    for key in sorted(sig.dict_value.fields):
-        spec = _spec_from_structure(sig.dict_value.fields[key], key)
-        if spec is not None:
-            out[key] = spec
-    return out
+    return _dict_specs(function.output_signature)
 
 
 def function_library(meta: MetaGraphDef) -> dict[str, FunctionDef]:
