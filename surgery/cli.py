@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import traceback
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -123,9 +124,13 @@ def _run_edit(
     if in_place == (output is not None):
         raise click.UsageError("give either -o/--output OUT or --in-place")
     model = load(model_path)
-    before = set(check(model).findings)
+    # Problems the model already had are not the edit's: compare counts per kind, since a
+    # rename legitimately changes the key an existing finding names.
+    before = Counter(f.code for f in check(model).findings)
     edit(model)
-    new = [f for f in check(model).findings if f not in before]
+    after = check(model).findings
+    grown = {code for code, n in Counter(f.code for f in after).items() if n > before[code]}
+    new = [f for f in after if f.code in grown]
     if new:
         raise ConsistencyError(
             f"the edit would leave the model inconsistent ({_finding_line(new[0])}); nothing written"

@@ -364,3 +364,19 @@ def test_nesting_beyond_the_parser_limit(tmp_path: Path) -> None:
         message = fail_cleanly([command, model], inputs=tmp_path / "in", out=None)
         assert message.startswith(f"{model / 'saved_model.pb'} {NOT_A_SAVED_MODEL}"), message
         assert message.endswith(CORRUPT), message
+
+
+def test_edit_of_a_model_with_an_existing_problem_keeps_it_and_succeeds(tmp_path: Path) -> None:
+    """A problem the model already had is not the edit's: the edit is written, the problem stays reported."""
+    broken = tmp_path / "broken"
+    model = surgery.load(FIXTURES / "module_multi")
+    model.proto.meta_graphs[0].signature_def["masked"].inputs["a_dense"].name = "nope:0"
+    surgery.save(model, broken)
+    out = tmp_path / "out"
+    result = run_cli("rename-signature", broken, "masked", "masked_v2", "-o", out)
+    assert result.returncode == 0, result.stderr
+    findings = check(surgery.load(out)).findings
+    assert [(f.code, f.signature) for f in findings] == [
+        ("missing-tensor", "masked_v2"),
+        ("call-node", "masked_v2"),
+    ]
