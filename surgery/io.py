@@ -48,12 +48,26 @@ class Model:
     path: Path
     format: Format = "pb"
     source: bytes = field(default=b"", repr=False)
-    # The canonical serialization at load time: an unchanged proto is written as `source`.
-    pristine: bytes = field(default=b"", repr=False)
 
     @property
     def edited(self) -> bool:
-        return self.serialize() != self.pristine
+        return not self.unchanged(self.serialize())
+
+    def unchanged(self, data: bytes) -> bool:
+        """Whether `data`, the current serialization, is the model as it was read.
+
+        Decided at write time, so that reading (show, check) never pays a serialization: the
+        source is parsed again only when the bytes differ from it (an edit, a text-format
+        model, or a file some other writer did not serialize canonically).
+        """
+        if self.format == "pb" and data == self.source:
+            return True
+        original = SavedModel()
+        if self.format == "pb":
+            original.ParseFromString(self.source)
+        else:
+            from_text(self.source.decode("utf-8"), original)
+        return original.SerializeToString(deterministic=True) == data
 
     def serialize(self) -> bytes:
         """Deterministic binary serialization (map entries sorted), as TensorFlow writes it."""
@@ -101,13 +115,7 @@ def load(path: str | os.PathLike[str]) -> Model:
         ) from None
     if not proto.meta_graphs:
         raise SchemaError(f"{file} holds no meta graph: it is empty, corrupt, or not a SavedModel")
-    return Model(
-        proto=proto,
-        path=directory,
-        format=fmt,
-        source=data,
-        pristine=proto.SerializeToString(deterministic=True),
-    )
+    return Model(proto=proto, path=directory, format=fmt, source=data)
 
 
 def save(
@@ -121,7 +129,7 @@ def save(
     if in_place == (output is not None):
         raise SavedModelIOError("give either an output directory or in_place=True")
     data = model.serialize()
-    edited = data != model.pristine
+    edited = not model.unchanged(data)
     files = _model_files(model, data, edited=edited)
     if in_place:
         for name, data in files.items():

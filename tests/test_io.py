@@ -136,3 +136,23 @@ def test_failed_write_leaves_nothing_behind(tmp_path: Path) -> None:
     with pytest.raises(surgery.SavedModelIOError, match="links outside the model directory"):
         surgery.save(model, tmp_path / "out")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["module_multi"]
+
+
+def test_unedited_non_canonical_file_round_trips_byte_for_byte(tmp_path: Path) -> None:
+    """A file in C++ map order (as TensorFlow's C++ writes it) is not re-serialized when unedited."""
+    from typing import cast
+
+    from google.protobuf.descriptor import Descriptor
+
+    from surgery.wire import cpp_deterministic
+
+    src = copy_fixture("module_multi", tmp_path)
+    data = (src / "saved_model.pb").read_bytes()
+    cpp = cpp_deterministic(data, cast(Descriptor, SavedModel.DESCRIPTOR))
+    assert cpp != data
+    (src / "saved_model.pb").write_bytes(cpp)
+    model = surgery.load(src)
+    assert not model.edited
+    surgery.save(model, tmp_path / "out")
+    assert tree_bytes(tmp_path / "out") == tree_bytes(src)
+    assert rename_signature(model, "fixed", "fixed_batch").edited
