@@ -9,21 +9,23 @@ from __future__ import annotations
 import json
 import sys
 import traceback
+import warnings
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 import click
 
-from surgery import __version__, edits
+from surgery import __version__, edits, tensor_edits
 from surgery.check import Finding, check
 from surgery.diff import diff
 from surgery.edits import parse_tag_set
-from surgery.errors import ConsistencyError, SurgeryError
+from surgery.errors import ConsistencyError, SurgeryError, SurgeryWarning
 from surgery.io import Model, load, save
 from surgery.plans import load_plan
 from surgery.schema import TENSORFLOW_VERSION
 from surgery.show import show_json, show_text
+from surgery.tensors import parse_dtype, parse_shape
 
 PROG = "savedmodel-surgery"
 
@@ -351,10 +353,170 @@ def diff_command(a: str, b: str, as_json: bool) -> None:
         raise Failure(1)
 
 
+_SHAPE_ARGS = {"ignore_unknown_options": True}  # a SHAPE such as -1,4 is an argument, not an option
+
+
+_KEY_IS_OUTPUT = "\0key-is-output"
+
+
+def _tensor_edit_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Edit options where a bare `--output` says KEY is an output and `--output OUT` is the target.
+
+    CONTRACT.md gives set-shape and set-dtype both `-o/--output OUT` and a bare `--output`
+    flag: `--output` followed by a value is the output directory, on its own (or before
+    another option) it marks KEY as an output. `--output-key` says the latter unambiguously.
+    """
+    options = [
+        click.option(
+            "-o", "out", type=click.Path(path_type=str), help="Write the result to this new directory."
+        ),
+        click.option(
+            "--output",
+            "output_opt",
+            is_flag=False,
+            flag_value=_KEY_IS_OUTPUT,
+            default=None,
+            help="OUT: write the result there; bare: KEY is an output, not an input.",
+        ),
+        click.option("--output-key", is_flag=True, help="KEY is an output (same as a bare --output)."),
+        click.option("--in-place", is_flag=True, help="Replace the model's own files atomically."),
+        click.option("--force", is_flag=True, help="Replace OUT if it exists."),
+        click.option("--tag-set", help="Only the meta graph with exactly these tags (comma-separated)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _target(out: str | None, output_opt: str | None, output_key: bool) -> tuple[str | None, bool]:
+    """(output directory, whether KEY is an output) from -o, --output and --output-key."""
+    if output_opt == _KEY_IS_OUTPUT:
+        return out, True
+    if out is not None and output_opt is not None:
+        raise click.UsageError("give the output directory once, with -o OUT or --output OUT")
+    return out if out is not None else output_opt, output_key
+
+
+@cli.command("set-shape", context_settings=_SHAPE_ARGS)
+@click.argument("model", type=click.Path(path_type=str))
+@click.argument("signature")
+@click.argument("key")
+@click.argument("shape")
+@_tensor_edit_options
+def set_shape_command(
+    model: str,
+    signature: str,
+    key: str,
+    shape: str,
+    out: str | None,
+    output_opt: str | None,
+    output_key: bool,
+    in_place: bool,
+    force: bool,
+    tag_set: str | None,
+) -> None:
+    """Set the shape of input KEY of SIGNATURE (of output KEY with --output).
+
+    \b
+    SHAPE is comma-separated dims, -1 or ? for an unknown dim, "" for a scalar, * for unknown
+    rank. Every place that records the shape changes (TensorInfo, placeholder, wrapper
+    function, object graph). A shape the graph contradicts is refused; a change whose effect
+    cannot be verified is made with a one-line warning.
+    Example (relax a fixed batch of 1):
+      savedmodel-surgery set-shape ./my_model fixed row -1,4 -o ./relaxed
+      savedmodel-surgery set-shape ./relaxed fixed out -1 --output --in-place
+    """
+    tags, parsed = _tags(tag_set), parse_shape(shape)
+    output, is_output = _target(out, output_opt, output_key)
+    _run_edit(
+        model,
+        output,
+        in_place,
+        force,
+        lambda m: tensor_edits.set_shape(m, signature, key, parsed, output=is_output, tag_set=tags),
+    )
+
+
+@cli.command("set-dtype")
+@click.argument("model", type=click.Path(path_type=str))
+@click.argument("signature")
+@click.argument("key")
+@click.argument("dtype")
+@_tensor_edit_options
+def set_dtype_command(
+    model: str,
+    signature: str,
+    key: str,
+    dtype: str,
+    out: str | None,
+    output_opt: str | None,
+    output_key: bool,
+    in_place: bool,
+    force: bool,
+    tag_set: str | None,
+) -> None:
+    """Set the dtype of input KEY of SIGNATURE (of output KEY with --output), inserting a Cast.
+
+    \b
+    An input takes DTYPE and is cast to the old dtype where it enters the model; an output is
+    cast to DTYPE where it leaves. Casts TensorFlow cannot do are refused; lossy ones warn.
+    Example:
+      savedmodel-surgery set-dtype ./my_model preprocess as_float float16 --output -o ./half
+    """
+    tags, parsed = _tags(tag_set), parse_dtype(dtype)
+    output, is_output = _target(out, output_opt, output_key)
+    _run_edit(
+        model,
+        output,
+        in_place,
+        force,
+        lambda m: tensor_edits.set_dtype(m, signature, key, parsed, output=is_output, tag_set=tags),
+    )
+
+
+@cli.command("rename-tensor")
+@click.argument("model", type=click.Path(path_type=str))
+@click.argument("old")
+@click.argument("new")
+@_edit_options
+def rename_tensor_command(
+    model: str, old: str, new: str, output: str | None, in_place: bool, force: bool, tag_set: str | None
+) -> None:
+    """Rename graph tensor OLD to NEW (input_x:0 -> images:0) and every reference to it.
+
+    \b
+    The node is renamed in the v1 graph with its inputs, colocations, every signature's
+    TensorInfo, collections and the saver; in a TF2 model only signature placeholders.
+    Example:
+      savedmodel-surgery rename-tensor ./tf1_model input_x:0 images:0 -o ./renamed
+    """
+    tags = _tags(tag_set)
+    _run_edit(model, output, in_place, force, lambda m: tensor_edits.rename_tensor(m, old, new, tag_set=tags))
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    """Edits' caveats as one line on stderr; other warnings as Python prints them."""
+    if issubclass(category, SurgeryWarning):
+        click.echo(f"{PROG}: warning: {message}", err=True)
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
+
+
+_default_showwarning = warnings.showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI, turn errors into one line on stderr and an exit status."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    warnings.showwarning = _show_warning
     try:
         cli.main(args=args, prog_name=PROG, standalone_mode=False)
     except Failure as failure:

@@ -5,6 +5,7 @@
     ├── SchemaError              the bytes are not a valid SavedModel proto
     ├── EditError                an edit was refused (unknown signature, name clash, ...)
     └── ConsistencyError         the result would not be a consistent SavedModel
+    SurgeryWarning               an edit was done, with a caveat (a lossy cast, an unverified shape)
 
 Messages are one line naming what is wrong and, where there is one, the fix; the CLI
 prints them as they are and exits with status 2.
@@ -31,3 +32,7 @@ class EditError(SurgeryError):
 
 class ConsistencyError(SurgeryError):
     """An edit would leave the places that define a signature disagreeing."""
+
+
+class SurgeryWarning(UserWarning):
+    """An edit was done, with a caveat the user should read (the CLI prints it in one line)."""

@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from surgery import edits
+from surgery import edits, tensor_edits
 from surgery.errors import EditError
 from surgery.io import Model
 from surgery.signatures import RESERVED_KEYS
+from surgery.tensors import parse_dtype
 
 
 class _Op(BaseModel):
@@ -130,8 +131,63 @@ class SetTags(_Op):
         edits.set_tags(model, self.old, self.new)
 
 
+class SetShape(_Op):
+    op: Literal["set-shape"]
+    signature: str
+    key: str
+    shape: list[Annotated[int, Field(ge=-1)]] | None
+    output: bool = False
+
+    def apply(self, model: Model) -> None:
+        shape = None if self.shape is None else tuple(self.shape)
+        tensor_edits.set_shape(
+            model, self.signature, self.key, shape, output=self.output, tag_set=self.tags()
+        )
+
+
+class SetDtype(_Op):
+    op: Literal["set-dtype"]
+    signature: str
+    key: str
+    dtype: str
+    output: bool = False
+
+    @field_validator("dtype")
+    @classmethod
+    def _known_dtype(cls, value: str) -> str:
+        try:
+            parse_dtype(value)
+        except EditError as err:
+            raise ValueError(str(err)) from None
+        return value
+
+    def apply(self, model: Model) -> None:
+        dtype = parse_dtype(self.dtype)
+        tensor_edits.set_dtype(
+            model, self.signature, self.key, dtype, output=self.output, tag_set=self.tags()
+        )
+
+
+class RenameTensor(_Op):
+    op: Literal["rename-tensor"]
+    old: str
+    new: str
+
+    def apply(self, model: Model) -> None:
+        tensor_edits.rename_tensor(model, self.old, self.new, tag_set=self.tags())
+
+
 Operation = Annotated[
-    RenameSignature | RenameInput | RenameOutput | RemoveSignature | CopySignature | SetMethod | SetTags,
+    RenameSignature
+    | RenameInput
+    | RenameOutput
+    | RemoveSignature
+    | CopySignature
+    | SetMethod
+    | SetTags
+    | SetShape
+    | SetDtype
+    | RenameTensor,
     Field(discriminator="op"),
 ]
 
@@ -171,6 +227,9 @@ _OP_NAMES = {
     "copy-signature",
     "set-method",
     "set-tags",
+    "set-shape",
+    "set-dtype",
+    "rename-tensor",
 }
 
 

@@ -22,12 +22,14 @@ from surgery_proto.tensorflow.core.framework import (
     node_def_pb2,
     tensor_shape_pb2,
     types_pb2,
+    variable_pb2,
 )
 from surgery_proto.tensorflow.core.protobuf import (
     fingerprint_pb2,
     meta_graph_pb2,
     saved_model_pb2,
     saved_object_graph_pb2,
+    saver_pb2,
     struct_pb2,
 )
 
@@ -48,6 +50,9 @@ SavedConcreteFunction = saved_object_graph_pb2.SavedConcreteFunction
 SavedBareConcreteFunction = saved_object_graph_pb2.SavedBareConcreteFunction
 StructuredValue = struct_pb2.StructuredValue
 TypeSpecProto = struct_pb2.TypeSpecProto
+TensorSpecProto = struct_pb2.TensorSpecProto
+VariableDef = variable_pb2.VariableDef
+SaverDef = saver_pb2.SaverDef
 
 _PREFIX_PATH = RENAME_PREFIX.rstrip(".") + "/"
 

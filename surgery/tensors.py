@@ -6,6 +6,8 @@ as TensorFlow's `TensorShape.as_list()` gives with `None` mapped to `-1`.
 
 from __future__ import annotations
 
+from typing import cast
+
 from surgery.errors import EditError
 from surgery.schema import DataType, TensorShapeProto
 
@@ -40,7 +42,7 @@ def enum_name(name: str) -> str:
     return DataType.Name(value) if value is not None else name
 
 
-def parse_dtype(text: str) -> int:
+def parse_dtype(text: str) -> DataType:
     """`float32`, `DT_FLOAT` (and `half`/`float`/`double`) to the DataType enum value."""
     key = text.strip()
     value = _BY_NAME.get(key) or _BY_NAME.get(key.lower())
@@ -48,7 +50,7 @@ def parse_dtype(text: str) -> int:
         raise EditError(
             f"unknown dtype {text!r}: use a TensorFlow dtype name such as float32, int64, string or DT_FLOAT"
         )
-    return value
+    return cast("DataType", value)
 
 
 def shape_from_proto(proto: TensorShapeProto) -> Shape:

@@ -1,0 +1,638 @@
+"""Tensor edits: a signature tensor's shape or dtype, and a graph tensor's name.
+
+Seed 003's three edits (modify an input shape, rename an input tensor, change an output type)
+without TensorFlow. Like every edit, each function validates before it touches the model, so
+a refused edit leaves it as it was. Warnings (a lossy cast, a shape change whose effect on the
+graph cannot be verified) are issued as `SurgeryWarning`s; the CLI prints them in one line.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from surgery.edits import (
+    _refuse_reserved,
+    _signature_parts,
+    _SignatureParts,
+    meta_graphs_with,
+    select_meta_graphs,
+)
+from surgery.errors import EditError, SurgeryWarning
+from surgery.io import Model
+from surgery.schema import (
+    AttrValue,
+    DataType,
+    FunctionDef,
+    MetaGraphDef,
+    NodeDef,
+    SaverDef,
+    TensorInfo,
+    TensorShapeProto,
+    TensorSpecProto,
+    VariableDef,
+)
+from surgery.shapes import Recorded, check_shape_change, more_specific
+from surgery.tensors import Shape, dtype_name, shape_from_proto, shape_to_proto
+
+PLACEHOLDER_OPS = ("Placeholder", "PlaceholderWithDefault")
+
+
+def split_tensor_name(name: str) -> tuple[str, int]:
+    """`node:1` -> ("node", 1); a bare node name is output 0 (TensorFlow's ParseTensorName)."""
+    node, sep, index = name.rpartition(":")
+    if sep and index.isdigit():
+        return node, int(index)
+    return name, 0
+
+
+@dataclass
+class _Tensor:
+    """One signature tensor in one meta graph, with every place that records it."""
+
+    meta: MetaGraphDef
+    info: TensorInfo
+    node: NodeDef | None  # the v1 graph node producing (output) or feeding (input) the tensor
+    index: int  # output index of `node`
+    parts: _SignatureParts | None  # the TF2 side; None for a TF1-style model
+    position: int  # flat position among the signature's inputs or outputs (sorted keys)
+
+
+def _tensors(
+    model: Model, signature: str, key: str, *, output: bool, tag_set: frozenset[str] | None
+) -> list[_Tensor]:
+    """Every meta graph's copy of tensor `key` of `signature`, or a one-line refusal."""
+    _refuse_reserved(signature)
+    side = "output" if output else "input"
+    found = []
+    for meta in meta_graphs_with(model, signature, tag_set):
+        keys = getattr(meta.signature_def[signature], side + "s")
+        if key not in keys:
+            raise EditError(
+                f"signature {signature!r} has no {side} {key!r}: it has {', '.join(sorted(keys)) or 'none'}"
+            )
+        info = keys[key]
+        if info.WhichOneof("encoding") != "name":
+            raise EditError(
+                f"{side} {key!r} of {signature!r} is a composite tensor ({info.WhichOneof('encoding')}): "
+                "only plain tensors can be edited this way"
+            )
+        node_name, index = split_tensor_name(info.name)
+        nodes = [n for n in meta.graph_def.node if n.name == node_name]
+        found.append(
+            _Tensor(
+                meta,
+                info,
+                nodes[0] if nodes else None,
+                index,
+                _signature_parts(meta, signature),
+                sorted(keys).index(key),
+            )
+        )
+    return found
+
+
+def _set_listed_shape(attrs: object, name: str, index: int, shape: TensorShapeProto) -> None:
+    """Set entry `index` of a list-of-shapes attr (`_output_shapes`, `_input_shapes`) if present."""
+    assert hasattr(attrs, "__contains__") and hasattr(attrs, "__getitem__")
+    if name in attrs:
+        shapes = attrs[name].list.shape
+        if index < len(shapes):
+            shapes[index].CopyFrom(shape)
+
+
+def _wrapper_arg(parts: _SignatureParts, position: int) -> str:
+    return parts.wrapper.signature.input_arg[position].name
+
+
+def _wrapper_result(parts: _SignatureParts, position: int) -> tuple[str, NodeDef | None]:
+    """The wrapper's result `position`: its output arg name and the body node returning it."""
+    name = parts.wrapper.signature.output_arg[position].name
+    node_name = parts.wrapper.ret[name].split(":")[0]
+    nodes = [n for n in parts.wrapper.node_def if n.name == node_name]
+    return name, nodes[0] if nodes else None
+
+
+def _tensor_spec(parts: _SignatureParts, key: str, output: bool) -> TensorSpecProto | None:
+    """The object graph's TensorSpec for input (or output) `key` of a signature function."""
+    if output:
+        fields = parts.concrete.output_signature.dict_value.fields
+    else:
+        values = parts.concrete.canonicalized_input_signature.tuple_value.values
+        if len(values) != 2:
+            return None
+        fields = values[1].dict_value.fields
+    if key not in fields or fields[key].WhichOneof("kind") != "tensor_spec_value":
+        return None
+    return fields[key].tensor_spec_value
+
+
+# --- set-shape ---------------------------------------------------------------------------------
+
+
+def set_shape(
+    model: Model,
+    signature: str,
+    key: str,
+    shape: Shape,
+    *,
+    output: bool = False,
+    tag_set: frozenset[str] | None = None,
+) -> Model:
+    """Declare `shape` for input (or output) `key` of `signature` everywhere it is recorded.
+
+    Relaxing (a fixed batch to -1, a dim or the rank to unknown) and tightening are done in the
+    `TensorInfo`, the placeholder's `shape` and `_output_shapes`, the wrapper function's argument
+    attrs and the object graph's TensorSpecs. A change that the graph contradicts is refused;
+    one whose effect cannot be verified is done with a warning.
+    """
+    tensors = _tensors(model, signature, key, output=output, tag_set=tag_set)
+    proto = shape_to_proto(shape)
+    side = "output" if output else "input"
+    notes: list[str] = []
+    old_shapes = {id(t): shape_from_proto(t.info.tensor_shape) for t in tensors}
+    for tensor in tensors:
+        old = old_shapes[id(tensor)]
+        wrapper = tensor.parts.wrapper if tensor.parts is not None else None
+        note = check_shape_change(
+            tensor.meta, tensor.node, wrapper, tensor.position, old, shape, output, _recorded_shape(tensor)
+        )
+        if note is not None:
+            notes.append(note)
+    for tensor in tensors:
+        tensor.info.tensor_shape.CopyFrom(proto)
+        node, parts = tensor.node, tensor.parts
+        if node is not None:
+            if not output and node.op in PLACEHOLDER_OPS:
+                node.attr["shape"].shape.CopyFrom(proto)
+            _set_listed_shape(node.attr, "_output_shapes", tensor.index, proto)
+        if parts is None:
+            continue
+        spec = _tensor_spec(parts, key, output)
+        if spec is not None:
+            spec.shape.CopyFrom(proto)
+        wrapper = parts.wrapper
+        if output:
+            _, result = _wrapper_result(parts, tensor.position)
+            if result is not None:
+                _set_listed_shape(result.attr, "_output_shapes", 0, proto)
+        else:
+            if tensor.position in wrapper.arg_attr:
+                _set_listed_shape(wrapper.arg_attr[tensor.position].attr, "_output_shapes", 0, proto)
+            _set_listed_shape(wrapper.attr, "_input_shapes", tensor.position, proto)
+            _ensure_shape(
+                wrapper, tensor.position, proto, tighten=more_specific(shape, old_shapes[id(tensor)])
+            )
+    for note in dict.fromkeys(notes):
+        warnings.warn(SurgeryWarning(f"{side} {key!r} of {signature!r}: {note}"), stacklevel=2)
+    return model
+
+
+def _ensure_shape(wrapper: FunctionDef, position: int, shape: TensorShapeProto, *, tighten: bool) -> None:
+    """Make the TF2 signature function enforce a tightened input shape, as the v1 placeholder does.
+
+    TensorFlow 2.21's `signatures[key](...)` does not check arguments against the TensorSpecs,
+    so a tightened shape is enforced by an `EnsureShape` at the wrapper's argument (one per
+    argument, updated by later edits).
+    """
+    arg = wrapper.signature.input_arg[position]
+    name = f"{arg.name}_ensure_shape"
+    existing = [n for n in wrapper.node_def if n.name == name and n.op == "EnsureShape"]
+    if existing:
+        existing[0].attr["shape"].shape.CopyFrom(shape)
+        _set_listed_shape(existing[0].attr, "_output_shapes", 0, shape)
+        return
+    if not tighten:
+        return
+    taken = {n.name for n in wrapper.node_def} | {a.name for a in wrapper.signature.input_arg}
+    if name in taken:
+        name = _unique_name(name, taken)
+    _reroute_argument(wrapper, arg.name, f"{name}:output:0")
+    node = NodeDef(name=name, op="EnsureShape", input=[arg.name])
+    node.attr["shape"].shape.CopyFrom(shape)
+    node.attr["T"].type = arg.type
+    node.attr["_output_shapes"].list.shape.add().CopyFrom(shape)
+    wrapper.node_def.append(node)
+
+
+def _reroute_argument(wrapper: FunctionDef, arg: str, target: str) -> None:
+    """Every use of argument `arg` in the wrapper's body and results reads `target` instead."""
+    for node in wrapper.node_def:
+        for i, ref in enumerate(node.input):
+            if ref in (arg, f"{arg}:0"):
+                node.input[i] = target
+    for name, ref in list(wrapper.ret.items()):
+        if ref in (arg, f"{arg}:0"):
+            wrapper.ret[name] = target
+
+
+def _recorded_shape(tensor: _Tensor) -> Recorded:
+    """The shape TensorFlow inferred for the tensor when it traced the model; False if not recorded."""
+    node = tensor.node
+    if node is None or "_output_shapes" not in node.attr:
+        return False
+    shapes = node.attr["_output_shapes"].list.shape
+    return shape_from_proto(shapes[tensor.index]) if tensor.index < len(shapes) else False
+
+
+# --- set-dtype ---------------------------------------------------------------------------------
+
+_FLOAT_MANTISSA = {"float16": 11, "bfloat16": 8, "float32": 24, "float64": 53}
+_INT_BITS = {
+    "int8": (7, True),
+    "int16": (15, True),
+    "int32": (31, True),
+    "int64": (63, True),
+    "uint8": (8, False),
+    "uint16": (16, False),
+    "uint32": (32, False),
+    "uint64": (64, False),
+}
+_COMPLEX_PART = {"complex64": "float32", "complex128": "float64"}
+CASTABLE = frozenset(["bool", *_FLOAT_MANTISSA, *_INT_BITS, *_COMPLEX_PART])
+
+
+def _float_covers(wide: str, narrow: str) -> bool:
+    """Every value of float type `narrow` is exact in float type `wide`."""
+    if wide == narrow:
+        return True
+    if "bfloat16" in (wide, narrow):  # bfloat16 has float32's range and fewer mantissa bits
+        return narrow == "bfloat16" and wide in ("float32", "float64")
+    return _FLOAT_MANTISSA[wide] > _FLOAT_MANTISSA[narrow]
+
+
+def cast_is_lossless(src: str, dst: str) -> bool:
+    """Whether TensorFlow's Cast from `src` to `dst` keeps every value exactly."""
+    if src == dst or src == "bool":
+        return True
+    if dst == "bool":
+        return False
+    if dst in _COMPLEX_PART:
+        if src in _COMPLEX_PART:
+            return _float_covers(_COMPLEX_PART[dst], _COMPLEX_PART[src])
+        return cast_is_lossless(src, _COMPLEX_PART[dst])
+    if src in _COMPLEX_PART:
+        return False  # drops the imaginary part
+    if src in _INT_BITS:
+        bits, signed = _INT_BITS[src]
+        if dst in _INT_BITS:
+            dst_bits, dst_signed = _INT_BITS[dst]
+            return not (signed and not dst_signed) and dst_bits >= bits
+        return _FLOAT_MANTISSA[dst] >= bits
+    if dst in _INT_BITS:
+        return False  # a float to an integer truncates
+    return _float_covers(dst, src)
+
+
+def _check_castable(src: str, dst: str, what: str) -> None:
+    for name in (src, dst):
+        if name not in CASTABLE:
+            raise EditError(
+                f"{what}: TensorFlow's Cast cannot convert {src} to {dst}; "
+                f"it converts between bool, integer, float and complex types only"
+            )
+
+
+def _unique_name(base: str, taken: set[str]) -> str:
+    name, n = base, 1
+    while name in taken:
+        name, n = f"{base}_{n}", n + 1
+    return name
+
+
+def _cast_node(name: str, source: str, src: DataType, dst: DataType, shapes: AttrValue | None) -> NodeDef:
+    node = NodeDef(name=name, op="Cast", input=[source])
+    node.attr["SrcT"].type = src
+    node.attr["DstT"].type = dst
+    node.attr["Truncate"].b = False
+    if shapes is not None:
+        node.attr["_output_shapes"].CopyFrom(shapes)
+    return node
+
+
+def _cast_wrapper_input(wrapper: FunctionDef, position: int, new: DataType, old: DataType) -> None:
+    """The wrapper takes `new` at argument `position` and casts it to `old` before any use."""
+    arg = wrapper.signature.input_arg[position]
+    taken = {n.name for n in wrapper.node_def} | {a.name for a in wrapper.signature.input_arg}
+    cast_name = _unique_name(f"{arg.name}_cast", taken)
+    shapes = None
+    if position in wrapper.arg_attr and "_output_shapes" in wrapper.arg_attr[position].attr:
+        shapes = wrapper.arg_attr[position].attr["_output_shapes"]
+    _reroute_argument(wrapper, arg.name, f"{cast_name}:y:0")
+    wrapper.node_def.append(_cast_node(cast_name, arg.name, new, old, shapes))
+    arg.type = new
+
+
+def _cast_wrapper_output(wrapper: FunctionDef, position: int, new: DataType, old: DataType) -> None:
+    """The wrapper's result `position` is cast from `old` to `new` on its way out."""
+    arg = wrapper.signature.output_arg[position]
+    source = wrapper.ret[arg.name]
+    taken = {n.name for n in wrapper.node_def} | {a.name for a in wrapper.signature.input_arg}
+    cast_name = _unique_name(f"{arg.name}_cast", taken)
+    producer = [n for n in wrapper.node_def if n.name == source.split(":")[0]]
+    shapes = producer[0].attr["_output_shapes"] if producer and "_output_shapes" in producer[0].attr else None
+    if shapes is not None and len(shapes.list.shape) > 1:
+        index = int(source.rsplit(":", 1)[-1]) if source.count(":") == 2 else 0
+        shapes = AttrValue(list=AttrValue.ListValue(shape=[shapes.list.shape[index]]))
+    wrapper.node_def.append(_cast_node(cast_name, source, old, new, shapes))
+    wrapper.ret[arg.name] = f"{cast_name}:y:0"
+    arg.type = new
+
+
+def _consumers(meta: MetaGraphDef, node: str, index: int) -> Iterator[tuple[NodeDef, int]]:
+    """(node, input position) of every data input in the v1 graph that reads `node:index`."""
+    refs = {f"{node}:{index}"} | ({node} if index == 0 else set())
+    for consumer in meta.graph_def.node:
+        for i, ref in enumerate(consumer.input):
+            if ref in refs:
+                yield consumer, i
+
+
+def _other_signature_using(meta: MetaGraphDef, signature: str, key: str, tensor: str) -> str | None:
+    for name, sig in meta.signature_def.items():
+        for side in (sig.inputs, sig.outputs):
+            for other_key, info in side.items():
+                if (name, other_key) != (signature, key) and tensor in _info_names(info):
+                    return f"{other_key!r} of signature {name!r}"
+    return None
+
+
+def _info_names(info: TensorInfo) -> list[str]:
+    encoding = info.WhichOneof("encoding")
+    if encoding == "name":
+        return [info.name]
+    if encoding == "coo_sparse":
+        coo = info.coo_sparse
+        return [coo.values_tensor_name, coo.indices_tensor_name, coo.dense_shape_tensor_name]
+    if encoding == "composite_tensor":
+        return [n for component in info.composite_tensor.components for n in _info_names(component)]
+    return []
+
+
+def _tensor_ref(name: str) -> str:
+    node, index = split_tensor_name(name)
+    return f"{node}:{index}"
+
+
+def set_dtype(
+    model: Model,
+    signature: str,
+    key: str,
+    dtype: DataType,
+    *,
+    output: bool = False,
+    tag_set: frozenset[str] | None = None,
+) -> Model:
+    """Give input (or output) `key` of `signature` dtype `dtype`, inserting the `Cast` that keeps it right.
+
+    An input takes the new dtype and is cast to the old one where it enters; an output is
+    cast to the new dtype where it leaves. For a TF2 model the cast goes into the signature's
+    wrapper function, which both loaders run; for a TF1 model into the v1 graph.
+    """
+    tensors = _tensors(model, signature, key, output=output, tag_set=tag_set)
+    side = "output" if output else "input"
+    what = f"{side} {key!r} of {signature!r}"
+    new_name = dtype_name(dtype)
+    plans: list[tuple[_Tensor, DataType]] = []
+    for tensor in tensors:
+        old = tensor.info.dtype
+        if old == dtype:
+            continue
+        src, dst = (dtype_name(old), new_name) if output else (new_name, dtype_name(old))
+        _check_castable(src, dst, what)
+        if tensor.node is None:
+            raise EditError(f"{what}: tensor {tensor.info.name} is not in the graph; run check")
+        if tensor.parts is None:
+            _validate_v1_cast(tensor, signature, key, output, what)
+        elif tensor.parts.call is None:
+            raise EditError(f"{what}: no call node runs the signature's function; run check")
+        plans.append((tensor, old))
+    for _, old in plans:
+        src, dst = (dtype_name(old), new_name) if output else (new_name, dtype_name(old))
+        if not cast_is_lossless(src, dst):
+            warnings.warn(
+                SurgeryWarning(f"{what}: the inserted Cast from {src} to {dst} can lose precision or range"),
+                stacklevel=2,
+            )
+            break
+    for tensor, old in plans:
+        tensor.info.dtype = dtype
+        if tensor.parts is not None:
+            _set_dtype_tf2(tensor, key, dtype, old, output)
+        else:
+            _set_dtype_v1(tensor, dtype, old, output)
+    return model
+
+
+def _set_dtype_tf2(tensor: _Tensor, key: str, dtype: DataType, old: DataType, output: bool) -> None:
+    parts = tensor.parts
+    assert parts is not None and parts.call is not None and tensor.node is not None
+    spec = _tensor_spec(parts, key, output)
+    if spec is not None:
+        spec.dtype = dtype
+    call, attr = parts.call, "Tout" if output else "Tin"
+    if output:
+        _cast_wrapper_output(parts.wrapper, tensor.position, dtype, old)
+    else:
+        _cast_wrapper_input(parts.wrapper, tensor.position, dtype, old)
+        tensor.node.attr["dtype"].type = dtype
+    types = call.attr[attr].list.type
+    types[tensor.position] = dtype
+
+
+def _validate_v1_cast(tensor: _Tensor, signature: str, key: str, output: bool, what: str) -> None:
+    assert tensor.node is not None
+    if not output:
+        if tensor.node.op != "Placeholder":
+            raise EditError(
+                f"{what}: {tensor.info.name} is fed to a {tensor.node.op} node, not a Placeholder; "
+                "only a placeholder's dtype can be changed"
+            )
+        other = _other_signature_using(tensor.meta, signature, key, _tensor_ref(tensor.info.name))
+        other = other or _other_signature_using(tensor.meta, signature, key, tensor.info.name)
+        if other is not None:
+            raise EditError(
+                f"{what}: placeholder {tensor.node.name} also feeds {other}, which would change dtype too; "
+                "change that signature's input with it in a plan"
+            )
+
+
+def _set_dtype_v1(tensor: _Tensor, dtype: DataType, old: DataType, output: bool) -> None:
+    """A TF1 graph: a Cast after the placeholder (input) or after the fetched tensor (output)."""
+    node, meta = tensor.node, tensor.meta
+    assert node is not None
+    taken = {n.name for n in meta.graph_def.node}
+    shapes = None
+    if "_output_shapes" in node.attr and tensor.index < len(node.attr["_output_shapes"].list.shape):
+        shapes = AttrValue(
+            list=AttrValue.ListValue(shape=[node.attr["_output_shapes"].list.shape[tensor.index]])
+        )
+    if output:
+        cast_name = _unique_name(f"{node.name}_as_{dtype_name(dtype)}", taken)
+        source = node.name if tensor.index == 0 else f"{node.name}:{tensor.index}"
+        meta.graph_def.node.append(_cast_node(cast_name, source, old, dtype, shapes))
+        tensor.info.name = f"{cast_name}:0"
+        return
+    cast_name = _unique_name(f"{node.name}_as_{dtype_name(old)}", taken)
+    for consumer, i in list(_consumers(meta, node.name, 0)):
+        consumer.input[i] = cast_name
+    meta.graph_def.node.append(_cast_node(cast_name, node.name, dtype, old, shapes))
+    node.attr["dtype"].type = dtype
+
+
+# --- rename-tensor -----------------------------------------------------------------------------
+
+# tensorflow/python/framework/importer.py and ops.py: what TensorFlow accepts as a node name.
+_VALID_NODE_NAME = re.compile(r"^[A-Za-z0-9.][A-Za-z0-9_.\\/>-]*$")
+
+
+def _parse_rename(old: str, new: str) -> tuple[str, str]:
+    old_node, old_index = split_tensor_name(old)
+    new_node, new_index = split_tensor_name(new)
+    if old_index != new_index:
+        raise EditError(
+            f"cannot rename {old} to {new}: a tensor keeps its output index; rename the node "
+            f"({old_node} -> {new_node}) and the index follows"
+        )
+    if not _VALID_NODE_NAME.match(new_node):
+        raise EditError(
+            f"{new_node!r} is not a name TensorFlow accepts for a node: start with a letter, digit or '.', "
+            "then letters, digits and _ . / \\ > -"
+        )
+    return old_node, new_node
+
+
+def _rename_ref(ref: str, old: str, new: str) -> str:
+    """A node input (`old`, `old:i`, `^old`) or tensor name pointing at node `old`, renamed."""
+    control = ref.startswith("^")
+    body = ref[1:] if control else ref
+    node, sep, index = body.rpartition(":")
+    if sep and index.isdigit() and node == old:
+        return f"{'^' if control else ''}{new}:{index}"
+    if body == old:
+        return f"{'^' if control else ''}{new}"
+    return ref
+
+
+def _rename_info(info: TensorInfo, old: str, new: str) -> None:
+    encoding = info.WhichOneof("encoding")
+    if encoding == "name":
+        info.name = _rename_ref(info.name, old, new)
+    elif encoding == "coo_sparse":
+        coo = info.coo_sparse
+        coo.values_tensor_name = _rename_ref(coo.values_tensor_name, old, new)
+        coo.indices_tensor_name = _rename_ref(coo.indices_tensor_name, old, new)
+        coo.dense_shape_tensor_name = _rename_ref(coo.dense_shape_tensor_name, old, new)
+    elif encoding == "composite_tensor":
+        for component in info.composite_tensor.components:
+            _rename_info(component, old, new)
+
+
+def rename_tensor(model: Model, old: str, new: str, *, tag_set: frozenset[str] | None = None) -> Model:
+    """Rename graph tensor `old` (`input_x:0`, or the node `input_x`) to `new`, and every reference to it.
+
+    Renames the node in the v1 graph of every meta graph that has it, and its references: node
+    inputs (`name`, `name:i`, `^name`), colocation attrs, every `TensorInfo` of every signature
+    (plain, `coo_sparse`, `composite_tensor`), `collection_def` and `saver_def`. In a TF2 model
+    only a signature's placeholder can be renamed: the rest of its graph lives in functions.
+    """
+    old_node, new_node = _parse_rename(old, new)
+    metas = [
+        m for m in select_meta_graphs(model, tag_set) if any(n.name == old_node for n in m.graph_def.node)
+    ]
+    if not metas:
+        raise EditError(
+            f"no node {old_node!r} in the graph of any chosen meta graph: see show for tensor names"
+        )
+    if old_node == new_node:
+        return model
+    for meta in metas:
+        if any(n.name == new_node for n in meta.graph_def.node):
+            raise EditError(f"the graph already has a node {new_node!r}: choose another name")
+        node = next(n for n in meta.graph_def.node if n.name == old_node)
+        if meta.HasField("object_graph_def") and node.op not in PLACEHOLDER_OPS:
+            raise EditError(
+                f"{old_node!r} is a {node.op} node of a TF2 model: only signature placeholders can be "
+                "renamed there (the rest of the model lives in functions that the TF2 loader rebuilds)"
+            )
+        blocked = _collections_refusal(meta, old_node)
+        if blocked is not None:
+            raise EditError(
+                f"collection {blocked!r} refers to {old_node!r} inside serialized protos this tool cannot "
+                "rewrite (control-flow contexts): rename it with TensorFlow instead"
+            )
+    colocation = (f"loc:@{old_node}".encode(), f"loc:@{new_node}".encode())
+    for meta in metas:
+        for node in meta.graph_def.node:
+            if node.name == old_node:
+                node.name = new_node
+            for i, ref in enumerate(node.input):
+                node.input[i] = _rename_ref(ref, old_node, new_node)
+            if "_class" in node.attr:
+                values = node.attr["_class"].list.s
+                for i, value in enumerate(values):
+                    if value == colocation[0]:
+                        values[i] = colocation[1]
+        for sig in meta.signature_def.values():
+            for info in [*sig.inputs.values(), *sig.outputs.values()]:
+                _rename_info(info, old_node, new_node)
+        saver = meta.saver_def
+        for field in ("filename_tensor_name", "save_tensor_name", "restore_op_name"):
+            setattr(saver, field, _rename_ref(getattr(saver, field), old_node, new_node))
+        _rename_in_collections(meta, old_node, new_node)
+    return model
+
+
+# Collections whose bytes_list entries are VariableDef protos (tf.compat.v1.GraphKeys).
+_VARIABLE_COLLECTIONS = frozenset(
+    [
+        "variables",
+        "trainable_variables",
+        "local_variables",
+        "model_variables",
+        "moving_average_variables",
+        "metric_variables",
+        "global_step",
+    ]
+)
+
+
+def _rename_in_collections(meta: MetaGraphDef, old: str, new: str) -> None:
+    """Rename node `old` in `collection_def`: node lists, VariableDefs and SaverDefs."""
+    for name, collection in meta.collection_def.items():
+        kind = collection.WhichOneof("kind")
+        if kind == "node_list":
+            values = collection.node_list.value
+            for i, ref in enumerate(values):
+                values[i] = _rename_ref(ref, old, new)
+        elif kind == "bytes_list":
+            values_b = collection.bytes_list.value
+            for i, data in enumerate(values_b):
+                values_b[i] = _rename_serialized(name, data, old, new)
+
+
+def _rename_serialized(collection: str, data: bytes, old: str, new: str) -> bytes:
+    if collection in _VARIABLE_COLLECTIONS:
+        variable = VariableDef.FromString(data)
+        for field in ("variable_name", "initial_value_name", "initializer_name", "snapshot_name"):
+            setattr(variable, field, _rename_ref(getattr(variable, field), old, new))
+        return variable.SerializeToString(deterministic=True)
+    if collection == "savers":
+        saver = SaverDef.FromString(data)
+        for field in ("filename_tensor_name", "save_tensor_name", "restore_op_name"):
+            setattr(saver, field, _rename_ref(getattr(saver, field), old, new))
+        return saver.SerializeToString(deterministic=True)
+    return data
+
+
+def _collections_refusal(meta: MetaGraphDef, old: str) -> str | None:
+    """A collection that refers to `old` in a form this module cannot rewrite (control-flow contexts)."""
+    needle = old.encode()
+    for name, collection in meta.collection_def.items():
+        if collection.WhichOneof("kind") != "bytes_list" or name in _VARIABLE_COLLECTIONS | {"savers"}:
+            continue
+        if any(needle in data for data in collection.bytes_list.value):
+            return name
+    return None
