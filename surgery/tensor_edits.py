@@ -81,16 +81,13 @@ def _tensors(
             )
         node_name, index = split_tensor_name(info.name)
         nodes = [n for n in meta.graph_def.node if n.name == node_name]
-        found.append(
-            _Tensor(
-                meta,
-                info,
-                nodes[0] if nodes else None,
-                index,
-                _signature_parts(meta, signature),
-                sorted(keys).index(key),
+        parts = _signature_parts(meta, signature)
+        if parts is not None and _tensor_spec(parts, key, output) is None:
+            raise EditError(
+                f"{side} {key!r} of {signature!r} has no TensorSpec of its own in the object graph "
+                "(part of a nested or composite structure): it cannot be edited on its own"
             )
-        )
+        found.append(_Tensor(meta, info, nodes[0] if nodes else None, index, parts, sorted(keys).index(key)))
     return found
 
 

@@ -198,9 +198,10 @@ def test_set_shape_cli_refusal_is_one_line_and_writes_nothing(tmp_path: Path) ->
 # --- set-dtype ---------------------------------------------------------------------------------
 
 
-def _retype(cases: Cases, side: str, key: str, dtype: str) -> Cases:
+def _retype(cases: Cases, side: str, key: str, dtype: str, *, composite: str | None = None) -> Cases:
+    """Cases with `key` of `dtype`; where a case gives the composite value instead, its dtype."""
     for case in cases:
-        case[side][key]["dtype"] = dtype
+        case[side][key if key in case[side] else composite or key]["dtype"] = dtype
     return cases
 
 
@@ -393,3 +394,89 @@ def test_rename_tensor_cli_and_tag_set(tmp_path: Path) -> None:
     metas = {",".join(m.meta_info_def.tags): m for m in surgery.load(out).proto.meta_graphs}
     assert metas["serve,gpu"].signature_def["predict"].inputs["x"].name == "images:0"
     assert metas["serve"].signature_def["predict"].inputs["x"].name == "input_x:0"
+
+
+# --- every fixture kind ------------------------------------------------------------------------
+
+MATRIX = [
+    # fixture, signature, edits as (function, key, value, output), retyped cases as (side, key, dtype)
+    (
+        "example_model",
+        "capture_fn",
+        [(set_dtype, "x", "float64", False), (set_dtype, "output_0", "float64", True)],
+    ),
+    (
+        "keras_functional",
+        "serving_default",
+        [(set_dtype, "feat_b", "float64", False), (set_shape, "feat_a", (-1, -1), False)],
+    ),
+    (
+        "keras_functional",
+        "serve",
+        [(set_dtype, "output_0", "float64", True), (set_shape, "feat_b", (2, 2), False)],
+    ),
+    (
+        "keras2_legacy",
+        "serving_default",
+        [(set_dtype, "features", "float16", False), (set_dtype, "logits", "float64", True)],
+    ),
+    ("keras2_legacy", "serving_default", [(set_shape, "features", (3, 3), False)]),
+    (
+        "lookup_asset",
+        "serving_default",
+        [(set_dtype, "ids", "int32", True), (set_shape, "words", (5,), False)],
+    ),
+    # TF 2.21 flattens composite arguments into one TensorSpec per component: sp_1 is the values
+    (
+        "composite",
+        "serving_default",
+        [(set_dtype, "rg_sum", "float64", True), (set_dtype, "sp_1", "float64", False)],
+    ),
+]
+
+
+@pytest.mark.parametrize(("fixture", "signature", "steps"), MATRIX, ids=[f"{m[0]}-{m[1]}" for m in MATRIX])
+def test_tensor_edits_on_every_fixture_kind(
+    oracle: Oracle, tmp_path: Path, fixture: str, signature: str, steps: list[tuple[Any, str, Any, bool]]
+) -> None:
+    """Each edit on a real export of each kind: check clean, both loaders serve the recorded numbers."""
+
+    def edit(model: Model) -> None:
+        for function, key, value, output in steps:
+            if function is set_dtype:
+                set_dtype(model, signature, key, parse_dtype(value), output=output)
+            else:
+                set_shape(model, signature, key, value, output=output)
+
+    out, _ = _edit(tmp_path, fixture, edit)
+    cases = _cases(fixture, signature)
+    assert cases
+    for function, key, value, output in steps:
+        if function is set_dtype:  # some cases give the SparseTensor `sp`, whose values are sp_1
+            _retype(cases, "outputs" if output else "inputs", key, value, composite="sp")
+    # float16 inputs hold the fixture's values exactly only to float16 precision
+    assert_serves(oracle, out, cases, rel=1e-2 if any(s[2] == "float16" for s in steps) else 1e-6)
+
+
+def test_tighten_then_relax_updates_the_one_ensure_shape(oracle: Oracle, tmp_path: Path) -> None:
+    """The second edit reuses the EnsureShape the first added: batch 1 serves again through TF2."""
+    out, _ = _edit(
+        tmp_path,
+        "module_multi",
+        lambda m: (
+            set_shape(m, "serving_default", "a", (2, 3)),
+            set_shape(m, "serving_default", "a", (-1, 3)),
+        ),
+    )
+    wrapper_nodes = [
+        n.op
+        for f in surgery.load(out).proto.meta_graphs[0].graph_def.library.function
+        if f.signature.name == "__inference_signature_wrapper_serve_33"
+        for n in f.node_def
+    ]
+    assert wrapper_nodes.count("EnsureShape") == 1
+    one = _cases("module_multi", "serving_default")[0]
+    for key in ("a", "b"):
+        one["inputs"][key]["value"] = one["inputs"][key]["value"][:1]
+    one["outputs"] = {k: {**v, "shape": [1, 3], "value": v["value"][:1]} for k, v in one["outputs"].items()}
+    assert_serves(oracle, out, [one])
