@@ -359,21 +359,7 @@ def apply_command(
         parsed = load_plan(plan)
         _run_edit(patterns[0], output, in_place, force, parsed.apply)
         return
-    _apply_batch(patterns, plan, output, in_place, suffix, output_root, force, jobs, as_json)
-
-
-def _apply_batch(
-    patterns: list[str],
-    plan: str,
-    output: str | None,
-    in_place: bool,
-    suffix: str | None,
-    output_root: str | None,
-    force: bool,
-    jobs: int | None,
-    as_json: bool,
-) -> None:
-    """`apply` over several models: everything is checked before the first model is touched."""
+    # Several models: everything is checked before the first model is touched.
     if [output is not None, in_place, suffix is not None, output_root is not None].count(True) != 1:
         raise click.UsageError(
             "give one of --suffix SUFFIX, --output-root DIR or --in-place (or -o OUT for one model)"
@@ -398,15 +384,21 @@ def _apply_batch(
     if created is not None and failed == len(results):
         with contextlib.suppress(OSError):
             created.rmdir()  # nothing was written into the root this run made
+    _print_summary(results, as_json)
+    if failed:
+        raise Failure(1)
+
+
+def _print_summary(results: list[BatchResult], as_json: bool) -> None:
+    """One line per model and a count, or the --json summary."""
+    failed = sum(not r.ok for r in results)
     if as_json:
         ok = len(results) - failed
         _print_json({"results": [r.model_dump() for r in results], "ok": ok, "failed": failed})
-    else:
-        for r in results:
-            click.echo(f"ok   {r.model} -> {r.output}" if r.ok else f"FAIL {r.model}: {r.error}")
-        click.echo(f"{len(results)} model(s): {len(results) - failed} written, {failed} failed")
-    if failed:
-        raise Failure(1)
+        return
+    for r in results:
+        click.echo(f"ok   {r.model} -> {r.output}" if r.ok else f"FAIL {r.model}: {r.error}")
+    click.echo(f"{len(results)} model(s): {len(results) - failed} written, {failed} failed")
 
 
 def _make_root(output_root: str | None) -> Path | None:
