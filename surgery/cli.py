@@ -6,23 +6,35 @@ reported in one line on stderr (a traceback only with --debug).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
 import traceback
 import warnings
-from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
 
 from surgery import __version__, edits, tensor_edits
+from surgery.batch import (
+    BatchResult,
+    Target,
+    apply_plan,
+    batch_targets,
+    edit_model,
+    expand_models,
+    finding_line,
+    is_pattern,
+)
 from surgery.check import Finding, check
 from surgery.diff import diff
 from surgery.edits import parse_tag_set
-from surgery.errors import ConsistencyError, SurgeryError, SurgeryWarning
-from surgery.io import Model, load, save
-from surgery.plans import load_plan
+from surgery.errors import SavedModelIOError, SurgeryError, SurgeryWarning
+from surgery.io import Model, load
+from surgery.plans import Plan, load_plan
 from surgery.schema import TENSORFLOW_VERSION
 from surgery.show import show_json, show_text
 from surgery.tensors import parse_dtype, parse_shape
@@ -76,8 +88,7 @@ def show(model: str, as_json: bool) -> None:
 
 
 def _finding_line(finding: Finding) -> str:
-    where = f"[{','.join(finding.tags)}]" + (f" {finding.signature!r}" if finding.signature else "")
-    return f"{where} {finding.code}: {finding.message}"
+    return finding_line(finding)
 
 
 @cli.command("check")
@@ -125,19 +136,7 @@ def _run_edit(
     """Load, edit, refuse a result that `check` finds newly inconsistent, then write."""
     if in_place == (output is not None):
         raise click.UsageError("give either -o/--output OUT or --in-place")
-    model = load(model_path)
-    # Problems the model already had are not the edit's: compare counts per kind, since a
-    # rename legitimately changes the key an existing finding names.
-    before = Counter(f.code for f in check(model).findings)
-    edit(model)
-    after = check(model).findings
-    grown = {code for code, n in Counter(f.code for f in after).items() if n > before[code]}
-    new = [f for f in after if f.code in grown]
-    if new:
-        raise ConsistencyError(
-            f"the edit would leave the model inconsistent ({_finding_line(new[0])}); nothing written"
-        )
-    written = save(model, output, in_place=in_place, force=force)
+    written = edit_model(model_path, edit, output, in_place=in_place, force=force)
     click.echo(f"wrote {written}", err=True)
 
 
@@ -306,15 +305,33 @@ def set_tags_command(
 
 
 @cli.command("apply")
-@click.argument("model", type=click.Path(path_type=str))
-@click.argument("plan", type=click.Path(path_type=str))
+@click.argument("paths", metavar="MODEL... PLAN", nargs=-1, type=click.Path(path_type=str))
 @click.option(
     "-o", "--output", type=click.Path(path_type=str), help="Write the result to this new directory."
 )
-@click.option("--in-place", is_flag=True, help="Replace the model's own files atomically.")
-@click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
-def apply_command(model: str, plan: str, output: str | None, in_place: bool, force: bool) -> None:
-    """Apply the edits of a PLAN file (JSON or YAML) as one edit.
+@click.option("--in-place", is_flag=True, help="Replace each model's own files atomically.")
+@click.option("--suffix", help="Write each model's result beside it, to <model><SUFFIX>.")
+@click.option(
+    "--output-root",
+    type=click.Path(path_type=str),
+    help="Write each model's result to DIR/<name of the model's directory>.",
+)
+@click.option("--force", is_flag=True, help="Replace outputs that exist.")
+@click.option(
+    "-j", "--jobs", type=click.IntRange(min=1), help="Worker processes for several models [default: CPUs]."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary of the run.")
+def apply_command(
+    paths: tuple[str, ...],
+    output: str | None,
+    in_place: bool,
+    suffix: str | None,
+    output_root: str | None,
+    force: bool,
+    jobs: int | None,
+    as_json: bool,
+) -> None:
+    """Apply the edits of a PLAN file (JSON or YAML) as one edit, to one model or many.
 
     \b
     The plan is validated whole before anything is touched; if any operation is refused or
@@ -324,9 +341,86 @@ def apply_command(model: str, plan: str, output: str | None, in_place: bool, for
         - {op: rename-input, signature: predict, old: input_1, new: images}
     Example:
       savedmodel-surgery apply ./my_model plan.yaml -o ./patched
+
+    \b
+    Several models (paths, or glob patterns such as 'models/*' expanded here when the shell
+    did not) are edited in parallel, each as one edit, each result written with --suffix
+    beside its model, under --output-root, or --in-place. A model that fails does not stop
+    the others. A summary line per model follows; exit status 0 when every model was
+    written, 1 when some failed (like check and diff, 1 means the run found failures),
+    2 for bad usage or a bad plan, when nothing is touched.
+      savedmodel-surgery apply 'models/*' plan.yaml --output-root ./patched --jobs 4
     """
+    if not paths:
+        raise click.MissingParameter(param_type="argument", param_hint="'MODEL'")
+    if len(paths) == 1:
+        raise click.MissingParameter(param_type="argument", param_hint="'PLAN'")
+    *patterns, plan = paths
+    several = len(patterns) > 1 or any(is_pattern(p) for p in patterns)
+    if not (several or suffix is not None or output_root is not None or as_json):
+        parsed = load_plan(plan)
+        _run_edit(patterns[0], output, in_place, force, parsed.apply)
+        return
+    # Several models: everything is checked before the first model is touched.
+    if [output is not None, in_place, suffix is not None, output_root is not None].count(True) != 1:
+        raise click.UsageError(
+            "give one of --suffix SUFFIX, --output-root DIR or --in-place (or -o OUT for one model)"
+        )
+    if suffix is not None and (not suffix or os.sep in suffix):
+        raise click.BadParameter(f"{suffix!r}: give a non-empty name without '/'", param_hint="--suffix")
+    if os.path.isdir(plan):
+        raise click.UsageError(f"PLAN {plan} is a directory: the last argument must be the plan file")
     parsed = load_plan(plan)
-    _run_edit(model, output, in_place, force, parsed.apply)
+    models = expand_models(patterns)
+    if output is not None and len(models) > 1:
+        raise click.UsageError(
+            f"-o/--output takes one model, not {len(models)}: use --suffix, --output-root or --in-place"
+        )
+    if output is not None:
+        targets = [Target(models[0], output)]
+    else:
+        targets = batch_targets(models, suffix=suffix, output_root=output_root)
+    created = _make_root(output_root)
+    results = _run_with_progress(parsed, targets, force, jobs)
+    failed = sum(not r.ok for r in results)
+    if created is not None and failed == len(results):
+        with contextlib.suppress(OSError):
+            created.rmdir()  # nothing was written into the root this run made
+    _print_summary(results, as_json)
+    if failed:
+        raise Failure(1)
+
+
+def _print_summary(results: list[BatchResult], as_json: bool) -> None:
+    """One line per model and a count, or the --json summary."""
+    failed = sum(not r.ok for r in results)
+    if as_json:
+        ok = len(results) - failed
+        _print_json({"results": [r.model_dump() for r in results], "ok": ok, "failed": failed})
+        return
+    for r in results:
+        warned = "".join(f" (warning: {w})" for w in r.warnings)
+        click.echo(f"ok   {r.model} -> {r.output}{warned}" if r.ok else f"FAIL {r.model}: {r.error}")
+    click.echo(f"{len(results)} model(s): {len(results) - failed} written, {failed} failed")
+
+
+def _make_root(output_root: str | None) -> Path | None:
+    """Create the --output-root directory if needed; returns it when this run created it."""
+    if output_root is None or os.path.isdir(output_root):
+        return None
+    try:
+        os.makedirs(output_root)
+    except OSError as err:
+        raise SavedModelIOError(f"cannot create {output_root}: {err.strerror or err}") from None
+    return Path(output_root)
+
+
+def _run_with_progress(plan: Plan, targets: list[Target], force: bool, jobs: int | None) -> list[BatchResult]:
+    """Run the batch, with a progress bar on stderr when it is a terminal."""
+    if not sys.stderr.isatty():
+        return apply_plan(plan, targets, force=force, jobs=jobs)
+    with click.progressbar(length=len(targets), label="apply", file=sys.stderr) as bar:
+        return apply_plan(plan, targets, force=force, jobs=jobs, on_result=lambda _: bar.update(1))
 
 
 @cli.command("diff")

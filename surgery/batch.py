@@ -1,0 +1,220 @@
+"""Editing models on disk: one model, or one plan over many models in parallel worker processes.
+
+`edit_model` is what every edit command runs: load, edit, refuse a result that `check` finds newly
+inconsistent, save. `apply_plan` runs it for many models, each in a worker process; one failing
+model does not stop the others, and nothing is written for it.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import signal
+import warnings
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from surgery.check import Finding, check
+from surgery.errors import ConsistencyError, SavedModelIOError, SurgeryError, SurgeryWarning
+from surgery.io import Model, load, save
+from surgery.plans import Plan
+
+
+def finding_line(finding: Finding) -> str:
+    """One line for a check finding: `[tags] 'signature' code: message`."""
+    where = f"[{','.join(finding.tags)}]" + (f" {finding.signature!r}" if finding.signature else "")
+    return f"{where} {finding.code}: {finding.message}"
+
+
+def edit_model(
+    path: str | os.PathLike[str],
+    edit: Callable[[Model], object],
+    output: str | os.PathLike[str] | None = None,
+    *,
+    in_place: bool = False,
+    force: bool = False,
+) -> Path:
+    """Load the model at `path`, `edit` it, refuse a newly inconsistent result, then save it.
+
+    Returns the directory written. Raises a `SurgeryError` (nothing written) when the model
+    cannot be read, the edit is refused, the result would be inconsistent, or the write fails.
+    """
+    model = load(path)
+    # Problems the model already had are not the edit's: compare counts per kind, since a
+    # rename legitimately changes the key an existing finding names.
+    before = Counter(f.code for f in check(model).findings)
+    edit(model)
+    after = check(model).findings
+    grown = {code for code, n in Counter(f.code for f in after).items() if n > before[code]}
+    new = [f for f in after if f.code in grown]
+    if new:
+        raise ConsistencyError(
+            f"the edit would leave the model inconsistent ({finding_line(new[0])}); nothing written"
+        )
+    return save(model, output, in_place=in_place, force=force)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One model of a batch and where its result goes (`None`: in place)."""
+
+    model: str
+    output: str | None
+
+
+class BatchResult(BaseModel):
+    """What happened to one model of a batch: `output` is the directory written, if any."""
+
+    model: str
+    output: str | None
+    ok: bool
+    error: str | None = None
+    warnings: list[str] = []
+
+
+def is_pattern(path: str) -> bool:
+    """Whether `path` is a glob pattern the shell left unexpanded (and no file has that name)."""
+    return glob.has_magic(path) and not os.path.lexists(path)
+
+
+def expand_models(patterns: Sequence[str]) -> list[str]:
+    """Model paths from paths and glob patterns the shell left unexpanded, in order, without repeats.
+
+    A pattern is expanded only when no file of that literal name exists; one that matches
+    nothing is an error.
+    """
+    models: list[str] = []
+    seen: set[str] = set()
+    for pattern in patterns:
+        if is_pattern(pattern):
+            matches = sorted(glob.glob(pattern))
+            if not matches:
+                raise SavedModelIOError(f"no model matches {pattern!r}: check the pattern")
+        else:
+            matches = [pattern]
+        for match in matches:
+            key = os.path.realpath(match)
+            if key not in seen:
+                seen.add(key)
+                models.append(match)
+    return models
+
+
+def _normalized(model: str) -> str:
+    path = os.path.normpath(model)
+    return path if os.path.basename(path) not in ("", ".", "..") else os.path.abspath(path)
+
+
+def batch_targets(
+    models: Sequence[str], *, suffix: str | None = None, output_root: str | None = None
+) -> list[Target]:
+    """Where each model's result goes: `<model><suffix>` beside it, `<output_root>/<name>`, or in place.
+
+    Refuses, before anything is touched, two models mapped onto one output and an output that
+    is itself one of the models.
+    """
+    if suffix is not None and output_root is not None:
+        raise SavedModelIOError("give a suffix or an output root, not both")
+    if suffix is None and output_root is None:
+        return [Target(model, None) for model in models]
+    targets: list[Target] = []
+    for model in models:
+        name = _normalized(model)
+        if suffix is not None:
+            targets.append(Target(model, name + suffix))
+        else:
+            assert output_root is not None
+            targets.append(Target(model, os.path.join(output_root, os.path.basename(name))))
+    inputs = {os.path.realpath(t.model): t.model for t in targets}
+    claimed: dict[str, str] = {}
+    for target in targets:
+        assert target.output is not None
+        key = os.path.realpath(target.output)
+        if key in claimed:
+            raise SavedModelIOError(
+                f"{claimed[key]} and {target.model} would both be written to {target.output}: "
+                "rename one, or use --suffix"
+            )
+        if key in inputs:
+            raise SavedModelIOError(
+                f"the output {target.output} of {target.model} is the input {inputs[key]}: "
+                "choose another suffix or output root"
+            )
+        claimed[key] = target.model
+    return targets
+
+
+def _one_line(err: BaseException, model: str) -> str:
+    message = str(err).splitlines()[0] if str(err) else type(err).__name__
+    return message.removeprefix(f"{model}: ")
+
+
+def apply_one(plan: Plan, target: Target, *, force: bool = False) -> BatchResult:
+    """Apply `plan` to one model with `edit_model`; a failure becomes the result's one-line error.
+
+    The edits' caveats (`SurgeryWarning`s) are collected into the result, not printed by workers.
+    """
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", SurgeryWarning)
+            written = edit_model(
+                target.model, plan.apply, target.output, in_place=target.output is None, force=force
+            )
+    except SurgeryError as err:
+        return BatchResult(model=target.model, output=None, ok=False, error=_one_line(err, target.model))
+    except Exception as err:  # a bug: reported for this model, the others go on
+        error = f"internal error: {type(err).__name__}: {_one_line(err, target.model)}"
+        return BatchResult(model=target.model, output=None, ok=False, error=error)
+    notes = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, SurgeryWarning)))
+    return BatchResult(model=target.model, output=str(written), ok=True, warnings=notes)
+
+
+def _ignore_interrupts() -> None:
+    """Workers leave Ctrl-C to the parent, which cancels what has not started."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def apply_plan(
+    plan: Plan,
+    targets: Sequence[Target],
+    *,
+    force: bool = False,
+    jobs: int | None = None,
+    on_result: Callable[[BatchResult], None] | None = None,
+) -> list[BatchResult]:
+    """Apply `plan` to every target in up to `jobs` worker processes (default: one per CPU).
+
+    Returns one result per target, in the targets' order; `on_result` is called as each one
+    finishes. With one job (or one target) the work runs in this process.
+    """
+    workers = min(jobs or os.cpu_count() or 1, len(targets))
+    report = on_result or (lambda result: None)
+    if workers <= 1:
+        results = []
+        for target in targets:
+            results.append(apply_one(plan, target, force=force))
+            report(results[-1])
+        return results
+    done: dict[int, BatchResult] = {}
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_ignore_interrupts)
+    try:
+        futures: dict[Future[BatchResult], int] = {
+            pool.submit(apply_one, plan, target, force=force): index for index, target in enumerate(targets)
+        }
+        for future in as_completed(futures):
+            index = futures[future]
+            try:
+                result = future.result()
+            except Exception as err:  # the worker process died (killed, out of memory)
+                model = targets[index].model
+                result = BatchResult(model=model, output=None, ok=False, error=f"worker failed: {err}")
+            done[index] = result
+            report(result)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return [done[index] for index in range(len(targets))]

@@ -1,0 +1,370 @@
+"""Batch runs: one plan over a fleet of models, in parallel workers, with one kind failing on purpose.
+
+The fleet is COPIES copies of every fixture model. The plan renames `serving_default` to `serve`,
+then prefixes every key with `v2_`; keras_functional already has a `serve` signature, so its first
+operation is refused and its copies must fail without stopping (or touching) the others.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import surgery
+from conftest import (
+    FIXTURE_NAMES,
+    FIXTURES,
+    ROOT,
+    Oracle,
+    assert_serves,
+    copy_fixture,
+    expected_cases,
+    run_cli,
+    tree_bytes,
+)
+from surgery.batch import BatchResult, Target, apply_plan, batch_targets
+from surgery.check import check
+from surgery.errors import SavedModelIOError
+from surgery.plans import load_plan
+from surgery.signatures import RESERVED_KEYS
+
+COPIES = 8
+FAILING = "keras_functional"
+FAILURE = "operations[0] (rename-signature): regex maps 'serving_default' onto the existing signature 'serve'"
+PLAN = """\
+operations:
+  - {op: rename-signature, regex: "^serving_default$", new: serve}
+  - {op: rename-signature, regex: "^(.+)$", new: "v2_\\\\1"}
+"""
+PREFIX = "savedmodel-surgery: error: "
+
+
+def _renamed(key: str) -> str:
+    return key if key in RESERVED_KEYS else "v2_" + ("serve" if key == "serving_default" else key)
+
+
+def _kind(model: Path) -> str:
+    return model.name.rsplit("_", 1)[0]
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Path:
+    root = tmp_path / "fleet"
+    root.mkdir()
+    for name in FIXTURE_NAMES:
+        for i in range(COPIES):
+            shutil.copytree(FIXTURES / name, root / f"{name}_{i}")
+    return root
+
+
+@pytest.fixture
+def plan(tmp_path: Path) -> Path:
+    path = tmp_path / "plan.yaml"
+    path.write_text(PLAN)
+    return path
+
+
+def _models(fleet: Path) -> list[Path]:
+    return sorted(p for p in fleet.iterdir() if p.is_dir())
+
+
+def assert_edited(out: Path, kind: str) -> None:
+    """`out` is the plan's result for a model of `kind`: check clean, every key renamed as planned."""
+    edited = surgery.load(out)
+    report = check(edited)
+    assert report.ok, (out, report.findings)
+    source = surgery.load(FIXTURES / kind).proto.meta_graphs
+    assert len(edited.proto.meta_graphs) == len(source)
+    for before, after in zip(source, edited.proto.meta_graphs, strict=True):
+        assert list(after.meta_info_def.tags) == list(before.meta_info_def.tags)
+        assert sorted(after.signature_def) == sorted(map(_renamed, before.signature_def)), out
+    # Everything but the model file and its fingerprint is carried over as it was.
+    others = {k: v for k, v in tree_bytes(out).items() if k not in ("saved_model.pb", "fingerprint.pb")}
+    assert others == {
+        k: v for k, v in tree_bytes(FIXTURES / kind).items() if k not in ("saved_model.pb", "fingerprint.pb")
+    }
+
+
+def assert_untouched(model: Path) -> None:
+    assert tree_bytes(model) == tree_bytes(FIXTURES / _kind(model)), f"{model} was modified"
+
+
+def assert_usage_error(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    assert result.stdout == "" and "Traceback" not in result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(PREFIX), line
+    return line.removeprefix(PREFIX)
+
+
+def _snapshot(root: Path) -> tuple[list[str], dict[str, bytes]]:
+    """Every entry under `root` (directories too) and every file's bytes."""
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*")), tree_bytes(root)
+
+
+def _renamed_cases(kind: str) -> list[dict[str, Any]]:
+    return [{**case, "signature": _renamed(case["signature"])} for case in expected_cases(kind)]
+
+
+def test_a_fleet_under_an_output_root(oracle: Oracle, fleet: Path, plan: Path, tmp_path: Path) -> None:
+    """A quoted glob, expanded by the tool; every output checked, a few run in TensorFlow."""
+    out = tmp_path / "out"
+    result = run_cli("apply", f"{fleet}/*", plan, "--output-root", out, "-j", "2")
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == ""  # no progress bar when stderr is not a terminal
+    models = _models(fleet)
+    assert len(models) == COPIES * len(FIXTURE_NAMES) >= 50
+    lines = result.stdout.splitlines()
+    assert len(lines) == len(models) + 1
+    failed = [m for m in models if _kind(m) == FAILING]
+    assert lines[-1] == f"{len(models)} model(s): {len(models) - len(failed)} written, {len(failed)} failed"
+    for model, line in zip(models, lines, strict=False):
+        assert_untouched(model)
+        if model in failed:
+            assert line == f"FAIL {model}: {FAILURE}"
+            assert not (out / model.name).exists()
+        else:
+            assert line == f"ok   {model} -> {out / model.name}"
+            assert_edited(out / model.name, _kind(model))
+    assert sorted(p.name for p in out.iterdir()) == sorted(m.name for m in models if m not in failed)
+    for kind in FIXTURE_NAMES:
+        if kind != FAILING:
+            assert_serves(oracle, out / f"{kind}_0", _renamed_cases(kind))
+
+
+def test_json_summary_with_a_suffix(fleet: Path, plan: Path) -> None:
+    """Paths as a shell would expand them; results in the order given."""
+    models = _models(fleet)[::-1]
+    result = run_cli("apply", *models, plan, "--suffix", "_v2", "--json", "-j", "2")
+    assert result.returncode == 1, result.stderr
+    summary = json.loads(result.stdout)
+    failed = [m for m in models if _kind(m) == FAILING]
+    assert (summary["ok"], summary["failed"]) == (len(models) - len(failed), len(failed))
+    assert [r["model"] for r in summary["results"]] == [str(m) for m in models]
+    for model, entry in zip(models, summary["results"], strict=True):
+        assert_untouched(model)
+        output = Path(f"{model}_v2")
+        if model in failed:
+            assert entry == {
+                "model": str(model),
+                "output": None,
+                "ok": False,
+                "error": FAILURE,
+                "warnings": [],
+            }
+            assert not output.exists()
+        else:
+            assert entry == {
+                "model": str(model),
+                "output": str(output),
+                "ok": True,
+                "error": None,
+                "warnings": [],
+            }
+            assert_edited(output, _kind(model))
+
+
+def test_in_place(oracle: Oracle, fleet: Path, plan: Path) -> None:
+    result = run_cli("apply", f"{fleet}/*", plan, "--in-place", "-j", "2")
+    assert result.returncode == 1, result.stderr
+    for model in _models(fleet):
+        if _kind(model) == FAILING:
+            assert f"FAIL {model}: {FAILURE}" in result.stdout
+            assert_untouched(model)
+        else:
+            assert f"ok   {model} -> {model}\n" in result.stdout
+            assert_edited(model, _kind(model))
+    assert not [p for p in fleet.rglob("*") if "surgery-" in p.name]  # no temporary files left
+    assert_serves(oracle, fleet / "module_multi_3", _renamed_cases("module_multi"))
+
+
+def test_all_written_exits_0_in_one_process_or_several(fleet: Path, plan: Path, tmp_path: Path) -> None:
+    for jobs in ("1", "2"):
+        out = tmp_path / f"out{jobs}"
+        result = run_cli(
+            "apply", f"{fleet}/module_multi_*", f"{fleet}/tf1_*", plan, "--output-root", out, "-j", jobs
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.splitlines()[-1] == f"{2 * COPIES} model(s): {2 * COPIES} written, 0 failed"
+        for model in [*fleet.glob("module_multi_*"), *fleet.glob("tf1_*")]:
+            assert_edited(out / model.name, _kind(model))
+
+
+def test_globs_are_expanded_once_and_taken_literally_when_a_file_has_that_name(
+    fleet: Path, plan: Path, tmp_path: Path
+) -> None:
+    odd = shutil.copytree(FIXTURES / "module_multi", tmp_path / "odd[1]")
+    result = run_cli(
+        "apply", f"{fleet}/module_multi_*", fleet / "module_multi_0", odd, plan, "--suffix", ".x"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == f"{COPIES + 1} model(s): {COPIES + 1} written, 0 failed"
+    assert_edited(tmp_path / "odd[1].x", "module_multi")
+    assert len(list(fleet.glob("*.x"))) == COPIES
+    nothing = run_cli("apply", f"{fleet}/nope_*", fleet / "module_multi_0", plan, "--suffix", ".y")
+    assert assert_usage_error(nothing) == f"no model matches '{fleet}/nope_*': check the pattern"
+    assert not list(fleet.glob("*.y"))
+
+
+def test_output_root_collision_is_refused_upfront(plan: Path, tmp_path: Path) -> None:
+    for side in ("a", "b"):
+        shutil.copytree(FIXTURES / "module_multi", tmp_path / side / "model")
+    out = tmp_path / "out"
+    result = run_cli("apply", tmp_path / "a" / "model", tmp_path / "b" / "model", plan, "--output-root", out)
+    message = assert_usage_error(result)
+    assert message == (
+        f"{tmp_path / 'a' / 'model'} and {tmp_path / 'b' / 'model'} would both be written to "
+        f"{out / 'model'}: rename one, or use --suffix"
+    )
+    assert not out.exists()
+
+
+def test_an_output_that_is_another_input_is_refused(fleet: Path, plan: Path) -> None:
+    renamed = fleet / "module_multi_0_v2"
+    shutil.copytree(FIXTURES / "module_multi", renamed)
+    result = run_cli("apply", fleet / "module_multi_0", renamed, plan, "--suffix", "_v2", "--force")
+    assert "is the input" in assert_usage_error(result)
+    assert_untouched(fleet / "module_multi_0")
+    assert tree_bytes(renamed) == tree_bytes(FIXTURES / "module_multi")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["-o", "OUT"], "-o/--output takes one model, not 3: use --suffix, --output-root or --in-place"),
+        ([], "give one of --suffix SUFFIX, --output-root DIR or --in-place (or -o OUT for one model)"),
+        (["--suffix", "_x", "--in-place"], "give one of --suffix SUFFIX, --output-root DIR or --in-place"),
+        (["--suffix", ""], "Invalid value for --suffix: '': give a non-empty name without '/'"),
+        (["--suffix", "_x", "-j", "0"], "0 is not in the range x>=1"),
+    ],
+)
+def test_usage_errors_touch_nothing(fleet: Path, plan: Path, options: list[str], message: str) -> None:
+    before = _snapshot(fleet.parent)
+    result = run_cli(
+        "apply",
+        f"{fleet}/composite_[0-2]",
+        plan,
+        *[fleet.parent / "OUT" if o == "OUT" else o for o in options],
+    )
+    assert message in assert_usage_error(result)
+    assert _snapshot(fleet.parent) == before
+
+
+def test_the_last_path_must_be_the_plan(fleet: Path) -> None:
+    result = run_cli(
+        "apply", fleet / "composite_0", fleet / "composite_1", fleet / "composite_2", "--in-place"
+    )
+    assert assert_usage_error(result) == (
+        f"PLAN {fleet / 'composite_2'} is a directory: the last argument must be the plan file (see --help)"
+    )
+
+
+@pytest.mark.parametrize("mode", [["--output-root", "OUT"], ["--suffix", "_v2"], ["--in-place"]])
+def test_a_bad_plan_writes_nothing(fleet: Path, tmp_path: Path, mode: list[str]) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("operations:\n  - {op: set-method, signature: serving_default}\n")
+    before = _snapshot(tmp_path)
+    result = run_cli("apply", f"{fleet}/*", bad, *[tmp_path / "out" if m == "OUT" else m for m in mode])
+    assert assert_usage_error(result) == "bad plan: operations[0].method: Field required"
+    assert _snapshot(tmp_path) == before
+
+
+def test_the_single_model_form_is_unchanged(plan: Path, tmp_path: Path) -> None:
+    """One model and -o or --in-place: `wrote OUT` on stderr, and a refused plan is exit 2."""
+    out = tmp_path / "out"
+    result = run_cli("apply", FIXTURES / "module_multi", plan, "-o", out)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", f"wrote {out}\n")
+    assert_edited(out, "module_multi")
+    refused = run_cli("apply", FIXTURES / FAILING, plan, "-o", tmp_path / "refused")
+    assert assert_usage_error(refused) == FAILURE
+    assert not (tmp_path / "refused").exists()
+    neither = run_cli("apply", FIXTURES / "module_multi", plan)
+    assert assert_usage_error(neither) == "give either -o/--output OUT or --in-place (see --help)"
+
+
+def test_a_progress_bar_on_a_terminal(fleet: Path, plan: Path, tmp_path: Path) -> None:
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "surgery",
+            "apply",
+            f"{fleet}/module_multi_*",
+            plan,
+            "--output-root",
+            tmp_path / "o",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        cwd=ROOT,
+        text=True,
+    )
+    os.close(follower)
+    terminal = b""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if not select.select([leader], [], [], 1)[0]:
+            continue
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # EIO: the process closed the terminal
+            break
+        if not chunk:
+            break
+        terminal += chunk
+    os.close(leader)
+    stdout, _ = process.communicate(timeout=60)
+    assert process.returncode == 0
+    assert b"apply" in terminal and b"100%" in terminal
+    assert stdout.splitlines()[-1] == f"{COPIES} model(s): {COPIES} written, 0 failed"
+
+
+def test_library_api(fleet: Path, tmp_path: Path) -> None:
+    """apply_plan: results in the targets' order, one callback each, the same in one process or two."""
+    (tmp_path / "plan.yaml").write_text(PLAN)
+    plan = load_plan(tmp_path / "plan.yaml")
+    models = [str(m) for m in _models(fleet) if _kind(m) in ("module_multi", FAILING)]
+    runs: list[list[BatchResult]] = []
+    for jobs in (1, 2):
+        seen: list[BatchResult] = []
+        targets = batch_targets(models, output_root=str(tmp_path / f"out{jobs}"))
+        (tmp_path / f"out{jobs}").mkdir()
+        results = apply_plan(plan, targets, jobs=jobs, on_result=seen.append)
+        assert sorted(r.model for r in seen) == sorted(models)
+        assert [r.model for r in results] == models
+        runs.append(results)
+    assert [(r.ok, r.error) for r in runs[0]] == [(r.ok, r.error) for r in runs[1]]
+    assert [r.ok for r in runs[0]] == [_kind(Path(m)) != FAILING for m in models]
+    assert batch_targets(["a/m/", "b"], suffix=".x") == [Target("a/m/", "a/m.x"), Target("b", "b.x")]
+    with pytest.raises(SavedModelIOError, match="would both be written to"):
+        batch_targets(["a/m", "b/m"], output_root="out")
+
+
+def test_warnings_of_each_model_are_in_its_summary_line(tmp_path: Path) -> None:
+    """A lossy cast warns once per model, on that model's line (and in --json), not from the workers."""
+    models = [copy_fixture("module_multi", tmp_path / str(i)) for i in range(3)]
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(
+        "operations:\n  - {op: set-dtype, signature: fixed, key: out, dtype: float16, output: true}\n"
+    )
+    result = run_cli("apply", *models, plan, "--suffix", "_half", "-j", "2")
+    assert result.returncode == 0, result.stderr
+    warning = "output 'out' of 'fixed': the inserted Cast from float32 to float16 can lose precision or range"
+    assert result.stdout.splitlines() == [
+        *(f"ok   {m} -> {m}_half (warning: {warning})" for m in models),
+        "3 model(s): 3 written, 0 failed",
+    ]
+    assert "warning" not in result.stderr
+    summary = json.loads(run_cli("apply", *models, plan, "--suffix", "_h2", "--json").stdout)
+    assert [r["warnings"] for r in summary["results"]] == [[warning]] * 3
