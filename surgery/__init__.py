@@ -1,7 +1,14 @@
 """savedmodel-surgery: edit TensorFlow SavedModels on disk with protobuf alone."""
 
 from surgery.check import CheckReport, Finding, check
-from surgery.errors import ConsistencyError, EditError, SavedModelIOError, SchemaError, SurgeryError
+from surgery.errors import (
+    ConsistencyError,
+    EditError,
+    SavedModelIOError,
+    SchemaError,
+    SurgeryError,
+    SurgeryWarning,
+)
 from surgery.io import Model, load, save
 
 __version__ = "0.1.0"
@@ -15,6 +22,7 @@ __all__ = [
     "SavedModelIOError",
     "SchemaError",
     "SurgeryError",
+    "SurgeryWarning",
     "__version__",
     "check",
     "load",

@@ -41,6 +41,13 @@ def test_shell_examples_run(tmp_path: Path) -> None:
     planned = surgery.load(work / "planned_model").proto.meta_graphs[0].signature_def
     assert sorted(planned["v2_masked"].outputs) == ["beta", "zeta"]
     assert planned["v2_preprocess"].method_name == "tensorflow/serving/regress"
+    relaxed = surgery.load(work / "relaxed_model").proto.meta_graphs[0].signature_def["fixed"]
+    assert [d.size for d in relaxed.inputs["row"].tensor_shape.dim] == [-1, 4]
+    assert [d.size for d in relaxed.outputs["out"].tensor_shape.dim] == [-1]
+    half = surgery.load(work / "half_model").proto.meta_graphs[0].signature_def["preprocess"]
+    assert half.outputs["as_float"].dtype == 19  # DT_HALF
+    renamed = surgery.load(work / "tensor_renamed").proto.meta_graphs[0].signature_def["serving_default"]
+    assert renamed.inputs["a"].name == "images:0"
 
 
 def test_python_example_runs(tmp_path: Path) -> None:
