@@ -26,7 +26,7 @@ from surgery.signatures import (
     user_keys,
     v1_signatures,
 )
-from surgery.tensors import dtype_name, shape_from_proto
+from surgery.tensors import dtype_name, shape_from_proto, split_tensor_name
 
 
 class Finding(BaseModel):
@@ -74,14 +74,6 @@ def check_meta_graph(meta: MetaGraphDef) -> list[Finding]:
 Problem = tuple[str, str | None, str]
 
 
-def _split_tensor_name(name: str) -> tuple[str, int]:
-    """`node:3` -> (node, 3), as TensorFlow's ParseTensorName: ASCII digits after the last colon."""
-    node, colon, index = name.rpartition(":")
-    if colon and node and index and all("0" <= c <= "9" for c in index):
-        return node.lstrip("^"), int(index)
-    return name.lstrip("^"), 0
-
-
 def _output_count(node: NodeDef) -> int | None:
     """How many outputs a node has, where the node says so itself."""
     if node.op in CALL_OPS and "Tout" in node.attr:
@@ -98,7 +90,7 @@ def _graph_references(meta: MetaGraphDef, nodes: dict[str, NodeDef]) -> Iterator
             for io_key, info in sorted(infos.items()):
                 where = f"{side} {io_key!r}"
                 for tensor in tensor_names(info):
-                    node_name, index = _split_tensor_name(tensor)
+                    node_name, index = split_tensor_name(tensor)
                     node = nodes.get(node_name)
                     if node is None:
                         yield "missing-tensor", key, f"{where}: tensor {tensor!r} names no node of the graph"
@@ -310,7 +302,7 @@ def _call_nodes(
     """The v1 graph's call node for a signature calls its TF2 wrapper, fed and read in key order."""
     for key in sorted(set(tf2) & set(v1)):
         outputs = v1[key].outputs
-        callers = {_split_tensor_name(s.name)[0] for s in outputs.values() if s.name}
+        callers = {split_tensor_name(s.name)[0] for s in outputs.values() if s.name}
         if len(callers) != 1:
             continue
         node = nodes.get(callers.pop())
@@ -324,14 +316,14 @@ def _call_nodes(
                 f"{node.name} calls {called!r}, the TF2 signature uses {tf2[key].function!r}",
             )
         for i, (name, spec) in enumerate(sorted(outputs.items())):
-            if spec.name and _split_tensor_name(spec.name)[1] != i:
+            if spec.name and split_tensor_name(spec.name)[1] != i:
                 yield (
                     "call-node",
                     key,
                     f"output {name!r} is {spec.name}, but sorted key order puts it at {node.name}:{i}",
                 )
         for i, feed in enumerate(node.input[: len(node.attr["Tin"].list.type)] if "Tin" in node.attr else []):
-            source = nodes.get(_split_tensor_name(feed)[0])
+            source = nodes.get(split_tensor_name(feed)[0])
             if source is not None and source.op == "Placeholder" and "dtype" in source.attr:
                 fed, taken = source.attr["dtype"].type, node.attr["Tin"].list.type[i]
                 if fed != taken:
@@ -341,8 +333,8 @@ def _call_nodes(
                         f"{node.name} input {i} takes {dtype_name(taken)}, placeholder {source.name} is "
                         f"{dtype_name(fed)}",
                     )
-        feeds = [_split_tensor_name(s.name)[0] for _, s in sorted(v1[key].inputs.items()) if s.name]
-        if [_split_tensor_name(i)[0] for i in node.input[: len(feeds)]] != feeds:
+        feeds = [split_tensor_name(s.name)[0] for _, s in sorted(v1[key].inputs.items()) if s.name]
+        if [split_tensor_name(i)[0] for i in node.input[: len(feeds)]] != feeds:
             yield (
                 "call-node",
                 key,

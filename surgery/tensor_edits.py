@@ -35,17 +35,10 @@ from surgery.schema import (
     VariableDef,
 )
 from surgery.shapes import Recorded, check_shape_change, more_specific
-from surgery.tensors import Shape, dtype_name, shape_from_proto, shape_to_proto
+from surgery.signatures import tensor_names
+from surgery.tensors import Shape, dtype_name, shape_from_proto, shape_to_proto, split_tensor_name
 
 PLACEHOLDER_OPS = ("Placeholder", "PlaceholderWithDefault")
-
-
-def split_tensor_name(name: str) -> tuple[str, int]:
-    """`node:1` -> ("node", 1); a bare node name is output 0 (TensorFlow's ParseTensorName)."""
-    node, sep, index = name.rpartition(":")
-    if sep and index.isdigit():
-        return node, int(index)
-    return name, 0
 
 
 @dataclass
@@ -348,29 +341,15 @@ def _consumers(meta: MetaGraphDef, node: str, index: int) -> Iterator[tuple[Node
 
 
 def _other_signature_using(meta: MetaGraphDef, signature: str, key: str, tensor: str) -> str | None:
+    """Another signature input or output that reads graph tensor `tensor` (`node` and `node:0` alike)."""
+    wanted = split_tensor_name(tensor)
     for name, sig in meta.signature_def.items():
         for side in (sig.inputs, sig.outputs):
             for other_key, info in side.items():
-                if (name, other_key) != (signature, key) and tensor in _info_names(info):
+                names = {split_tensor_name(n) for n in tensor_names(info)}
+                if (name, other_key) != (signature, key) and wanted in names:
                     return f"{other_key!r} of signature {name!r}"
     return None
-
-
-def _info_names(info: TensorInfo) -> list[str]:
-    encoding = info.WhichOneof("encoding")
-    if encoding == "name":
-        return [info.name]
-    if encoding == "coo_sparse":
-        coo = info.coo_sparse
-        return [coo.values_tensor_name, coo.indices_tensor_name, coo.dense_shape_tensor_name]
-    if encoding == "composite_tensor":
-        return [n for component in info.composite_tensor.components for n in _info_names(component)]
-    return []
-
-
-def _tensor_ref(name: str) -> str:
-    node, index = split_tensor_name(name)
-    return f"{node}:{index}"
 
 
 def set_dtype(
@@ -447,8 +426,7 @@ def _validate_v1_cast(tensor: _Tensor, signature: str, key: str, output: bool, w
                 f"{what}: {tensor.info.name} is fed to a {tensor.node.op} node, not a Placeholder; "
                 "only a placeholder's dtype can be changed"
             )
-        other = _other_signature_using(tensor.meta, signature, key, _tensor_ref(tensor.info.name))
-        other = other or _other_signature_using(tensor.meta, signature, key, tensor.info.name)
+        other = _other_signature_using(tensor.meta, signature, key, tensor.info.name)
         if other is not None:
             raise EditError(
                 f"{what}: placeholder {tensor.node.name} also feeds {other}, which would change dtype too; "

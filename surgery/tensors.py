@@ -96,3 +96,12 @@ def format_shape(shape: Shape) -> str:
     if shape is None:
         return "unknown_rank"
     return "(" + ", ".join(str(d) for d in shape) + ")"
+
+
+def split_tensor_name(name: str) -> tuple[str, int]:
+    """`node:3` -> ("node", 3) as TensorFlow's ParseTensorName: ASCII digits after the last colon
+    are the output index, otherwise the whole name is the node (output 0); a leading `^` goes."""
+    node, colon, index = name.rpartition(":")
+    if colon and node and index and all("0" <= c <= "9" for c in index):
+        return node.lstrip("^"), int(index)
+    return name.lstrip("^"), 0

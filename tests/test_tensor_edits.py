@@ -13,6 +13,7 @@ import pytest
 
 import surgery
 from conftest import FIXTURES, Oracle, assert_serves, expected_cases, run_cli, tree_bytes
+from surgery import edits
 from surgery.check import check
 from surgery.errors import EditError, SurgeryWarning
 from surgery.fingerprint import compute_fingerprint
@@ -480,3 +481,13 @@ def test_tighten_then_relax_updates_the_one_ensure_shape(oracle: Oracle, tmp_pat
         one["inputs"][key]["value"] = one["inputs"][key]["value"][:1]
     one["outputs"] = {k: {**v, "shape": [1, 3], "value": v["value"][:1]} for k, v in one["outputs"].items()}
     assert_serves(oracle, out, [one])
+
+
+def test_a_placeholder_two_signatures_feed_keeps_its_dtype() -> None:
+    """In a TF1 graph the cast goes after the placeholder, which a copied signature also feeds."""
+    model = surgery.load(FIXTURES / "tf1_two_metagraphs")
+    edits.copy_signature(model, "predict", "predict_alias", tag_set=frozenset(["serve"]))
+    before = model.serialize()
+    with pytest.raises(EditError, match="placeholder input_x also feeds 'x' of signature 'predict_alias'"):
+        set_dtype(model, "predict", "x", parse_dtype("float64"), tag_set=frozenset(["serve"]))
+    assert model.serialize() == before
