@@ -34,7 +34,9 @@ demo: $(VENV)/.installed
 	rm -rf $(DEMO)
 	$(BIN)/savedmodel-surgery show $(FIXTURES)/module_multi
 	$(BIN)/savedmodel-surgery rename-signature $(FIXTURES)/module_multi serving_default predict -o $(DEMO)
+	$(BIN)/savedmodel-surgery set-shape $(DEMO) fixed row -1,4 --in-place
 	$(BIN)/savedmodel-surgery check $(DEMO)
+	$(BIN)/savedmodel-surgery diff $(FIXTURES)/module_multi $(DEMO) || test $$? -eq 1
 	$(BIN)/savedmodel-surgery show $(DEMO) --json
 
 lint: $(VENV)/.installed
