@@ -136,6 +136,8 @@ def _run_edit(
             f"the edit would leave the model inconsistent ({_finding_line(new[0])}); nothing written"
         )
     written = save(model, output, in_place=in_place, force=force)
+    for warning in model.warnings:
+        click.echo(f"{PROG}: warning: {warning}", err=True)
     click.echo(f"wrote {written}", err=True)
 
 

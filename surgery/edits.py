@@ -29,6 +29,7 @@ from surgery.signatures import (
     RESERVED_KEYS,
     composite_inputs,
     flat_names,
+    keras_io_names,
     signature_map_node,
     tensor_spec,
 )
@@ -467,7 +468,22 @@ def _rename_key(
             _rename_struct_keys(parts.concrete.output_signature, renames)
             if reorder:
                 _permute_outputs(meta, parts, perm)
+    _warn_keras(model, side, old, new)
     return model
+
+
+def _warn_keras(model: Model, side: str, old: str, new: str) -> None:
+    """A Keras 2 model keeps its own input/output names in keras_metadata.pb, which no edit changes."""
+    names = keras_io_names(model.path)
+    if names is None or old not in names[0 if side == "inputs" else 1]:
+        return
+    kind, attr = ("input", "input_names") if side == "inputs" else ("output", "output_names")
+    warning = (
+        f"keras_metadata.pb still names the Keras model {kind} {old!r}: tf_keras.models.load_model "
+        f"keeps it in model.{attr} (and a Keras re-save writes serving_default with it), not {new!r}"
+    )
+    if warning not in model.warnings:
+        model.warnings.append(warning)
 
 
 def rename_input(

@@ -48,6 +48,8 @@ class Model:
     path: Path
     format: Format = "pb"
     source: bytes = field(default=b"", repr=False)
+    warnings: list[str] = field(default_factory=list, repr=False)
+    """One line each: what an edit could not keep consistent (the CLI prints them to stderr)."""
 
     @property
     def edited(self) -> bool:

@@ -11,7 +11,10 @@ These are pydantic models so that `show --json` and `check` share one typed desc
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -26,11 +29,13 @@ from surgery.schema import (
     TypeSpecProto,
 )
 from surgery.tensors import dtype_name, shape_from_proto
+from surgery.wire import LENGTH, WireError, iter_fields
 
 INIT_OP_KEY = "__saved_model_init_op"
 TRAIN_OP_KEY = "__saved_model_train_op"
 RESERVED_KEYS = (INIT_OP_KEY, TRAIN_OP_KEY)
 CALL_OPS = ("PartitionedCall", "StatefulPartitionedCall")
+KERAS_METADATA = "keras_metadata.pb"
 
 
 class _Model(BaseModel):
@@ -454,3 +459,71 @@ def user_keys(keys: Iterable[str]) -> list[str]:
     """Signature keys without the reserved init/train op keys."""
     return sorted(k for k in keys if k not in RESERVED_KEYS)
 
+
+# --- Keras 2 (tf-keras) ----------------------------------------------------------------
+
+
+def _layer_refs(value: Any) -> Iterable[str]:
+    """Layer names in a Functional config's `input_layers`/`output_layers` ([name, node, tensor])."""
+    if isinstance(value, list) and len(value) == 3 and isinstance(value[0], str):
+        yield value[0]
+    elif isinstance(value, list):
+        for item in value:
+            yield from _layer_refs(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _layer_refs(item)
+
+
+def _save_spec_names(value: Any) -> Iterable[str]:
+    """The names of the TensorSpecs in a serialized `full_save_spec` (what a re-save traces with)."""
+    if isinstance(value, dict):
+        if value.get("type_spec") == "tf.TensorSpec":
+            items = (value.get("serialized") or {}).get("items") or []
+            if len(items) == 3 and isinstance(items[2], str):
+                yield items[2]
+        for item in value.values():
+            yield from _save_spec_names(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _save_spec_names(item)
+
+
+def keras_io_names(model_dir: Path) -> tuple[set[str], set[str]] | None:
+    """The input and output names of the Keras model a tf-keras `keras_metadata.pb` describes.
+
+    The file is tf-keras's SavedMetadata (nodes = 1; each node_id = 2, node_path = 3,
+    identifier = 4, metadata = 5, a JSON string), read with the wire reader. The root's
+    metadata holds the model config that `tf_keras.models.load_model` rebuilds the model from:
+    its input and output layers name the model's `input_names` and `output_names`, which a
+    Keras re-save uses as serving_default's keys. None when there is no such file.
+    """
+    path = model_dir / KERAS_METADATA
+    if not path.is_file():
+        return None
+    inputs: set[str] = set()
+    outputs: set[str] = set()
+    try:
+        data = path.read_bytes()
+        for number, wire_type, _, start, end in iter_fields(data, 0, len(data)):
+            if number != 1 or wire_type != LENGTH:
+                continue
+            node = {n: data[s:e] for n, w, _, s, e in iter_fields(data, start, end) if w == LENGTH}
+            if node.get(3) != b"root":
+                continue
+            metadata = json.loads(node.get(5, b"{}"))
+            config = metadata.get("config") or {}
+            inputs.update(_layer_refs(config.get("input_layers", [])))
+            outputs.update(_layer_refs(config.get("output_layers", [])))
+            layers = config.get("layers") or []
+            if metadata.get("class_name") == "Sequential" and layers:
+                inputs.update(
+                    layer.get("config", {}).get("name", "")
+                    for layer in layers
+                    if layer.get("class_name") == "InputLayer"
+                )
+                outputs.add(layers[-1].get("config", {}).get("name", ""))
+            inputs.update(_save_spec_names(metadata.get("full_save_spec")))
+    except (OSError, WireError, ValueError, AttributeError, TypeError):
+        pass  # unreadable: nothing can be said about the Keras names
+    return inputs - {""}, outputs - {""}
