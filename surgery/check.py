@@ -19,6 +19,7 @@ from surgery.signatures import (
     Signature,
     TensorSpec,
     TF2Signature,
+    flat_names,
     function_library,
     signature_map_node,
     tensor_names,
@@ -227,6 +228,8 @@ def _compare_specs(
         yield f"{side}-keys", key, f"{side} {name!r} is in the TF2 {side} signature but not in signature_def"
     for name in sorted(set(v1) & set(tf2)):
         a, b = v1[name], tf2[name]
+        if _composite(a) or _composite(b):
+            continue  # a SparseTensorSpec and a coo_sparse TensorInfo describe dtype and shape differently
         if a.dtype != b.dtype:
             yield (
                 f"{side}-dtype",
@@ -239,6 +242,10 @@ def _compare_specs(
                 key,
                 f"{side} {name!r}: signature_def says {_fmt(a.shape)}, TF2 TensorSpec {_fmt(b.shape)}",
             )
+
+
+def _composite(spec: TensorSpec) -> bool:
+    return spec.coo_sparse is not None or spec.components is not None or spec.type_spec is not None
 
 
 def _wrappers(
@@ -277,17 +284,24 @@ def _wrappers(
                             f"{sig.function} argument {i} ({args[i].name}) has shape {_fmt(shape)}, input "
                             f"{name!r} is {_fmt(spec.shape)}",
                         )
+        if key not in v1:
+            continue  # reported as signature-keys; only signature_def says how a composite flattens
         results = function.signature.output_arg
-        outputs = v1[key].outputs if key in v1 else sig.outputs
-        if len(results) != len(outputs):
+        outputs = v1[key].outputs
+        count = sum(len(flat_names(spec)) for spec in outputs.values())
+        if len(results) != count:
             yield (
                 "wrapper-outputs",
                 key,
-                f"{sig.function} returns {len(results)} value(s), the signature has {len(outputs)}",
+                f"{sig.function} returns {len(results)} value(s), the signature has {count}"
+                + (f" (its {len(outputs)} outputs flattened)" if count != len(outputs) else ""),
             )
             continue
-        for i, (name, spec) in enumerate(sorted(outputs.items())):
-            if dtype_name(results[i].type) != spec.dtype:
+        offset = 0
+        for name, spec in sorted(outputs.items()):
+            i = offset
+            offset += len(flat_names(spec))
+            if not _composite(spec) and dtype_name(results[i].type) != spec.dtype:
                 yield (
                     "wrapper-outputs",
                     key,
@@ -301,8 +315,9 @@ def _call_nodes(
 ) -> Iterator[Problem]:
     """The v1 graph's call node for a signature calls its TF2 wrapper, fed and read in key order."""
     for key in sorted(set(tf2) & set(v1)):
-        outputs = v1[key].outputs
-        callers = {split_tensor_name(s.name)[0] for s in outputs.values() if s.name}
+        outputs = sorted(v1[key].outputs.items())
+        flat = [(name, tensor) for name, spec in outputs for tensor in flat_names(spec)]
+        callers = {split_tensor_name(tensor)[0] for _, tensor in flat}
         if len(callers) != 1:
             continue
         node = nodes.get(callers.pop())
@@ -315,12 +330,12 @@ def _call_nodes(
                 key,
                 f"{node.name} calls {called!r}, the TF2 signature uses {tf2[key].function!r}",
             )
-        for i, (name, spec) in enumerate(sorted(outputs.items())):
-            if spec.name and split_tensor_name(spec.name)[1] != i:
+        for i, (name, tensor) in enumerate(flat):
+            if split_tensor_name(tensor)[1] != i:
                 yield (
                     "call-node",
                     key,
-                    f"output {name!r} is {spec.name}, but sorted key order puts it at {node.name}:{i}",
+                    f"output {name!r} is {tensor}, but sorted key order puts it at {node.name}:{i}",
                 )
         for i, feed in enumerate(node.input[: len(node.attr["Tin"].list.type)] if "Tin" in node.attr else []):
             source = nodes.get(split_tensor_name(feed)[0])

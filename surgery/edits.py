@@ -7,13 +7,14 @@ model as it was. The CLI and plan runner are thin layers over these functions.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+import warnings
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
 from google.protobuf.message import Message
 
-from surgery.errors import EditError
+from surgery.errors import EditError, SurgeryWarning
 from surgery.io import Model
 from surgery.schema import (
     FunctionDef,
@@ -22,8 +23,17 @@ from surgery.schema import (
     SavedBareConcreteFunction,
     SavedConcreteFunction,
     StructuredValue,
+    TensorInfo,
 )
-from surgery.signatures import CALL_OPS, RESERVED_KEYS, signature_map_node
+from surgery.signatures import (
+    CALL_OPS,
+    RESERVED_KEYS,
+    composite_inputs,
+    flat_names,
+    keras_io_names,
+    signature_map_node,
+    tensor_spec,
+)
 
 T = TypeVar("T")
 M = TypeVar("M", bound=Message)
@@ -243,11 +253,22 @@ def _signature_parts(meta: MetaGraphDef, key: str) -> _SignatureParts | None:
     )
 
 
-def _permutation(keys: Iterable[str], old: str, new: str) -> tuple[list[str], list[int]]:
-    """New sorted keys, and for each new position the old position whose value moves there."""
-    before = sorted(keys)
-    after = sorted(new if k == old else k for k in before)
-    return after, [before.index(old if k == new else k) for k in after]
+def _permutation(
+    before: list[str], renames: dict[str, str], sizes: dict[str, int]
+) -> tuple[list[str], list[int]]:
+    """New sorted keys, and for each new flat position the old flat position whose value moves there.
+
+    Keys are flattened in sorted order, each over `sizes[key]` positions (a composite output
+    spans several).
+    """
+    starts: dict[str, int] = {}
+    offset = 0
+    for key in before:
+        starts[key] = offset
+        offset += sizes[key]
+    source = {renames.get(key, key): key for key in before}
+    after = sorted(source)
+    return after, [starts[source[key]] + j for key in after for j in range(sizes[source[key]])]
 
 
 def _copy(message: M) -> M:
@@ -260,12 +281,15 @@ def _permute(items: list[T], perm: list[int]) -> list[T]:
     return [items[i] for i in perm] + items[len(perm) :]
 
 
-def _rename_struct_key(value: StructuredValue, old: str, new: str) -> None:
-    """Rename a key of a StructuredValue dict, and the name of the TensorSpec under it."""
+def _rename_struct_keys(value: StructuredValue, renames: dict[str, str]) -> None:
+    """Rename keys of a StructuredValue dict together, and the names of the TensorSpecs under them."""
     fields = value.dict_value.fields
-    if old in fields:
-        fields[new].CopyFrom(fields[old])
-        del fields[old]
+    moved = {new: _copy(fields[old]) for old, new in renames.items() if old in fields}
+    for old in renames:
+        if old in fields:
+            del fields[old]
+    for new, field in moved.items():
+        fields[new].CopyFrom(field)
         if fields[new].WhichOneof("kind") == "tensor_spec_value":
             fields[new].tensor_spec_value.name = new
 
@@ -324,8 +348,23 @@ def _permute_inputs(parts: _SignatureParts, after: list[str], perm: list[int]) -
         _permute_list_attr(call, "Tin", "type", perm)
 
 
+def _remap_tensor_info(info: TensorInfo, remap: Callable[[str], str]) -> None:
+    """Apply `remap` to every tensor name a TensorInfo holds (composite components included)."""
+    encoding = info.WhichOneof("encoding")
+    if encoding == "name":
+        info.name = remap(info.name)
+    elif encoding == "coo_sparse":
+        coo = info.coo_sparse
+        coo.values_tensor_name = remap(coo.values_tensor_name)
+        coo.indices_tensor_name = remap(coo.indices_tensor_name)
+        coo.dense_shape_tensor_name = remap(coo.dense_shape_tensor_name)
+    elif encoding == "composite_tensor":
+        for component in info.composite_tensor.components:
+            _remap_tensor_info(component, remap)
+
+
 def _permute_outputs(meta: MetaGraphDef, parts: _SignatureParts, perm: list[int]) -> None:
-    """Reorder the wrapper's results; the call node's outputs and every `call:i` reference follow."""
+    """Reorder the wrapper's flat results; the call node's outputs and every `call:i` reference follow."""
     wrapper = parts.wrapper
     results = _permute([_copy(a) for a in wrapper.signature.output_arg], perm)
     del wrapper.signature.output_arg[:]
@@ -348,8 +387,7 @@ def _permute_outputs(meta: MetaGraphDef, parts: _SignatureParts, perm: list[int]
             node.input[i] = remap(ref)
     for sig in meta.signature_def.values():
         for info in [*sig.inputs.values(), *sig.outputs.values()]:
-            if info.WhichOneof("encoding") == "name":
-                info.name = remap(info.name)
+            _remap_tensor_info(info, remap)
 
 
 def _rename_fullargspec(spec_value: StructuredValue, before: list[str], after: list[str]) -> None:
@@ -360,6 +398,21 @@ def _rename_fullargspec(spec_value: StructuredValue, before: list[str], after: l
             if names == before:
                 for value, name in zip(pair.value.list_value.values, after, strict=True):
                     value.string_value = name
+
+
+def _composite_renames(
+    meta: MetaGraphDef, parts: _SignatureParts, signature: str, old: str, new: str
+) -> dict[str, str]:
+    """The input keys a rename of `old` moves: a composite's components go with it (sp_1 -> new_1)."""
+    for group in composite_inputs(meta, parts.wrapper, meta.signature_def[signature].inputs):
+        if old == group[0]:
+            return {key: new if i == 0 else f"{new}_{i}" for i, key in enumerate(group)}
+        if old in group:
+            raise EditError(
+                f"input {old!r} of signature {signature!r} is component {group.index(old)} of the composite "
+                f"input {group[0]!r} ({', '.join(group)}): rename {group[0]!r}, which renames them together"
+            )
+    return {old: new}
 
 
 def _rename_key(
@@ -377,36 +430,60 @@ def _rename_key(
             raise EditError(
                 f"signature {signature!r} has no {kind} {old!r}: it has {', '.join(sorted(keys)) or 'none'}"
             )
-        if new in keys and new != old:
-            raise EditError(f"signature {signature!r} already has an {kind} {new!r}: choose another key")
-        plans.append((meta, _signature_parts(meta, signature)))
+        parts = _signature_parts(meta, signature)
+        renames = {old: new}
+        if side == "inputs" and parts is not None:
+            renames = _composite_renames(meta, parts, signature, old, new)
+        clash = [target for target in renames.values() if target in keys and target not in renames]
+        if clash:
+            raise EditError(f"signature {signature!r} already has an {kind} {clash[0]!r}: choose another key")
+        plans.append((meta, parts, renames))
     if old == new:
         return model
-    for meta, parts in plans:
+    for meta, parts, renames in plans:
         keys = getattr(meta.signature_def[signature], side)
         before = sorted(keys)
-        after, perm = _permutation(before, old, new)
-        keys[new].CopyFrom(keys[old])
-        del keys[old]
+        sizes = {key: len(flat_names(tensor_spec(keys[key]))) if side == "outputs" else 1 for key in before}
+        after, perm = _permutation(before, renames, sizes)
+        moved = {target: _copy(keys[key]) for key, target in renames.items()}
+        for key in renames:
+            del keys[key]
+        for target, info in moved.items():
+            keys[target].CopyFrom(info)
         if parts is None:
             continue
         reorder = perm != list(range(len(perm)))
         if side == "inputs":
             signature_args = parts.concrete.canonicalized_input_signature.tuple_value.values
             if len(signature_args) == 2:
-                _rename_struct_key(signature_args[1], old, new)
+                _rename_struct_keys(signature_args[1], renames)
             _rename_fullargspec(parts.bare.function_spec.fullargspec, before, after)
             if reorder:
                 _permute_inputs(parts, after, perm)
             else:
                 del parts.bare.argument_keywords[:]
                 parts.bare.argument_keywords.extend(after)
-            _rename_wrapper_arg(parts.wrapper, after.index(new), new)
+            for target in renames.values():
+                _rename_wrapper_arg(parts.wrapper, after.index(target), target)
         else:
-            _rename_struct_key(parts.concrete.output_signature, old, new)
+            _rename_struct_keys(parts.concrete.output_signature, renames)
             if reorder:
                 _permute_outputs(meta, parts, perm)
+    _warn_keras(model, side, old, new)
     return model
+
+
+def _warn_keras(model: Model, side: str, old: str, new: str) -> None:
+    """A Keras 2 model keeps its own input/output names in keras_metadata.pb, which no edit changes."""
+    names = keras_io_names(model.path)
+    if names is None or old not in names[0 if side == "inputs" else 1]:
+        return
+    kind, attr = ("input", "input_names") if side == "inputs" else ("output", "output_names")
+    warning = (
+        f"keras_metadata.pb still names the Keras model {kind} {old!r}: tf_keras.models.load_model "
+        f"keeps it in model.{attr} (and a Keras re-save writes serving_default with it), not {new!r}"
+    )
+    warnings.warn(SurgeryWarning(warning), stacklevel=3)
 
 
 def rename_input(

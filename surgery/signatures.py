@@ -11,7 +11,10 @@ These are pydantic models so that `show --json` and `check` share one typed desc
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -26,11 +29,13 @@ from surgery.schema import (
     TypeSpecProto,
 )
 from surgery.tensors import dtype_name, shape_from_proto
+from surgery.wire import LENGTH, WireError, iter_fields
 
 INIT_OP_KEY = "__saved_model_init_op"
 TRAIN_OP_KEY = "__saved_model_train_op"
 RESERVED_KEYS = (INIT_OP_KEY, TRAIN_OP_KEY)
 CALL_OPS = ("PartitionedCall", "StatefulPartitionedCall")
+KERAS_METADATA = "keras_metadata.pb"
 
 
 class _Model(BaseModel):
@@ -51,6 +56,8 @@ class TensorSpec(_Model):
     shape: list[int] | None
     coo_sparse: CooSparse | None = None
     components: list[TensorSpec] | None = None
+    type_spec: str | None = None
+    """The TypeSpec class of a composite value in the object graph (`SparseTensorSpec`)."""
 
 
 class Signature(_Model):
@@ -140,6 +147,20 @@ def tensor_names(info: TensorInfo) -> list[str]:
     return []
 
 
+def flat_names(spec: TensorSpec) -> list[str]:
+    """The tensors of a v1 TensorSpec in the order a signature function flattens them.
+
+    That is `tf.nest.flatten(expand_composites=True)` order: a SparseTensor (`coo_sparse`) gives
+    indices, values, dense_shape; a `composite_tensor` its components in turn.
+    """
+    if spec.coo_sparse is not None:
+        coo = spec.coo_sparse
+        return [coo.indices_tensor_name, coo.values_tensor_name, coo.dense_shape_tensor_name]
+    if spec.components is not None:
+        return [name for component in spec.components for name in flat_names(component)]
+    return [spec.name] if spec.name is not None else []
+
+
 # --- the TF2 side ----------------------------------------------------------------------
 
 
@@ -154,12 +175,31 @@ def signature_map_node(graph: SavedObjectGraph) -> int | None:
 
 
 def _spec_from_structure(value: StructuredValue, name: str) -> TensorSpec | None:
-    if value.WhichOneof("kind") != "tensor_spec_value":
+    kind = value.WhichOneof("kind")
+    if kind == "type_spec_value":
+        return _composite_spec(value.type_spec_value, name)
+    if kind != "tensor_spec_value":
         return None
     spec = value.tensor_spec_value
     shape = shape_from_proto(spec.shape)
     return TensorSpec(
         name=spec.name or name, dtype=dtype_name(spec.dtype), shape=None if shape is None else list(shape)
+    )
+
+
+def _composite_spec(type_spec: TypeSpecProto, name: str) -> TensorSpec:
+    """A composite TypeSpec (SparseTensorSpec, RaggedTensorSpec) as a TensorSpec: its first shape
+    and dtype (for these, the value's) and its class."""
+    state = type_spec.type_state.tuple_value.values
+    shapes = [v.tensor_shape_value for v in state if v.WhichOneof("kind") == "tensor_shape_value"]
+    dtypes = [v.tensor_dtype_value for v in state if v.WhichOneof("kind") == "tensor_dtype_value"]
+    shape = shape_from_proto(shapes[0]) if shapes else None
+    cls = type_spec.type_spec_class_name or TypeSpecProto.TypeSpecClass.Name(type_spec.type_spec_class)
+    return TensorSpec(
+        name=name,
+        dtype=dtype_name(dtypes[0]) if dtypes else "invalid",
+        shape=None if shape is None else list(shape),
+        type_spec=cls,
     )
 
 
@@ -187,6 +227,96 @@ def signature_outputs(function: SavedConcreteFunction) -> dict[str, TensorSpec]:
 
 def function_library(meta: MetaGraphDef) -> dict[str, FunctionDef]:
     return {f.signature.name: f for f in meta.graph_def.library.function}
+
+
+def _flat_sizes(value: StructuredValue) -> list[int] | None:
+    """How many flat tensors each leaf of a structure stands for, in `tf.nest.flatten` order.
+
+    A TensorSpec is one; a composite TypeSpec its `num_flat_components`; None, Python constants
+    and the like none. None when a composite does not say how many components it has.
+    """
+    kind = value.WhichOneof("kind")
+    if kind in ("tensor_spec_value", "bounded_tensor_spec_value"):
+        return [1]
+    if kind == "type_spec_value":
+        count = value.type_spec_value.num_flat_components
+        return [count] if count > 0 else None
+    if kind in ("list_value", "tuple_value"):
+        children = list(getattr(value, kind).values)
+    elif kind == "dict_value":
+        fields = value.dict_value.fields
+        children = [fields[key] for key in sorted(fields)]
+    elif kind == "named_tuple_value":
+        children = [pair.value for pair in value.named_tuple_value.values]
+    else:
+        return []
+    sizes: list[int] = []
+    for child in children:
+        child_sizes = _flat_sizes(child)
+        if child_sizes is None:
+            return None
+        sizes += child_sizes
+    return sizes
+
+
+def _user_name_runs(function: FunctionDef, count: int) -> list[int]:
+    """Sizes of the runs of the first `count` arguments that share a `_user_specified_name`.
+
+    TensorFlow names every component of a composite argument after the argument; a function
+    traced with a TensorSpec named like another argument would look like one composite too.
+    """
+    names = [
+        function.arg_attr[i].attr["_user_specified_name"].s
+        if i in function.arg_attr and "_user_specified_name" in function.arg_attr[i].attr
+        else None
+        for i in range(min(count, len(function.signature.input_arg)))
+    ]
+    sizes: list[int] = []
+    start = 0
+    while start < len(names):
+        end = start + 1
+        while end < len(names) and names[end] is not None and names[end] == names[start]:
+            end += 1
+        sizes.append(end - start)
+        start = end
+    return sizes
+
+
+def composite_inputs(meta: MetaGraphDef, wrapper: FunctionDef, keys: Iterable[str]) -> list[list[str]]:
+    """The composite inputs of a TF2 signature, each as its component keys in flatten order.
+
+    A signature takes a SparseTensor `sp` as three dense inputs `sp`, `sp_1`, `sp_2` (indices,
+    values, dense_shape); nothing in `signature_def` or the wrapper ties them together. The
+    function the wrapper calls does: its SavedConcreteFunction's input signature holds the
+    composite TypeSpecs (with `num_flat_components`) when the object graph has one, and else
+    its arguments' shared `_user_specified_name`. The wrapper's arguments follow the sorted keys.
+    """
+    sorted_keys = sorted(keys)
+    args = wrapper.signature.input_arg
+    key_of = {args[i].name: key for i, key in enumerate(sorted_keys) if i < len(args)}
+    calls = [n for n in wrapper.node_def if n.op in CALL_OPS and "f" in n.attr]
+    if len(calls) != 1:
+        return []
+    refs = [ref for ref in calls[0].input if not ref.startswith("^")]
+    inner = calls[0].attr["f"].func.name
+    graph = meta.object_graph_def
+    sizes: list[int] | None
+    if inner in graph.concrete_functions:
+        sizes = _flat_sizes(graph.concrete_functions[inner].canonicalized_input_signature)
+    else:
+        library = function_library(meta)
+        user = next((i for i, ref in enumerate(refs) if ref not in key_of), len(refs))
+        sizes = _user_name_runs(library[inner], user) if inner in library else None
+    if sizes is None or sum(sizes) > len(refs):
+        return []
+    groups = []
+    offset = 0
+    for size in sizes:
+        block = refs[offset : offset + size]
+        offset += size
+        if size > 1 and all(ref in key_of for ref in block):
+            groups.append([key_of[ref] for ref in block])
+    return groups
 
 
 def called_functions(function: FunctionDef) -> list[str]:
@@ -328,3 +458,72 @@ def _concrete(graph: SavedObjectGraph, name: str) -> ConcreteFunction:
 def user_keys(keys: Iterable[str]) -> list[str]:
     """Signature keys without the reserved init/train op keys."""
     return sorted(k for k in keys if k not in RESERVED_KEYS)
+
+
+# --- Keras 2 (tf-keras) ----------------------------------------------------------------
+
+
+def _layer_refs(value: Any) -> Iterable[str]:
+    """Layer names in a Functional config's `input_layers`/`output_layers` ([name, node, tensor])."""
+    if isinstance(value, list) and len(value) == 3 and isinstance(value[0], str):
+        yield value[0]
+    elif isinstance(value, list):
+        for item in value:
+            yield from _layer_refs(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _layer_refs(item)
+
+
+def _save_spec_names(value: Any) -> Iterable[str]:
+    """The names of the TensorSpecs in a serialized `full_save_spec` (what a re-save traces with)."""
+    if isinstance(value, dict):
+        if value.get("type_spec") == "tf.TensorSpec":
+            items = (value.get("serialized") or {}).get("items") or []
+            if len(items) == 3 and isinstance(items[2], str):
+                yield items[2]
+        for item in value.values():
+            yield from _save_spec_names(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _save_spec_names(item)
+
+
+def keras_io_names(model_dir: Path) -> tuple[set[str], set[str]] | None:
+    """The input and output names of the Keras model a tf-keras `keras_metadata.pb` describes.
+
+    The file is tf-keras's SavedMetadata (nodes = 1; each node_id = 2, node_path = 3,
+    identifier = 4, metadata = 5, a JSON string), read with the wire reader. The root's
+    metadata holds the model config that `tf_keras.models.load_model` rebuilds the model from:
+    its input and output layers name the model's `input_names` and `output_names`, which a
+    Keras re-save uses as serving_default's keys. None when there is no such file.
+    """
+    path = model_dir / KERAS_METADATA
+    if not path.is_file():
+        return None
+    inputs: set[str] = set()
+    outputs: set[str] = set()
+    try:
+        data = path.read_bytes()
+        for number, wire_type, _, start, end in iter_fields(data, 0, len(data)):
+            if number != 1 or wire_type != LENGTH:
+                continue
+            node = {n: data[s:e] for n, w, _, s, e in iter_fields(data, start, end) if w == LENGTH}
+            if node.get(3) != b"root":
+                continue
+            metadata = json.loads(node.get(5, b"{}"))
+            config = metadata.get("config") or {}
+            inputs.update(_layer_refs(config.get("input_layers", [])))
+            outputs.update(_layer_refs(config.get("output_layers", [])))
+            layers = config.get("layers") or []
+            if metadata.get("class_name") == "Sequential" and layers:
+                inputs.update(
+                    layer.get("config", {}).get("name", "")
+                    for layer in layers
+                    if layer.get("class_name") == "InputLayer"
+                )
+                outputs.add(layers[-1].get("config", {}).get("name", ""))
+            inputs.update(_save_spec_names(metadata.get("full_save_spec")))
+    except (OSError, WireError, ValueError, AttributeError, TypeError):
+        pass  # unreadable: nothing can be said about the Keras names
+    return inputs - {""}, outputs - {""}

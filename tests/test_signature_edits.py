@@ -1,69 +1,55 @@
-"""Oracle tier for signature surgery: every edit, through both loaders, with check clean."""
+"""Oracle tier for signature surgery: every edit, through both loaders, with check clean.
+
+test_signature_matrix.py runs each operation on every other fixture kind.
+"""
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from signature_cases import Cases, assert_refused_everywhere, assert_tensorflow_fingerprint, renamed, select
 
 import surgery
 from conftest import FIXTURES, Oracle, assert_serves, expected_cases, run_cli
 from surgery import edits
 from surgery.check import check
 from surgery.errors import EditError
-from surgery.fingerprint import compute_fingerprint
-from surgery.schema import FingerprintDef
-
-Cases = list[dict[str, Any]]
 
 
 def _cases(name: str, signature: str, tags: list[str] | None = None) -> Cases:
-    return [
-        c
-        for c in expected_cases(name)
-        if c["signature"] == signature and (tags is None or sorted(c.get("tags", ["serve"])) == sorted(tags))
-    ]
+    return select(expected_cases(name), signature, tags)
 
 
 def _rename(cases: Cases, side: str, old: str, new: str) -> Cases:
-    out = copy.deepcopy(cases)
-    for case in out:
-        case[side][new] = case[side].pop(old)
-    return out
+    return renamed(cases, side, {old: new})
 
 
-def _edited(tmp_path: Path, name: str, *args: str) -> Path:
+def _edited(oracle: Oracle, tmp_path: Path, name: str, *args: str) -> Path:
+    """Run an edit command; the result is check clean and has TensorFlow's fingerprint."""
     out = tmp_path / "out"
     run_cli(args[0], FIXTURES / name, *args[1:], "-o", out, check=True)
     model = surgery.load(out)
     assert check(model).ok, check(model).findings
-    written = FingerprintDef.FromString((out / "fingerprint.pb").read_bytes())
-    ours = compute_fingerprint(model.proto, model.serialize(), out)
-    assert ours is not None and written.saved_model_checksum == ours.saved_model_checksum
+    assert_tensorflow_fingerprint(oracle, out)
     return out
-
-
-def _fails_everywhere(oracle: Oracle, model: Path, cases: Cases) -> None:
-    for loader in ("tf2", "v1"):
-        assert all("error" in r for r in oracle.run(model, loader, cases)), loader
 
 
 def test_rename_input_that_moves_its_sorted_position(oracle: Oracle, tmp_path: Path) -> None:
     """a_dense -> z_dense sorts after b_dense: a wrong permutation would swap the two inputs' values."""
-    out = _edited(tmp_path, "module_multi", "rename-input", "masked", "a_dense", "z_dense")
+    out = _edited(oracle, tmp_path, "module_multi", "rename-input", "masked", "a_dense", "z_dense")
     cases = _cases("module_multi", "masked")
     assert_serves(oracle, out, _rename(cases, "inputs", "a_dense", "z_dense"))
-    _fails_everywhere(oracle, out, cases)
+    assert_refused_everywhere(oracle, out, cases)
     bare = surgery.load(out).proto.meta_graphs[0].object_graph_def
     assert any(list(n.bare_concrete_function.argument_keywords) == ["b_dense", "z_dense"] for n in bare.nodes)
 
 
 def test_rename_output_that_moves_its_sorted_position(oracle: Oracle, tmp_path: Path) -> None:
     """alpha -> zeta sorts after beta: the call node's :0/:1 and the wrapper's results are reordered."""
-    out = _edited(tmp_path, "module_multi", "rename-output", "masked", "alpha", "zeta")
+    out = _edited(oracle, tmp_path, "module_multi", "rename-output", "masked", "alpha", "zeta")
     assert_serves(oracle, out, _rename(_cases("module_multi", "masked"), "outputs", "alpha", "zeta"))
     outputs = surgery.load(out).proto.meta_graphs[0].signature_def["masked"].outputs
     assert (outputs["beta"].name, outputs["zeta"].name) == (
@@ -73,12 +59,13 @@ def test_rename_output_that_moves_its_sorted_position(oracle: Oracle, tmp_path: 
 
 
 def test_rename_input_and_output_without_reordering(oracle: Oracle, tmp_path: Path) -> None:
-    out = _edited(tmp_path, "module_multi", "rename-input", "serving_default", "b", "c")
+    out = _edited(oracle, tmp_path, "module_multi", "rename-input", "serving_default", "b", "c")
     assert_serves(oracle, out, _rename(_cases("module_multi", "serving_default"), "inputs", "b", "c"))
 
 
 def test_rename_keys_of_a_keras_export(oracle: Oracle, tmp_path: Path) -> None:
-    out = _edited(tmp_path, "keras_functional", "rename-input", "serving_default", "feat_a", "zz_feat")
+    args = ("rename-input", "serving_default", "feat_a", "zz_feat")
+    out = _edited(oracle, tmp_path, "keras_functional", *args)
     assert_serves(
         oracle, out, _rename(_cases("keras_functional", "serving_default"), "inputs", "feat_a", "zz_feat")
     )
@@ -86,21 +73,29 @@ def test_rename_keys_of_a_keras_export(oracle: Oracle, tmp_path: Path) -> None:
 
 def test_rename_keys_of_a_tf1_model(oracle: Oracle, tmp_path: Path) -> None:
     out = _edited(
-        tmp_path, "tf1_two_metagraphs", "rename-input", "predict", "x", "features", "--tag-set", "serve"
+        oracle,
+        tmp_path,
+        "tf1_two_metagraphs",
+        "rename-input",
+        "predict",
+        "x",
+        "features",
+        "--tag-set",
+        "serve",
     )
     renamed = _rename(_cases("tf1_two_metagraphs", "predict", ["serve"]), "inputs", "x", "features")
     assert_serves(oracle, out, renamed + _cases("tf1_two_metagraphs", "predict", ["serve", "gpu"]))
 
 
 def test_remove_signature(oracle: Oracle, tmp_path: Path) -> None:
-    out = _edited(tmp_path, "module_multi", "remove-signature", "preprocess")
-    _fails_everywhere(oracle, out, _cases("module_multi", "preprocess"))
+    out = _edited(oracle, tmp_path, "module_multi", "remove-signature", "preprocess")
+    assert_refused_everywhere(oracle, out, _cases("module_multi", "preprocess"))
     others = [c for c in expected_cases("module_multi") if c["signature"] != "preprocess"]
     assert_serves(oracle, out, others)
 
 
 def test_copy_signature_serves_the_same(oracle: Oracle, tmp_path: Path) -> None:
-    out = _edited(tmp_path, "module_multi", "copy-signature", "masked", "masked_alias")
+    out = _edited(oracle, tmp_path, "module_multi", "copy-signature", "masked", "masked_alias")
     cases = _cases("module_multi", "masked")
     assert_serves(oracle, out, cases + [{**c, "signature": "masked_alias"} for c in cases])
     library = surgery.load(out).proto.meta_graphs[0].graph_def.library.function
@@ -116,7 +111,7 @@ def test_shared_signature_keys_cannot_diverge(tmp_path: Path) -> None:
 
 
 def test_set_method(oracle: Oracle, tmp_path: Path) -> None:
-    out = _edited(tmp_path, "module_multi", "set-method", "preprocess", "tensorflow/serving/regress")
+    out = _edited(oracle, tmp_path, "module_multi", "set-method", "preprocess", "tensorflow/serving/regress")
     described = oracle.ok(op="describe", model=str(out))["meta_graphs"][0]["signatures"]
     assert described["preprocess"]["method_name"] == "tensorflow/serving/regress"
     assert_serves(oracle, out, _cases("module_multi", "preprocess"))
@@ -125,6 +120,7 @@ def test_set_method(oracle: Oracle, tmp_path: Path) -> None:
 def test_set_tags(oracle: Oracle, tmp_path: Path) -> None:
     out = tmp_path / "out"
     run_cli("set-tags", FIXTURES / "tf1_two_metagraphs", "serve,gpu", "serve,tpu", "-o", out, check=True)
+    assert_tensorflow_fingerprint(oracle, out)
     cases = [
         {**c, "tags": ["serve", "tpu"]} for c in _cases("tf1_two_metagraphs", "predict", ["serve", "gpu"])
     ]
@@ -146,7 +142,7 @@ CONTRACT_PLAN = {
 def test_apply_a_plan(oracle: Oracle, tmp_path: Path) -> None:
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps(CONTRACT_PLAN))
-    out = _edited(tmp_path, "module_multi", "apply", str(plan))
+    out = _edited(oracle, tmp_path, "module_multi", "apply", str(plan))
     masked = _rename(
         _rename(_cases("module_multi", "masked"), "inputs", "a_dense", "z_dense"), "outputs", "alpha", "zeta"
     )

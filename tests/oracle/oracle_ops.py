@@ -16,8 +16,8 @@ from typing import Any, TypeAlias
 import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import types_pb2
-from tensorflow.core.protobuf import fingerprint_pb2, meta_graph_pb2
-from tensorflow.python.saved_model import loader_impl
+from tensorflow.core.protobuf import fingerprint_pb2, meta_graph_pb2, struct_pb2
+from tensorflow.python.saved_model import loader_impl, nested_structure_coder
 from tensorflow.python.saved_model.pywrap_saved_model import fingerprinting
 
 Json: TypeAlias = Any
@@ -28,6 +28,9 @@ Case: TypeAlias = dict[str, Json]
 
 InputValue: TypeAlias = tf.Tensor | tf.SparseTensor | tf.RaggedTensor
 """An eager value built from one input spec of a case."""
+
+OutputValue: TypeAlias = tf.Tensor | tf.SparseTensor | tf.RaggedTensor
+"""An eager value a signature returns for one output key."""
 
 
 # --- case values -------------------------------------------------------------------------------
@@ -100,6 +103,29 @@ def output_json(array: np.ndarray[Any, Any], dtype: tf.DType) -> dict[str, Json]
     return {"dtype": dtype.name, "shape": list(array.shape), "value": value}
 
 
+def _values_json(tensor: tf.Tensor) -> Json:
+    """The `value` of a dense tensor's output JSON."""
+    return output_json(np.asarray(tensor.numpy()), tensor.dtype)["value"]
+
+
+def value_json(value: OutputValue) -> dict[str, Json]:
+    """One output as JSON: dense as `output_json`; a SparseTensor as `{"dtype", "sparse": {"indices",
+    "values", "dense_shape"}}`; a RaggedTensor as `{"dtype", "ragged": {"values", "row_splits"}}`
+    (`"nested_row_splits"`, a list, when its ragged_rank is above 1)."""
+    if isinstance(value, tf.SparseTensor):
+        parts = {"indices": value.indices, "values": value.values, "dense_shape": value.dense_shape}
+        return {"dtype": value.dtype.name, "sparse": {k: _values_json(v) for k, v in parts.items()}}
+    if isinstance(value, tf.RaggedTensor):
+        splits = [_values_json(s) for s in value.nested_row_splits]
+        ragged: dict[str, Json] = {"values": _values_json(value.flat_values)}
+        if len(splits) == 1:
+            ragged["row_splits"] = splits[0]
+        else:
+            ragged["nested_row_splits"] = splits
+        return {"dtype": value.dtype.name, "ragged": ragged}
+    return output_json(np.asarray(value.numpy()), value.dtype)
+
+
 def _component_keys(key: str, count: int) -> list[str]:
     """Signature keys of a composite input's flattened components: `k`, `k_1`, `k_2`, ..."""
     return [key] + [f"{key}_{index}" for index in range(1, count)]
@@ -151,7 +177,7 @@ def _run_tf2_case(loaded: Any, case: Case) -> dict[str, Json]:
         raise KeyError(f"signature {case['signature']!r} not in {sorted(signatures.keys())}")
     function = signatures[case["signature"]]
     result = function(**_tf2_kwargs(function, case["inputs"]))
-    outputs = {key: output_json(value.numpy(), value.dtype) for key, value in sorted(result.items())}
+    outputs = {key: value_json(value) for key, value in sorted(result.items())}
     _check_output_keys(case, outputs)
     return outputs
 
@@ -229,18 +255,39 @@ def _run_v1_case(
         graph_dtype = session.graph.get_tensor_by_name(name).dtype
         if value.dtype != graph_dtype:
             raise TypeError(f"{name} is {graph_dtype.name} in the graph; the case feeds {value.dtype.name}")
-    fetches: dict[str, str] = {}
-    for key, info in signature.outputs.items():
-        if info.WhichOneof("encoding") != "name":
-            raise NotImplementedError(f"output {key!r}: only dense outputs are supported")
-        fetches[key] = info.name
+    fetches = {key: _fetch_names(info) for key, info in signature.outputs.items()}
     arrays = session.run(fetches, feed_dict={name: value.numpy() for name, value in feeds.items()})
-    outputs = {
-        key: output_json(np.asarray(arrays[key]), session.graph.get_tensor_by_name(name).dtype)
-        for key, name in sorted(fetches.items())
-    }
+    outputs = {key: _fetched_json(session, signature.outputs[key], arrays[key]) for key in sorted(fetches)}
     _check_output_keys(case, outputs)
     return outputs
+
+
+def _fetch_names(info: meta_graph_pb2.TensorInfo) -> list[str]:
+    """The graph tensors to fetch for one output TensorInfo, in flatten order."""
+    encoding = info.WhichOneof("encoding")
+    if encoding == "coo_sparse":
+        coo = info.coo_sparse
+        return [coo.indices_tensor_name, coo.values_tensor_name, coo.dense_shape_tensor_name]
+    if encoding == "composite_tensor":
+        return [component.name for component in info.composite_tensor.components]
+    return [info.name]
+
+
+def _fetched_json(
+    session: tf.compat.v1.Session, info: meta_graph_pb2.TensorInfo, arrays: list[Any]
+) -> dict[str, Json]:
+    """Rebuild an output from the arrays fetched for its TensorInfo and write it as JSON."""
+    encoding = info.WhichOneof("encoding")
+    if encoding == "name":
+        return output_json(np.asarray(arrays[0]), session.graph.get_tensor_by_name(info.name).dtype)
+    tensors = [tf.constant(array) for array in arrays]
+    if encoding == "coo_sparse":
+        return value_json(tf.SparseTensor(*tensors))
+    if encoding == "composite_tensor":
+        struct = struct_pb2.StructuredValue(type_spec_value=info.composite_tensor.type_spec)
+        spec = nested_structure_coder.decode_proto(struct)
+        return value_json(tf.nest.pack_sequence_as(spec, tensors, expand_composites=True))
+    raise NotImplementedError(f"a TensorInfo with encoding {encoding!r} cannot be fetched")
 
 
 def run_v1(model_dir: str, cases: list[Case]) -> list[dict[str, Json]]:
@@ -347,3 +394,81 @@ def describe(model_dir: str) -> dict[str, Json]:
         }
         meta_graphs.append({"tags": list(meta_graph.meta_info_def.tags), "signatures": signatures})
     return {"meta_graphs": meta_graphs}
+
+
+# --- Keras ---------------------------------------------------------------------------------------
+
+
+def keras_load(
+    model_dir: str, library: str = "tf_keras", inputs: dict[str, Json] | None = None
+) -> dict[str, Json]:
+    """What a Keras `load_model` makes of a SavedModel directory, and what the model computes.
+
+    Args:
+        model_dir: the SavedModel directory.
+        library: `"tf_keras"` (`tf_keras.models.load_model`, the Keras 2 loader that reads
+            `keras_metadata.pb`) or `"keras"` (Keras 3's `keras.models.load_model`, which refuses
+            SavedModel directories: the error is the answer).
+        inputs: optional input specs (the case format); the model is called with them, as a dict
+            when there are several, the bare value when there is one.
+
+    Returns:
+        `{"class", "input_names", "output_names", "signatures": {key: {"inputs": [...],
+        "outputs": [...]}}}` plus `"outputs": {name: OUTPUT}` when `inputs` were given (a single
+        output is keyed by the model's output name).
+    """
+    if library == "tf_keras":
+        import tf_keras
+
+        model = tf_keras.models.load_model(model_dir)
+    elif library == "keras":
+        import keras
+
+        model = keras.models.load_model(model_dir)
+    else:
+        raise ValueError(f"unknown library {library!r}; expected 'tf_keras' or 'keras'")
+    signatures = getattr(model, "signatures", {})
+    described: dict[str, Json] = {
+        "class": type(model).__name__,
+        "input_names": list(getattr(model, "input_names", None) or []),
+        "output_names": list(getattr(model, "output_names", None) or []),
+        "signatures": {
+            key: {
+                "inputs": sorted(signatures[key].structured_input_signature[1]),
+                "outputs": sorted(signatures[key].structured_outputs),
+            }
+            for key in sorted(signatures.keys())
+        },
+    }
+    if inputs:
+        values = {key: input_value(spec) for key, spec in inputs.items()}
+        result = model(values if len(values) > 1 else next(iter(values.values())))
+        if isinstance(result, dict):
+            named = dict(result)
+        elif isinstance(result, (list, tuple)):
+            named = dict(zip(described["output_names"], result, strict=True))
+        else:
+            named = {(described["output_names"] or ["output_0"])[0]: result}
+        described["outputs"] = {key: value_json(value) for key, value in sorted(named.items())}
+    return described
+
+
+# --- scratch models ------------------------------------------------------------------------------
+
+
+def build(kind: str, model_dir: str) -> list[Case]:
+    """Save a scratch model of `kind` (see `scratch_models.BUILDERS`) and record its cases.
+
+    Outputs are recorded with the TF2 loader and must be what the v1 loader gives too.
+    """
+    import scratch_models
+
+    if kind not in scratch_models.BUILDERS:
+        raise ValueError(f"unknown kind {kind!r}; expected one of {sorted(scratch_models.BUILDERS)}")
+    cases = scratch_models.BUILDERS[kind](Path(model_dir))
+    recorded = []
+    for case, tf2, v1 in zip(cases, run_tf2(model_dir, cases), run_v1(model_dir, cases), strict=True):
+        if "error" in tf2 or tf2 != v1:
+            raise AssertionError(f"{kind}/{case['signature']}: tf2 {tf2} v1 {v1}")
+        recorded.append({**case, "outputs": tf2["outputs"]})
+    return recorded

@@ -44,6 +44,11 @@ def handle(oracle_ops: ModuleType, request: dict[str, Any]) -> dict[str, Any]:
             return {"ok": True, "fingerprint": oracle_ops.read_fingerprint(request["model"])}
         if op == "describe":
             return {"ok": True, **oracle_ops.describe(request["model"])}
+        if op == "keras_load":
+            library = request.get("library", "tf_keras")
+            return {"ok": True, **oracle_ops.keras_load(request["model"], library, request.get("inputs"))}
+        if op == "build":
+            return {"ok": True, "cases": oracle_ops.build(request["kind"], request["model"])}
         raise ValueError(f"unknown op {op!r}")
     except Exception as exc:  # the server must survive any request
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}

@@ -1,0 +1,69 @@
+"""Small models the tests build on demand, for TensorFlow layouts no committed fixture has.
+
+Runs only in the TensorFlow venv, through the oracle's `build` op (see README.md). Each builder
+saves a SavedModel into the directory it is given and returns cases without outputs; the oracle
+records the outputs with both loaders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import tensorflow as tf
+
+Case = dict[str, Any]
+
+
+class _CompositeOutputs(tf.Module):
+    """`split(x)` returns a dense, a ragged, a sparse and a dense output (keys a, rg, sp, z)."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32)])
+    def split(self, x: tf.Tensor) -> dict[str, Any]:
+        return {
+            "a": x * 2.5,
+            "rg": tf.RaggedTensor.from_row_lengths(x * 10.0, [1, tf.size(x) - 1]),
+            "sp": tf.sparse.from_dense(tf.reshape(x - 7.0, [1, -1])),
+            "z": x + 100.0,
+        }
+
+
+@tf.function(
+    input_signature=[
+        tf.SparseTensorSpec([None, 3], tf.float32),
+        tf.TensorSpec([None], tf.float32),
+        tf.RaggedTensorSpec([None, None], tf.int32, ragged_rank=1),
+    ]
+)
+def _loose(sp: tf.SparseTensor, b: tf.Tensor, rg: tf.RaggedTensor) -> dict[str, tf.Tensor]:
+    """A signature function that is no attribute of the saved object: TensorFlow keeps no
+    SavedConcreteFunction (and so no composite TypeSpec) for the function it wraps."""
+    return {"total": tf.sparse.reduce_sum(sp, axis=1) * b + tf.cast(tf.reduce_sum(rg, axis=1), tf.float32)}
+
+
+def build_composites(path: Path) -> list[Case]:
+    """Signatures `split` (composite outputs) and `loose` (composite inputs, no TypeSpecs saved)."""
+    module = _CompositeOutputs()
+    tf.saved_model.save(module, str(path), signatures={"split": module.split, "loose": _loose})
+    sparse = {"indices": [[0, 0], [0, 2], [1, 1]], "values": [1.5, -4.0, 2.25], "dense_shape": [2, 3]}
+    ragged = {"values": [1, 2, 3, 4, 5], "row_splits": [0, 3, 5]}
+    return [
+        {
+            "tags": ["serve"],
+            "signature": "split",
+            "inputs": {"x": {"dtype": "float32", "value": [1.0, 2.0, 4.0]}},
+        },
+        {
+            "tags": ["serve"],
+            "signature": "loose",
+            "inputs": {
+                "sp": {"dtype": "float32", "sparse": sparse},
+                "b": {"dtype": "float32", "value": [3.0, -0.5]},
+                "rg": {"dtype": "int32", "ragged": ragged},
+            },
+        },
+    ]
+
+
+BUILDERS: dict[str, Callable[[Path], list[Case]]] = {"composites": build_composites}
