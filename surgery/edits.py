@@ -236,8 +236,8 @@ def _signature_parts(meta: MetaGraphDef, key: str) -> _SignatureParts | None:
     ]
     if sharing:
         raise EditError(
-            f"signature {key!r} shares its function with {sharing[0]!r} (a copy-signature): input and "
-            "output keys of shared signatures cannot differ; rename them before copying"
+            f"signature {key!r} shares its function with {sharing[0]!r} (a copy-signature): their "
+            "input and output keys, shapes and dtypes cannot differ; edit before copying"
         )
     library = {f.signature.name: f for f in meta.graph_def.library.function}
     if name not in library or name not in graph.concrete_functions:

@@ -491,3 +491,15 @@ def test_a_placeholder_two_signatures_feed_keeps_its_dtype() -> None:
     with pytest.raises(EditError, match="placeholder input_x also feeds 'x' of signature 'predict_alias'"):
         set_dtype(model, "predict", "x", parse_dtype("float64"), tag_set=frozenset(["serve"]))
     assert model.serialize() == before
+
+
+def test_a_signature_sharing_its_function_with_a_copy_is_refused() -> None:
+    model = surgery.load(FIXTURES / "module_multi")
+    edits.copy_signature(model, "preprocess", "preprocess_alias")
+    before = model.serialize()
+    message = "'preprocess' shares its function with 'preprocess_alias' .* shapes and dtypes cannot differ"
+    with pytest.raises(EditError, match=message):
+        set_dtype(model, "preprocess", "x", parse_dtype("int64"))
+    with pytest.raises(EditError, match=message):
+        set_shape(model, "preprocess", "x", (4,))
+    assert model.serialize() == before
