@@ -113,7 +113,9 @@ def _spec(spec: TensorSpec, key: str = "") -> str:
 
 
 def _bound(bound: list[BoundInput]) -> str:
-    return ", ".join(f"{b.name or b.kind} (node {b.node_id}, {b.kind})" for b in bound)
+    return ", ".join(
+        f"{b.name} (node {b.node_id}, {b.kind})" if b.name else f"node {b.node_id} ({b.kind})" for b in bound
+    )
 
 
 def _tensor_node(name: str) -> str:
@@ -192,7 +194,10 @@ def _function_place(
         return Place(id=place_id, kind=kind, title=title, missing=True)
     function = library[name]
     calls = called_functions(function)
-    details = [*_args(function), f"nodes: {len(function.node_def)}", *_saved_as(name, functions)]
+    saved = _saved_as(name, functions)
+    if kind == "function" and not saved:
+        saved = ["not saved as a tf.function: reached through the wrapper only"]
+    details = [*_args(function), f"nodes: {len(function.node_def)}", *saved]
     links = [Link(to=f"function:{c}", label="calls") for c in calls]
     return Place(id=place_id, kind=kind, title=f"{label} {name}", details=details, links=links)
 
