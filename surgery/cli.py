@@ -30,9 +30,12 @@ from surgery.batch import (
     is_pattern,
 )
 from surgery.check import Finding, check
+from surgery.convert import FORMATS as CONVERT_FORMATS
+from surgery.convert import convert
 from surgery.diff import diff
 from surgery.edits import parse_tag_set
 from surgery.errors import SavedModelIOError, SurgeryError, SurgeryWarning
+from surgery.explain import explain, explain_dot, explain_html, explain_text, render_svg
 from surgery.io import Model, load
 from surgery.plans import Plan, load_plan
 from surgery.schema import TENSORFLOW_VERSION
@@ -54,19 +57,92 @@ def _print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
+# Colours: click.echo drops them when the stream is not a terminal, and NO_COLOR turns them off.
+_STYLES: dict[str, dict[str, Any]] = {
+    "error": {"fg": "red", "bold": True},
+    "warning": {"fg": "yellow", "bold": True},
+    "ok": {"fg": "green", "bold": True},
+    "fail": {"fg": "red", "bold": True},
+    "heading": {"bold": True},
+    "signature": {"fg": "cyan", "bold": True},
+    "title": {"bold": True},
+    "loader": {"fg": "blue"},
+    "missing": {"fg": "red", "bold": True},
+    "link": {"fg": "magenta"},
+    "added": {"fg": "green"},
+    "removed": {"fg": "red"},
+    "changed": {"fg": "yellow"},
+}
+
+
+def _style(role: str, text: str) -> str:
+    """`text` marked up for `role` (see _STYLES); plain when the role has no style."""
+    return click.style(text, **_STYLES[role]) if role in _STYLES else text
+
+
+def _no_color() -> bool:
+    """The NO_COLOR convention (no-color.org): set and not empty turns colours off."""
+    return bool(os.environ.get("NO_COLOR"))
+
+
+def _options() -> dict[str, Any]:
+    """The group-level options (--quiet, --verbose, --debug) of the running command."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return {}
+    options: dict[str, Any] = ctx.find_root().obj or {}
+    return options
+
+
+def _say(message: str) -> None:
+    """A note on stderr about what was done ("wrote OUT"); --quiet silences it."""
+    if not _options().get("quiet"):
+        click.echo(message, err=True)
+
+
+def _detail(message: str) -> None:
+    """A note on stderr shown only with --verbose."""
+    if _options().get("verbose"):
+        click.echo(f"{PROG}: {message}", err=True)
+
+
+def _load(path: str) -> Model:
+    """`load`, with what was read reported under --verbose."""
+    model = load(path)
+    metas = len(model.proto.meta_graphs)
+    name = "saved_model.pb" if model.format == "pb" else "saved_model.pbtxt"
+    _detail(f"read {Path(path) / name} ({len(model.source):,} bytes, {metas} meta graph(s))")
+    return model
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(
     __version__, prog_name=PROG, message=f"%(prog)s %(version)s (TensorFlow {TENSORFLOW_VERSION} schema)"
 )
+@click.option(
+    "-q", "--quiet", is_flag=True, help="No notes on stderr (such as 'wrote OUT'); errors still show."
+)
+@click.option("-v", "--verbose", is_flag=True, help="More notes on stderr: what was read and written.")
 @click.option("--debug", is_flag=True, help="Show a traceback on errors.")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
+def cli(ctx: click.Context, quiet: bool, verbose: bool, debug: bool) -> None:
     """Edit TensorFlow SavedModels on disk with protobuf alone: no TensorFlow needed.
 
     Every edit writes a new directory (-o OUT) or, with --in-place, replaces the model's files
-    atomically. The input is never modified otherwise.
+    atomically. The input is never modified otherwise. Colours show on a terminal only (NO_COLOR
+    turns them off). Shell completion: see the README (eval "$(_SAVEDMODEL_SURGERY_COMPLETE=bash_source
+    savedmodel-surgery)").
+
+    \b
+    Example:
+      savedmodel-surgery show ./my_model
+      savedmodel-surgery --quiet rename-signature ./my_model serving_default predict -o ./renamed
     """
-    ctx.obj = {"debug": debug}
+    if quiet and verbose:
+        raise click.UsageError("give --quiet or --verbose, not both")
+    if _no_color():
+        ctx.color = False
+    ctx.obj = {"debug": debug, "quiet": quiet, "verbose": verbose}
 
 
 @cli.command()
@@ -80,7 +156,7 @@ def show(model: str, as_json: bool) -> None:
       savedmodel-surgery show ./my_model
       savedmodel-surgery show ./my_model --json | jq '.meta_graphs[0].signatures | keys'
     """
-    loaded = load(model)
+    loaded = _load(model)
     if as_json:
         _print_json(show_json(loaded))
     else:
@@ -103,15 +179,15 @@ def check_command(model: str, as_json: bool) -> None:
     Example:
       savedmodel-surgery check ./my_model
     """
-    report = check(load(model))
+    report = check(_load(model))
     if as_json:
         _print_json(report.model_dump())
     elif report.ok:
-        click.echo(f"{model}: ok")
+        click.echo(f"{model}: {_style('ok', 'ok')}")
     else:
         for finding in report.findings:
             click.echo(_finding_line(finding))
-        click.echo(f"{model}: {len(report.findings)} problem(s)")
+        click.echo(f"{model}: {_style('fail', f'{len(report.findings)} problem(s)')}")
     if not report.ok:
         raise Failure(1)
 
@@ -137,7 +213,7 @@ def _run_edit(
     if in_place == (output is not None):
         raise click.UsageError("give either -o/--output OUT or --in-place")
     written = edit_model(model_path, edit, output, in_place=in_place, force=force)
-    click.echo(f"wrote {written}", err=True)
+    _say(f"wrote {written}")
 
 
 @cli.command("rename-signature")
@@ -400,7 +476,10 @@ def _print_summary(results: list[BatchResult], as_json: bool) -> None:
         return
     for r in results:
         warned = "".join(f" (warning: {w})" for w in r.warnings)
-        click.echo(f"ok   {r.model} -> {r.output}{warned}" if r.ok else f"FAIL {r.model}: {r.error}")
+        passed, failed_mark = _style("ok", "ok  "), _style("fail", "FAIL")
+        click.echo(
+            f"{passed} {r.model} -> {r.output}{warned}" if r.ok else f"{failed_mark} {r.model}: {r.error}"
+        )
     click.echo(f"{len(results)} model(s): {len(results) - failed} written, {failed} failed")
 
 
@@ -434,17 +513,105 @@ def diff_command(a: str, b: str, as_json: bool) -> None:
     Example:
       savedmodel-surgery diff ./my_model ./patched
     """
-    changes = diff(load(a), load(b))
+    changes = diff(_load(a), _load(b))
     if as_json:
         _print_json({"changes": [c.model_dump() for c in changes]})
     else:
         for change in changes:
             where = f"[{','.join(change.tags)}]" + (f" {change.signature!r}" if change.signature else "")
-            click.echo(f"{where} {change.kind}: {change.detail}")
+            click.echo(f"{where} {_style(_change_role(change.kind), change.kind)}: {change.detail}")
         if not changes:
             click.echo("no signature-level differences")
     if changes:
         raise Failure(1)
+
+
+def _change_role(kind: str) -> str:
+    """The colour of a diff line: added green, removed red, everything else changed."""
+    return next((end for end in ("added", "removed") if kind.endswith(end)), "changed")
+
+
+@cli.command("convert")
+@click.argument("model", type=click.Path(path_type=str))
+@click.option("--to", "fmt", type=click.Choice(CONVERT_FORMATS), help="pbtxt: text format; pb: binary.")
+@click.option("-o", "--output", type=click.Path(path_type=str), help="Write the copy to this new directory.")
+@click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was written, machine-readable.")
+@click.option("--in-place", is_flag=True, hidden=True)
+def convert_command(
+    model: str, fmt: str | None, output: str | None, force: bool, as_json: bool, in_place: bool
+) -> None:
+    """Write a copy of MODEL as saved_model.pbtxt (text, to review and diff) or saved_model.pb.
+
+    \b
+    Always a new directory: variables/, assets/ and other files come along. pb -> pbtxt -> pb
+    gives back TensorFlow's saved_model.pb byte for byte. fingerprint.pb is kept while it matches
+    the content and recomputed (as TensorFlow would) after a hand edit of the text.
+    Example:
+      savedmodel-surgery convert ./my_model --to pbtxt -o ./my_model_text
+      savedmodel-surgery convert ./my_model_text --to pb -o ./my_model_again
+    """
+    if in_place:
+        raise click.UsageError("convert always writes a new directory: give -o OUT instead of --in-place")
+    if output is None:
+        raise click.UsageError("give -o OUT, the new directory to write the copy to")
+    if fmt is None:
+        raise click.UsageError("give the format to write: --to pbtxt (text) or --to pb (binary)")
+    result = convert(_load(model), output, "pbtxt" if fmt == "pbtxt" else "pb", force=force)
+    _detail(f"fingerprint.pb: {result.fingerprint}")
+    if as_json:
+        _print_json(result.model_dump())
+    else:
+        what = f"{result.file}, {result.bytes:,} bytes; fingerprint.pb {result.fingerprint}"
+        _say(f"wrote {result.output} ({what})")
+
+
+def _complete_signature(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Shell completion for SIGNATURE: the keys of the MODEL already typed."""
+    try:
+        model = load(ctx.params.get("model") or "")
+    except SurgeryError:
+        return []
+    keys = {k for meta in model.proto.meta_graphs for k in meta.signature_def}
+    return sorted(k for k in keys if k.startswith(incomplete))
+
+
+@cli.command("explain")
+@click.argument("model", type=click.Path(path_type=str))
+@click.argument("signature", required=False, shell_complete=_complete_signature)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "dot", "svg", "html"]),
+    default="text",
+    show_default=True,
+    help="An indented tree, Graphviz DOT, SVG (needs Graphviz's dot) or one self-contained HTML page.",
+)
+@click.option("--json", "as_json", is_flag=True, help="The same tree, machine-readable.")
+def explain_command(model: str, signature: str | None, fmt: str, as_json: bool) -> None:
+    """Walk each signature of MODEL (or only SIGNATURE) through every place that defines it.
+
+    \b
+    SignatureDef -> the v1 graph's call node -> the wrapper FunctionDef -> the function it
+    calls -> the object graph's SavedBareConcreteFunction -> its SavedConcreteFunction
+    (TensorSpecs, bound variables); then each saved tf.function with its concrete signatures.
+    Example:
+      savedmodel-surgery explain ./my_model masked
+      savedmodel-surgery explain ./my_model --format html > my_model.html
+      savedmodel-surgery explain ./my_model --format dot | dot -Tpng > my_model.png
+    """
+    if as_json and fmt != "text":
+        raise click.UsageError(f"--json is the tree as JSON: give it without --format {fmt}")
+    explanation = explain(_load(model), signature)
+    if as_json:
+        _print_json(explanation.model_dump())
+    elif fmt == "text":
+        click.echo(explain_text(explanation, _style), nl=False)
+    elif fmt == "html":
+        click.echo(explain_html(explanation, Path(model).name or model), nl=False)
+    else:
+        dot = explain_dot(explanation)
+        click.echo(render_svg(dot) if fmt == "svg" else dot, nl=False)
 
 
 _SHAPE_ARGS = {"ignore_unknown_options": True}  # a SHAPE such as -1,4 is an argument, not an option
@@ -598,12 +765,17 @@ def _show_warning(
 ) -> None:
     """Edits' caveats as one line on stderr; other warnings as Python prints them."""
     if issubclass(category, SurgeryWarning):
-        click.echo(f"{PROG}: warning: {message}", err=True)
+        click.echo(f"{PROG}: {_style('warning', 'warning')}: {message}", err=True, color=_color())
     else:
         _default_showwarning(message, category, filename, lineno, file, line)
 
 
 _default_showwarning = warnings.showwarning
+
+
+def _color() -> bool | None:
+    """Outside a command's context: False under NO_COLOR, else None (colour on a terminal only)."""
+    return False if _no_color() else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -621,12 +793,16 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as err:
         if debug:
             traceback.print_exc()
-        click.echo(f"{PROG}: error: {err.format_message()} (see --help)", err=True)
+        click.echo(
+            f"{PROG}: {_style('error', 'error')}: {err.format_message()} (see --help)",
+            err=True,
+            color=_color(),
+        )
         return 2
     except SurgeryError as err:
         if debug:
             traceback.print_exc()
-        click.echo(f"{PROG}: error: {err}", err=True)
+        click.echo(f"{PROG}: {_style('error', 'error')}: {err}", err=True, color=_color())
         return 2
     except Exception as err:  # a bug: still one line, the traceback behind --debug
         if debug:

@@ -1,0 +1,107 @@
+"""`convert`: a SavedModel as text (`saved_model.pbtxt`) for review and diff, and back to binary.
+
+Text format is what `SavedModelBuilder.save(as_text=True)` writes and what both TensorFlow loaders
+read. Both directions go through the same proto: `pb -> pbtxt -> pb` gives back the original
+`saved_model.pb` byte for byte when TensorFlow wrote it (its serialization is deterministic).
+
+`fingerprint.pb` hashes the model's content, not its file: every hash is taken over the
+deterministic binary serialization of the proto, which a text copy parses back to. TensorFlow's
+`CreateFingerprintDef` only reads `saved_model.pb` (or `.cpb`) and fails on a text-only model, and
+its text writer writes no fingerprint; its loaders read `fingerprint.pb` when present, whatever the
+model file. So a conversion keeps `fingerprint.pb` as it is while it matches the content (and a
+round trip is byte-exact, fingerprint included), and writes the fingerprint TensorFlow would
+compute for the content, with a new uuid, when it does not (a hand-edited `saved_model.pbtxt`).
+A model without `fingerprint.pb` (TF1) gets none.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from google.protobuf.message import DecodeError
+from pydantic import BaseModel
+
+from surgery.fingerprint import compute_fingerprint
+from surgery.io import FINGERPRINT, PB, PBTXT, Format, Model, load, save
+from surgery.schema import FingerprintDef, to_text
+
+FORMATS: tuple[Format, ...] = ("pbtxt", "pb")
+FingerprintAction = Literal["kept", "rewritten", "none"]
+_HASHES = (
+    "saved_model_checksum",
+    "graph_def_program_hash",
+    "signature_def_hash",
+    "saved_object_graph_hash",
+    "checkpoint_hash",
+)
+
+
+class ConvertResult(BaseModel):
+    """What `convert` wrote: the model file, its size, and what became of `fingerprint.pb`."""
+
+    input: str
+    output: str
+    source_format: Format
+    format: Format
+    file: str
+    bytes: int
+    fingerprint: FingerprintAction
+
+
+def fingerprint_state(model: Model) -> FingerprintAction:
+    """`kept` when the model's fingerprint.pb matches its content, `rewritten` when stale, else `none`.
+
+    `rewritten` is also what an unreadable fingerprint.pb gets. A model TensorFlow could not
+    fingerprint (a function name without a numeric suffix) keeps whatever it has.
+    """
+    path = model.path / FINGERPRINT
+    if not path.is_file():
+        return "none"
+    computed = compute_fingerprint(model.proto, model.serialize(), model.path)
+    if computed is None:
+        return "kept"
+    try:
+        stored = FingerprintDef.FromString(path.read_bytes())
+    except (DecodeError, OSError):
+        return "rewritten"
+    same = all(getattr(stored, f) == getattr(computed, f) for f in _HASHES)
+    return "kept" if same else "rewritten"
+
+
+def converted(model: Model, to: Format) -> tuple[Model, FingerprintAction]:
+    """`model` stored as `to`, ready for `surgery.save`, and what saving does to fingerprint.pb.
+
+    The copy's `source` is the rendering in the new format, so `save` writes it as it is and
+    carries fingerprint.pb over; for a stale fingerprint the source is left empty, which `save`
+    treats as an edit and so writes a freshly computed fingerprint.
+    """
+    state = fingerprint_state(model)
+    rendered = to_text(model.proto).encode() if to == "pbtxt" else model.serialize()
+    source = b"" if state == "rewritten" else rendered
+    return Model(proto=model.proto, path=model.path, format=to, source=source), state
+
+
+def convert(
+    model: Model | str | os.PathLike[str], output: str | os.PathLike[str], to: Format, *, force: bool = False
+) -> ConvertResult:
+    """Write `model` (loaded, or the directory to load) to the new directory `output` in format `to`.
+
+    Every other file (variables/, assets/, ...) is carried over as `save` does. Raises a
+    `SurgeryError` (nothing written) when the model cannot be read or the output is refused.
+    """
+    if not isinstance(model, Model):
+        model = load(model)
+    copy, state = converted(model, to)
+    out = save(copy, output, force=force)
+    name = PBTXT if to == "pbtxt" else PB
+    return ConvertResult(
+        input=str(model.path),
+        output=str(out),
+        source_format=model.format,
+        format=to,
+        file=name,
+        bytes=(Path(out) / name).stat().st_size,
+        fingerprint=state,
+    )
