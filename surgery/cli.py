@@ -40,6 +40,7 @@ from surgery.io import Model, load
 from surgery.plans import Plan, load_plan
 from surgery.schema import TENSORFLOW_VERSION
 from surgery.show import show_json, show_text
+from surgery.signatures import user_keys
 from surgery.tensors import parse_dtype, parse_shape
 
 PROG = "savedmodel-surgery"
@@ -572,7 +573,7 @@ def _complete_signature(ctx: click.Context, param: click.Parameter, incomplete: 
         model = load(ctx.params.get("model") or "")
     except SurgeryError:
         return []
-    keys = {k for meta in model.proto.meta_graphs for k in meta.signature_def}
+    keys = {k for meta in model.proto.meta_graphs for k in user_keys(meta.signature_def)}
     return sorted(k for k in keys if k.startswith(incomplete))
 
 
