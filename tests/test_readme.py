@@ -41,6 +41,13 @@ def test_shell_examples_run(tmp_path: Path) -> None:
     planned = surgery.load(work / "planned_model").proto.meta_graphs[0].signature_def
     assert sorted(planned["v2_masked"].outputs) == ["beta", "zeta"]
     assert planned["v2_preprocess"].method_name == "tensorflow/serving/regress"
+    assert (work / "my_model_again" / "saved_model.pb").read_bytes() == (
+        work / "my_model" / "saved_model.pb"
+    ).read_bytes()
+    assert '-    key: "serving_default"' in (work / "rename.diff").read_text()
+    assert "signature &#x27;masked&#x27;" in (work / "my_model.html").read_text()
+    assert (work / "my_model.dot").read_text().startswith("digraph savedmodel {")
+    assert "complete -o nosort -F" in (work / "savedmodel-surgery-complete.bash").read_text()
 
 
 def test_python_example_runs(tmp_path: Path) -> None:
