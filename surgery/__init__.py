@@ -1,7 +1,9 @@
 """savedmodel-surgery: edit TensorFlow SavedModels on disk with protobuf alone."""
 
 from surgery.check import CheckReport, Finding, check
+from surgery.convert import ConvertResult, convert
 from surgery.errors import ConsistencyError, EditError, SavedModelIOError, SchemaError, SurgeryError
+from surgery.explain import Explanation, explain
 from surgery.io import Model, load, save
 
 __version__ = "0.1.0"
@@ -9,7 +11,9 @@ __version__ = "0.1.0"
 __all__ = [
     "CheckReport",
     "ConsistencyError",
+    "ConvertResult",
     "EditError",
+    "Explanation",
     "Finding",
     "Model",
     "SavedModelIOError",
@@ -17,6 +21,8 @@ __all__ = [
     "SurgeryError",
     "__version__",
     "check",
+    "convert",
+    "explain",
     "load",
     "save",
 ]
