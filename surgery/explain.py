@@ -53,7 +53,7 @@ PlaceKind = Literal[
     "concrete_function",
     "saved_function",
 ]
-FORMATS = ("text", "dot", "svg", "html", "json")
+FORMATS = ("text", "dot", "svg", "html")
 
 
 class _Model(BaseModel):

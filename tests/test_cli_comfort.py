@@ -78,6 +78,17 @@ def test_verbose_says_what_it_read() -> None:
     json.loads(result.stdout)  # stdout stays machine-readable
 
 
+def test_verbose_edit_lists_the_model_files_written(tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    result = run_cli(
+        "-v", "rename-signature", FIXTURES / "module_multi", "fixed", "f2", "-o", out, check=True
+    )
+    wrote, files = result.stderr.splitlines()
+    assert wrote == f"wrote {out}"
+    size = (out / "saved_model.pb").stat().st_size
+    assert files.startswith(f"savedmodel-surgery: {out}: saved_model.pb ({size:,} bytes), fingerprint.pb (")
+
+
 def test_quiet_and_verbose_together_are_refused() -> None:
     result = run_cli("-q", "-v", "show", FIXTURES / "module_multi")
     assert result.returncode == 2
