@@ -1,6 +1,7 @@
 """savedmodel-surgery: edit TensorFlow SavedModels on disk with protobuf alone."""
 
 from surgery.check import CheckReport, Finding, check
+from surgery.convert import ConvertResult, convert
 from surgery.errors import (
     ConsistencyError,
     EditError,
@@ -9,6 +10,7 @@ from surgery.errors import (
     SurgeryError,
     SurgeryWarning,
 )
+from surgery.explain import Explanation, explain
 from surgery.io import Model, load, save
 
 __version__ = "0.1.0"
@@ -16,7 +18,9 @@ __version__ = "0.1.0"
 __all__ = [
     "CheckReport",
     "ConsistencyError",
+    "ConvertResult",
     "EditError",
+    "Explanation",
     "Finding",
     "Model",
     "SavedModelIOError",
@@ -25,6 +29,8 @@ __all__ = [
     "SurgeryWarning",
     "__version__",
     "check",
+    "convert",
+    "explain",
     "load",
     "save",
 ]

@@ -35,11 +35,13 @@ from surgery.convert import convert
 from surgery.diff import diff
 from surgery.edits import parse_tag_set
 from surgery.errors import SavedModelIOError, SurgeryError, SurgeryWarning
+from surgery.explain import FORMATS as EXPLAIN_FORMATS
 from surgery.explain import explain, explain_dot, explain_html, explain_text, render_svg
 from surgery.io import Model, load
 from surgery.plans import Plan, load_plan
 from surgery.schema import TENSORFLOW_VERSION
 from surgery.show import show_json, show_text
+from surgery.signatures import user_keys
 from surgery.tensors import parse_dtype, parse_shape
 
 PROG = "savedmodel-surgery"
@@ -113,6 +115,13 @@ def _load(path: str) -> Model:
     name = "saved_model.pb" if model.format == "pb" else "saved_model.pbtxt"
     _detail(f"read {Path(path) / name} ({len(model.source):,} bytes, {metas} meta graph(s))")
     return model
+
+
+def _files(directory: Path) -> str:
+    """`OUT: saved_model.pb (27,220 bytes), fingerprint.pb (58 bytes)`: the model files written."""
+    names = ("saved_model.pb", "saved_model.pbtxt", "fingerprint.pb")
+    files = [f"{n} ({(directory / n).stat().st_size:,} bytes)" for n in names if (directory / n).is_file()]
+    return f"{directory}: {', '.join(files)}"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -214,6 +223,7 @@ def _run_edit(
         raise click.UsageError("give either -o/--output OUT or --in-place")
     written = edit_model(model_path, edit, output, in_place=in_place, force=force)
     _say(f"wrote {written}")
+    _detail(_files(written))
 
 
 @cli.command("rename-signature")
@@ -572,7 +582,7 @@ def _complete_signature(ctx: click.Context, param: click.Parameter, incomplete: 
         model = load(ctx.params.get("model") or "")
     except SurgeryError:
         return []
-    keys = {k for meta in model.proto.meta_graphs for k in meta.signature_def}
+    keys = {k for meta in model.proto.meta_graphs for k in user_keys(meta.signature_def)}
     return sorted(k for k in keys if k.startswith(incomplete))
 
 
@@ -582,7 +592,7 @@ def _complete_signature(ctx: click.Context, param: click.Parameter, incomplete: 
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["text", "dot", "svg", "html"]),
+    type=click.Choice(EXPLAIN_FORMATS),
     default="text",
     show_default=True,
     help="An indented tree, Graphviz DOT, SVG (needs Graphviz's dot) or one self-contained HTML page.",

@@ -29,7 +29,7 @@ from surgery.schema import FingerprintDef, to_text
 
 FORMATS: tuple[Format, ...] = ("pbtxt", "pb")
 FingerprintAction = Literal["kept", "rewritten", "none"]
-_HASHES = (
+HASHES = (
     "saved_model_checksum",
     "graph_def_program_hash",
     "signature_def_hash",
@@ -66,7 +66,7 @@ def fingerprint_state(model: Model) -> FingerprintAction:
         stored = FingerprintDef.FromString(path.read_bytes())
     except (DecodeError, OSError):
         return "rewritten"
-    same = all(getattr(stored, f) == getattr(computed, f) for f in _HASHES)
+    same = all(getattr(stored, f) == getattr(computed, f) for f in HASHES)
     return "kept" if same else "rewritten"
 
 

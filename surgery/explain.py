@@ -53,7 +53,7 @@ PlaceKind = Literal[
     "concrete_function",
     "saved_function",
 ]
-FORMATS = ("text", "dot", "svg", "html", "json")
+FORMATS = ("text", "dot", "svg", "html")
 
 
 class _Model(BaseModel):
@@ -251,7 +251,7 @@ def explain_meta_graph(meta: MetaGraphDef, signature: str | None = None) -> Meta
                 places[0].model_copy(update={"links": [Link(to=graph.id, label="fetched from")]}),
                 graph,
             ]
-        if tf2 is not None:
+        if tf2 is not None and key not in RESERVED_KEYS:  # TensorFlow's init op is v1-only
             functions_of, object_graph = _tf2_places(key, tf2.get(key), library, functions)
             places += functions_of + object_graph
         paths.append(SignaturePath(key=key, places=places))

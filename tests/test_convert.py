@@ -19,17 +19,9 @@ from conftest import (
     run_cli,
     tree_bytes,
 )
-from surgery.convert import convert
+from surgery.convert import HASHES, convert
 from surgery.fingerprint import compute_fingerprint
 from surgery.schema import FingerprintDef
-
-HASHES = [
-    "saved_model_checksum",
-    "graph_def_program_hash",
-    "signature_def_hash",
-    "saved_object_graph_hash",
-    "checkpoint_hash",
-]
 
 
 def _round_trip(name: str, tmp_path: Path) -> tuple[Path, Path]:

@@ -115,6 +115,13 @@ def test_one_signature(tmp_path: Path) -> None:
     assert "SavedFunction 'masked'" in result.stdout
 
 
+def test_the_init_op_is_explained_on_the_v1_side_only() -> None:
+    result = run_cli("explain", FIXTURES / "example_model", "__saved_model_init_op", check=True)
+    assert "2. graph nodes (no call node: the signature runs the graph itself)" in result.stdout
+    assert "fetches __saved_model_init_op: NoOp (NoOp)" in result.stdout
+    assert "missing" not in result.stdout and "3." not in result.stdout
+
+
 def test_unknown_signature_is_one_line() -> None:
     result = run_cli("explain", FIXTURES / "module_multi", "nope")
     assert result.returncode == 2 and result.stdout == ""

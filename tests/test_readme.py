@@ -48,6 +48,13 @@ def test_shell_examples_run(tmp_path: Path) -> None:
     assert half.outputs["as_float"].dtype == 19  # DT_HALF
     renamed = surgery.load(work / "tensor_renamed").proto.meta_graphs[0].signature_def["serving_default"]
     assert renamed.inputs["a"].name == "images:0"
+    assert (work / "my_model_again" / "saved_model.pb").read_bytes() == (
+        work / "my_model" / "saved_model.pb"
+    ).read_bytes()
+    assert '-    key: "serving_default"' in (work / "rename.diff").read_text()
+    assert "signature &#x27;masked&#x27;" in (work / "my_model.html").read_text()
+    assert (work / "my_model.dot").read_text().startswith("digraph savedmodel {")
+    assert "complete -o nosort -F" in (work / "savedmodel-surgery-complete.bash").read_text()
 
 
 def test_python_example_runs(tmp_path: Path) -> None:
@@ -55,6 +62,7 @@ def test_python_example_runs(tmp_path: Path) -> None:
     (block,) = _blocks("python")
     subprocess.run([sys.executable, "-c", block], cwd=work, check=True, capture_output=True)
     assert (work / "api_model" / "fingerprint.pb").exists()
+    assert (work / "api_model_text" / "saved_model.pbtxt").exists()
 
 
 def test_error_example_is_what_the_tool_prints(tmp_path: Path) -> None:

@@ -1,0 +1,211 @@
+"""Command-line comfort: help with examples, --json, --quiet/--verbose, colours, completion, --version."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from conftest import FIXTURES, ROOT, copy_fixture, run_cli
+from surgery.cli import cli
+from surgery.schema import TENSORFLOW_VERSION
+
+COMMANDS = sorted(cli.commands)  # type: ignore[attr-defined]
+REPORTING = ["apply", "check", "convert", "diff", "explain", "show"]
+ESC = "\x1b["
+
+
+def _command(name: str) -> click.Command:
+    command: click.Command = cli.commands[name]  # type: ignore[attr-defined]
+    return command
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_every_command_has_an_example_in_its_help(name: str) -> None:
+    result = CliRunner().invoke(cli, [name, "--help"])
+    assert result.exit_code == 0
+    assert "Example" in result.output
+    assert "savedmodel-surgery " + name in result.output
+
+
+def test_the_group_help_has_an_example() -> None:
+    result = CliRunner().invoke(cli, ["--help"])
+    assert "Example" in result.output and "--quiet" in result.output and "--verbose" in result.output
+
+
+@pytest.mark.parametrize("name", REPORTING)
+def test_every_reporting_command_has_json(name: str) -> None:
+    assert "as_json" in [p.name for p in _command(name).params]
+
+
+def test_version_names_the_schema() -> None:
+    result = run_cli("--version", check=True)
+    assert result.stdout.strip().endswith(f"(TensorFlow {TENSORFLOW_VERSION} schema)")
+
+
+# --- --quiet and --verbose -------------------------------------------------------------------------
+
+
+def test_an_edit_says_what_it_wrote_unless_quiet(tmp_path: Path) -> None:
+    model = FIXTURES / "module_multi"
+    loud = run_cli("rename-signature", model, "fixed", "f2", "-o", tmp_path / "a", check=True)
+    assert loud.stderr == f"wrote {tmp_path / 'a'}\n"
+    quiet = run_cli("-q", "rename-signature", model, "fixed", "f2", "-o", tmp_path / "b", check=True)
+    assert (quiet.stdout, quiet.stderr) == ("", "")
+    assert (tmp_path / "b" / "saved_model.pb").exists()
+
+
+def test_quiet_keeps_errors(tmp_path: Path) -> None:
+    result = run_cli(
+        "--quiet", "rename-signature", FIXTURES / "module_multi", "nope", "x", "-o", tmp_path / "o"
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("savedmodel-surgery: error: no signature 'nope'")
+
+
+def test_verbose_says_what_it_read() -> None:
+    result = run_cli("--verbose", "show", FIXTURES / "module_multi", "--json", check=True)
+    size = (FIXTURES / "module_multi" / "saved_model.pb").stat().st_size
+    path = FIXTURES / "module_multi" / "saved_model.pb"
+    assert result.stderr == f"savedmodel-surgery: read {path} ({size:,} bytes, 1 meta graph(s))\n"
+    json.loads(result.stdout)  # stdout stays machine-readable
+
+
+def test_verbose_edit_lists_the_model_files_written(tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    result = run_cli(
+        "-v", "rename-signature", FIXTURES / "module_multi", "fixed", "f2", "-o", out, check=True
+    )
+    wrote, files = result.stderr.splitlines()
+    assert wrote == f"wrote {out}"
+    size = (out / "saved_model.pb").stat().st_size
+    assert files.startswith(f"savedmodel-surgery: {out}: saved_model.pb ({size:,} bytes), fingerprint.pb (")
+
+
+def test_quiet_and_verbose_together_are_refused() -> None:
+    result = run_cli("-q", "-v", "show", FIXTURES / "module_multi")
+    assert result.returncode == 2
+    assert result.stderr == "savedmodel-surgery: error: give --quiet or --verbose, not both (see --help)\n"
+
+
+# --- colours ---------------------------------------------------------------------------------------
+
+
+def test_colours_only_when_asked_for_a_terminal() -> None:
+    """click strips styles when the output is not a terminal; CliRunner(color=True) plays one."""
+    args = ["explain", str(FIXTURES / "example_model")]
+    plain = CliRunner().invoke(cli, args)
+    coloured = CliRunner().invoke(cli, args, color=True)
+    assert plain.exit_code == coloured.exit_code == 0
+    assert ESC not in plain.output
+    assert ESC in coloured.output
+    assert click.unstyle(coloured.output) == plain.output
+
+
+def test_check_colours_its_verdict() -> None:
+    result = CliRunner().invoke(cli, ["check", str(FIXTURES / "module_multi")], color=True)
+    assert click.style("ok", fg="green", bold=True) in result.output
+
+
+def test_no_color_turns_colours_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    result = CliRunner().invoke(cli, ["check", str(FIXTURES / "module_multi")], color=True)
+    assert result.exit_code == 0 and ESC not in result.output
+
+
+def test_piped_output_has_no_escape_codes(tmp_path: Path) -> None:
+    for args in (["explain", FIXTURES / "module_multi"], ["check", FIXTURES / "module_multi"]):
+        result = run_cli(*args, check=True)
+        assert ESC not in result.stdout + result.stderr
+    model = copy_fixture("module_multi", tmp_path)
+    result = run_cli("rename-signature", model, "nope", "x", "-o", tmp_path / "o")
+    assert ESC not in result.stderr and result.stderr.startswith("savedmodel-surgery: error: ")
+
+
+# --- shell completion ------------------------------------------------------------------------------
+
+
+def _complete(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    command = [str(Path(sys.executable).parent / "savedmodel-surgery")]
+    return subprocess.run(command, capture_output=True, text=True, env={**os.environ, **env}, cwd=ROOT)
+
+
+@pytest.mark.parametrize(
+    ("shell", "marker"),
+    [
+        ("bash", "complete -o nosort -F _savedmodel_surgery_completion savedmodel-surgery"),
+        ("zsh", "compdef _savedmodel_surgery_completion savedmodel-surgery"),
+        ("fish", "complete --no-files --command savedmodel-surgery"),
+    ],
+)
+def test_completion_script(shell: str, marker: str) -> None:
+    """The README's `_SAVEDMODEL_SURGERY_COMPLETE=bash_source savedmodel-surgery` gives a script."""
+    result = _complete({"_SAVEDMODEL_SURGERY_COMPLETE": f"{shell}_source"})
+    assert result.returncode == 0, result.stderr
+    assert marker in result.stdout
+
+
+def test_bash_script_is_valid_bash(tmp_path: Path) -> None:
+    script = tmp_path / "complete.bash"
+    script.write_text(_complete({"_SAVEDMODEL_SURGERY_COMPLETE": "bash_source"}).stdout)
+    result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_completion_of_commands_and_signature_keys() -> None:
+    commands = _complete(
+        {
+            "_SAVEDMODEL_SURGERY_COMPLETE": "bash_complete",
+            "COMP_WORDS": "savedmodel-surgery ex",
+            "COMP_CWORD": "1",
+        }
+    )
+    assert commands.stdout.split() == ["plain,explain"]
+    model = str(FIXTURES / "module_multi")
+    keys = _complete(
+        {
+            "_SAVEDMODEL_SURGERY_COMPLETE": "bash_complete",
+            "COMP_WORDS": f"savedmodel-surgery explain {model} ",
+            "COMP_CWORD": "3",
+        }
+    )
+    assert keys.stdout.split() == [f"plain,{k}" for k in ["fixed", "masked", "preprocess", "serving_default"]]
+
+
+def _on_a_terminal(args: list[str], env: dict[str, str]) -> str:
+    """What the command writes to stdout and stderr when both are a terminal (a pseudo-terminal)."""
+    primary, secondary = pty.openpty()
+    command = [sys.executable, "-m", "surgery", *args]
+    process = subprocess.Popen(
+        command, stdout=secondary, stderr=secondary, env={**os.environ, **env}, cwd=ROOT
+    )
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(primary, 4096)
+        except OSError:  # EIO: the command exited and closed its end
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    process.wait(timeout=60)
+    os.close(primary)
+    return b"".join(chunks).decode()
+
+
+def test_errors_are_coloured_on_a_terminal_unless_no_color() -> None:
+    coloured = _on_a_terminal(["show", "nope"], {})
+    assert (
+        f"savedmodel-surgery: {click.style('error', fg='red', bold=True)}: nope: no such directory"
+        in coloured
+    )
+    plain = _on_a_terminal(["show", "nope"], {"NO_COLOR": "1"})
+    assert ESC not in plain and "savedmodel-surgery: error: nope: no such directory" in plain
