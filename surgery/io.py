@@ -210,7 +210,7 @@ def save(
         out = Path(output)
         _check_output(model.path, out, force=force)
         with model_lock(model.path, exclusive=False):
-            _save_copy(model, files, out, edited=edited)
+            _save_copy(model, files, out, edited=edited, force=force)
         return out
     except OSError as err:  # anything not already reported with its context
         where = model.path if in_place else output
@@ -460,7 +460,7 @@ def _check_output(source: Path, out: Path, *, force: bool) -> None:
         raise SavedModelIOError(f"{out.parent}: no such directory to write {out.name} into")
 
 
-def _save_copy(model: Model, files: dict[str, bytes], out: Path, *, edited: bool) -> None:
+def _save_copy(model: Model, files: dict[str, bytes], out: Path, *, edited: bool, force: bool) -> None:
     _clean_stale_outputs(out)
     skip = {PB, PBTXT, FINGERPRINT} if edited else {PB, PBTXT}
     with _staging_dir(out) as staging:
@@ -468,7 +468,7 @@ def _save_copy(model: Model, files: dict[str, bytes], out: Path, *, edited: bool
         for name, data in files.items():
             _write_new(staging / name, data)
         _fsync_dir(staging)
-        _publish(staging, out)
+        _publish(staging, out, replace=force)
 
 
 @contextlib.contextmanager
@@ -526,9 +526,9 @@ def _rename2(src: Path, dst: Path, flags: int) -> bool:
     raise OSError(code, os.strerror(code), str(dst))
 
 
-def _publish(staging: Path, out: Path) -> None:
+def _publish(staging: Path, out: Path, *, replace: bool) -> None:
     """Rename the finished directory into place: never over another writer's, atomically over --force's."""
-    if not os.path.lexists(out):
+    if not replace or not os.path.lexists(out):
         try:
             done = _rename2(staging, out, _RENAME_NOREPLACE)
         except FileExistsError:

@@ -18,7 +18,9 @@ import os
 import signal
 import sys
 import tempfile
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from surgery import io as surgery_io
@@ -27,9 +29,19 @@ from surgery.cli import main
 COUNTED = ("open", "write", "rename", "replace", "link", "unlink", "rmdir", "mkdir")
 
 
-def install(kill_at: int) -> list[str]:
-    """Count the steps of this process from now on (and die before step `kill_at`); the list of steps."""
+def install(kill_at: int, *, pause_at: int = 0, gate: Path | None = None) -> list[str]:
+    """Count the steps of this process from now on; the list of steps.
+
+    Before step `kill_at` the process SIGKILLs itself. Before step `pause_at` it creates the file
+    `gate` and waits until someone deletes it (to hold a run in the middle of its write).
+    """
     steps: list[str] = []
+
+    def pause() -> None:
+        assert gate is not None
+        gate.touch()
+        while gate.exists():
+            time.sleep(0.005)
 
     def counted(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
         def step(*args: Any, **kwargs: Any) -> Any:
@@ -40,6 +52,8 @@ def install(kill_at: int) -> list[str]:
             steps.append(name)
             if len(steps) == kill_at:
                 os.kill(os.getpid(), signal.SIGKILL)
+            if len(steps) == pause_at:
+                pause()
             return function(*args, **kwargs)
 
         return step
@@ -72,6 +86,39 @@ def run_forked(argv: list[str], *, kill_at: int = 0) -> tuple[int, list[str]]:
         log.seek(0)
         text = log.read()
     return code, json.loads(text) if text else []
+
+
+def start_paused(argv: list[str], *, pause_at: int, gate: Path) -> int:
+    """Start `savedmodel-surgery ARGV` in a forked child that stops before step `pause_at`.
+
+    Returns once the child is there (it has created `gate`); delete `gate` to let it go on, then
+    `finish(pid)`.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        status = 70
+        try:
+            install(0, pause_at=pause_at, gate=gate)
+            with open(os.devnull, "w") as null:
+                sys.stdout = sys.stderr = null
+                status = main(argv)
+        finally:
+            os._exit(status)
+    deadline = time.monotonic() + 30
+    while not gate.exists():
+        ended, _ = os.waitpid(pid, os.WNOHANG)
+        if ended or time.monotonic() > deadline:
+            raise AssertionError(f"{argv} ended before step {pause_at}")
+        time.sleep(0.005)
+    return pid
+
+
+def finish(pid: int) -> int:
+    """Wait for a child of `start_paused`: its exit code."""
+    _, wait_status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(wait_status)
 
 
 if __name__ == "__main__":
