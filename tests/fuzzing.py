@@ -22,6 +22,7 @@ import contextlib
 import io
 import json
 import random
+import re
 import shutil
 import signal
 import sys
@@ -52,7 +53,11 @@ def fixture_bytes(name: str) -> bytes:
 
 
 class FuzzFailure(AssertionError):
-    """A command broke the contract on a fuzzed input."""
+    """A command broke the contract on a fuzzed input; `command` names it."""
+
+    def __init__(self, message: str, command: str = "in-place") -> None:
+        super().__init__(message)
+        self.command = command
 
 
 class Hang(BaseException):
@@ -87,8 +92,11 @@ def _time_limit(seconds: float) -> Iterator[None]:
 def run(argv: list[str], *, limit: float = TIME_LIMIT) -> Outcome:
     """`savedmodel-surgery ARGV` in this process: exit status, stdout, stderr."""
     out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), _time_limit(limit):
-        status = main(argv)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), _time_limit(limit):
+            status = main(argv)
+    except Hang as hang:
+        return Outcome(argv, -1, out.getvalue(), f"a hang: {hang}")
     return Outcome(argv, status, out.getvalue(), err.getvalue())
 
 
@@ -110,7 +118,9 @@ def check_outcome(outcome: Outcome, *, allowed: tuple[int, ...] = (0, 2)) -> Non
     elif outcome.status != 2 and [e for e in errors if not e.startswith((PREFIX, "wrote "))]:
         problem = "stray lines on stderr"
     if problem is not None:
-        raise FuzzFailure(f"{' '.join(outcome.argv)}: {problem}: {outcome.stderr.strip()[-2000:]}")
+        raise FuzzFailure(
+            f"{' '.join(outcome.argv)}: {problem}: {outcome.stderr.strip()[-2000:]}", outcome.argv[0]
+        )
 
 
 # --- one input through every command -------------------------------------------------------------
@@ -204,8 +214,12 @@ def exercise(
     new: str = "renamed",
     edits: bool = True,
     plan: str | None = None,
+    only: str | None = None,
 ) -> Report:
-    """Run every command over `data` as a model file; raises FuzzFailure when one breaks the contract."""
+    """Run every command over `data` as a model file; raises FuzzFailure when one breaks the contract.
+
+    `only` limits the run to the commands of that name (to shrink a failing input quickly).
+    """
     report = Report()
     model = workdir / "model"
     if workdir.exists():
@@ -217,18 +231,20 @@ def exercise(
     reference = str(FIXTURES / "module_multi")
 
     def one(argv: list[str], allowed: tuple[int, ...] = (0, 2), out: Path | None = None) -> Outcome:
+        if only is not None and argv[0] != only:
+            return Outcome(argv, 2, "", "")
         outcome = run(argv)
         check_outcome(outcome, allowed=allowed)
         report.commands += 1
         report.statuses[argv[0]] = outcome.status
         if _snapshot(model) != before:
-            raise FuzzFailure(f"{' '.join(argv)}: the input changed")
+            raise FuzzFailure(f"{' '.join(argv)}: the input changed", argv[0])
         if out is not None and outcome.status != 0 and out.exists():
-            raise FuzzFailure(f"{' '.join(argv)}: failed, yet {out} was written")
+            raise FuzzFailure(f"{' '.join(argv)}: failed, yet {out} was written", argv[0])
         leftovers = [p.name for p in workdir.iterdir() if "surgery-" in p.name]
         leftovers += [p.name for p in model.iterdir() if "surgery-" in p.name]
         if leftovers:
-            raise FuzzFailure(f"{' '.join(argv)}: left {leftovers} behind")
+            raise FuzzFailure(f"{' '.join(argv)}: left {leftovers} behind", argv[0])
         return outcome
 
     shown = one(["show", str(model), "--json"])
@@ -253,6 +269,8 @@ def exercise(
     out = workdir / "planned"
     if one(["apply", str(model), str(plan_file), "-o", str(out)], out=out).status == 0:
         shutil.rmtree(out)
+    if only not in (None, "in-place"):
+        return report
     # In place, on a copy: the copy is either the complete edit or untouched.
     copy = workdir / "copy"
     shutil.copytree(model, copy)
@@ -510,6 +528,46 @@ class Mutator:
             return None
         piece = self.rng.choice(pieces)
         return replace(data, target.chain, target.start, target.start, donor[piece.start : piece.end])
+
+
+def failure_kind(failure: FuzzFailure) -> str:
+    """What a failure is, without the paths and values that differ between inputs (for deduplication)."""
+    text = str(failure)
+    problem = text.split(": ", 2)[1] if text.count(": ") >= 2 else text
+    tail = re.sub(r"'[^']*'|\"[^\"]*\"|[0-9]+|/\S+", "_", text.rsplit(": ", 1)[-1])[:120]
+    return f"{failure.command}: {problem}: {tail}"
+
+
+def minimize(data: bytes, fails: Callable[[bytes], bool], *, budget: int = 3000) -> bytes:
+    """Greedy, schema-aware shrinking: drop fields at any depth, largest first, while `fails(data)` holds."""
+    best = data
+    tries = 0
+    progress = True
+    while progress and tries < budget:
+        progress = False
+        for span in sorted(spans(best, SavedModel.DESCRIPTOR), key=lambda s: s.start - s.end):
+            tries += 1
+            candidate = replace(best, span.chain, span.start, span.end, b"")
+            if fails(candidate):
+                best, progress = candidate, True
+                break  # the spans changed: walk the smaller input again
+            if tries >= budget:
+                break
+    return best
+
+
+def shrink_failure(data: bytes, failure: FuzzFailure, workdir: Path, *, fmt: str = "pb") -> bytes:
+    """A smaller input that fails in the same way (same command, same kind of failure)."""
+    kind = failure_kind(failure)
+
+    def fails(candidate: bytes) -> bool:
+        try:
+            exercise(candidate, workdir, fmt=fmt, only=failure.command)
+        except FuzzFailure as again:
+            return failure_kind(again) == kind
+        return False
+
+    return minimize(data, fails) if fmt == "pb" else data
 
 
 def mutate_text(rng: random.Random, text: str) -> str:
