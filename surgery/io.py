@@ -128,6 +128,11 @@ def find_model_file(path: Path) -> tuple[Path, Format]:
     if not path.is_dir():
         hint = f": pass its directory {path.parent}" if path.name in (PB, PBTXT) else ""
         raise SavedModelIOError(f"{path} is a file, not a SavedModel directory{hint}")
+    try:
+        with os.scandir(path) as entries:
+            next(entries, None)  # a directory we may not read would look empty below
+    except OSError as err:
+        raise SavedModelIOError(f"cannot read the directory {path}: {_why(err)}") from None
     if (path / PB).is_file():
         if (path / PBTXT).is_file():
             warnings.warn(
@@ -573,12 +578,12 @@ def _copy_entry(src: Path, dst: Path, root: Path, parents: tuple[Path, ...]) -> 
     """Hard-link (or copy) `src` to `dst`; links are followed only inside the model directory."""
     if src.is_symlink():
         target = _resolve(src)
+        if target in parents or target == root:
+            raise SavedModelIOError(f"{src} links to a directory that contains it: remove the link loop")
         if root not in target.parents:
             raise SavedModelIOError(
                 f"{src} links outside the model directory ({target}): refusing to copy it"
             )
-        if target in parents or target == root:
-            raise SavedModelIOError(f"{src} links to a directory that contains it: remove the link loop")
         src = target
     mode = src.lstat().st_mode
     if stat.S_ISDIR(mode):
