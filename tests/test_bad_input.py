@@ -8,15 +8,17 @@ byte-identical. Everything here runs the command line as a user would.
 
 from __future__ import annotations
 
+import os
 import random
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 import surgery
-from conftest import FIXTURES, copy_fixture, run_cli, tree_bytes
+from conftest import FIXTURES, ROOT, copy_fixture, run_cli, tree_bytes
 from surgery.check import check
 from surgery.schema import FingerprintDef, SavedModel
 
@@ -418,11 +420,6 @@ def _drop_file_permissions_override() -> None:
 
 def run_unprivileged(*args: str | Path) -> subprocess.CompletedProcess[str]:
     """The command as a user whom file modes bind (root drops its capabilities to override them)."""
-    import os
-    import sys
-
-    from conftest import ROOT
-
     drop = _drop_file_permissions_override if os.geteuid() == 0 else None
     cmd = [sys.executable, "-m", "surgery", *map(str, args)]
     return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, preexec_fn=drop)
@@ -465,8 +462,6 @@ def test_unreadable_model_directory(tmp_path: Path, modes_bind: None) -> None:
 
 def test_unreadable_model_directory_through_the_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without the command line's check: the directory is named, not reported as holding no model."""
-    import os
-
     model = copy_fixture("module_multi", tmp_path)
 
     def denied(path: object) -> object:
@@ -573,11 +568,53 @@ def test_saved_model_pb_is_a_directory(tmp_path: Path) -> None:
 
 def test_fifo_inside_the_model(model: Path, tmp_path: Path) -> None:
     """A FIFO would block a copy forever: refused by name, nothing written."""
-    import os
-
     os.mkfifo(model / "assets.pipe")
     message = _rename(model, "masked", "x", "-o", tmp_path / "out")
     assert message == (
         f"{model / 'assets.pipe'} is not a regular file or directory (a FIFO, socket or device): "
         "remove it from the model"
     )
+
+
+def test_fifo_as_the_checkpoint_index(model: Path, tmp_path: Path) -> None:
+    """A FIFO where variables/variables.index should be: no hang hashing it for the fingerprint."""
+    (model / "variables" / "variables.index").unlink()
+    os.mkfifo(model / "variables" / "variables.index")
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [
+            "timeout",
+            "60",
+            sys.executable,
+            "-m",
+            "surgery",
+            "rename-signature",
+            str(model),
+            "masked",
+            "x",
+            "-o",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert assert_error(result).endswith(
+        "is not a regular file or directory (a FIFO, socket or device): remove it from the model"
+    )
+    result = subprocess.run(
+        [
+            "timeout",
+            "60",
+            sys.executable,
+            "-m",
+            "surgery",
+            "rename-signature",
+            str(model),
+            "masked",
+            "x",
+            "--in-place",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
