@@ -31,6 +31,7 @@ with atheris.instrument_imports(include=["surgery"]):
 
 SHM = Path("/dev/shm")
 WORK = Path(tempfile.mkdtemp(prefix="surgery-fuzz-", dir=SHM if SHM.is_dir() else None))
+ARTIFACTS = Path(tempfile.gettempdir()) / "surgery-fuzz-artifacts"
 DONORS = [fuzzing.fixture_bytes(name) for name in fuzzing.FIXTURE_NAMES]
 STATS = {"executions": 0, "failures": 0}
 KINDS: dict[str, Path] = {}
@@ -87,7 +88,16 @@ def main() -> None:
     # libFuzzer ends the process with C's exit(), which skips Python's atexit: register with libc's.
     _AT_EXIT.append(ctypes.CFUNCTYPE(None, ctypes.c_void_p)(lambda _: _summary()))
     ctypes.CDLL(None).__cxa_atexit(_AT_EXIT[0], None, None)
-    argv = [sys.argv[0], f"-max_len={fuzzing.MAX_SIZE}", "-timeout=120", "-rss_limit_mb=4096", *sys.argv[1:]]
+    ARTIFACTS.mkdir(exist_ok=True)  # what libFuzzer itself keeps (inputs that crash the harness)
+    argv = [
+        sys.argv[0],
+        f"-max_len={fuzzing.MAX_SIZE}",
+        "-timeout=300",  # per input, instrumented: far above the harness's own 20 s per command
+        "-report_slow_units=600",
+        "-rss_limit_mb=4096",
+        f"-artifact_prefix={ARTIFACTS}/",
+        *sys.argv[1:],
+    ]
     atheris.Setup([*argv, str(seeds)], test_one_input, custom_mutator=custom_mutator)
     atheris.Fuzz()
 
