@@ -341,7 +341,13 @@ def spans(data: bytes, descriptor: Descriptor, *, limit: int = 50_000) -> list[S
                 fd = desc.fields_by_number.get(number)
                 span = Span(field_start, tag_end, value_start, value_end, number, wire_type, fd, chain)
                 found.append(span)
-                if wire_type == LENGTH and fd is not None and fd.type == FieldDescriptor.TYPE_MESSAGE:
+                deep_enough = len(chain) >= 200  # past protobuf's limit (100): no need to look further
+                if (
+                    wire_type == LENGTH
+                    and fd is not None
+                    and fd.type == FieldDescriptor.TYPE_MESSAGE
+                    and not deep_enough
+                ):
                     assert fd.message_type is not None
                     walk(value_start, value_end, fd.message_type, (*chain, span))
         except WireError:
