@@ -203,17 +203,17 @@ def save(
             f"{model.path} holds both {PB} and {PBTXT}: an edit would leave one of them stale; "
             f"delete the one TensorFlow should not read (it reads {PB}) and retry"
         )
+    out = None if output is None else Path(output)
+    if out is not None:
+        _check_output(model.path, out, force=force)
     data = model.serialize()
     edited = not model.unchanged(data)
     files = _model_files(model, data, edited=edited)
     try:
-        if in_place:
+        if out is None:
             with model_lock(model.path, exclusive=True):
                 _save_in_place(model, files, edited=edited)
             return model.path
-        assert output is not None
-        out = Path(output)
-        _check_output(model.path, out, force=force)
         with model_lock(model.path, exclusive=False):
             _save_copy(model, files, out, edited=edited, force=force)
         return out
@@ -277,7 +277,7 @@ def model_lock(path: str | os.PathLike[str], *, exclusive: bool) -> Iterator[Non
         yield
         return
     try:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     except OSError:
         yield
         return
@@ -409,19 +409,22 @@ def _recover_locked(path: Path) -> None:
             continue  # not an in-place edit's (a copy written beside the model, say)
         transactions.setdefault(f"{match['pid']}-{match['tx']}", {})[(match["name"], match["kind"])] = file
     for files in transactions.values():
-        committed = (PB, "tmp") not in files and (PBTXT, "tmp") not in files
+        pb_temps = [files.pop(key) for key in ((PB, "tmp"), (PBTXT, "tmp")) if key in files]
         backup = files.pop((FINGERPRINT, "old"), None)
         new_fingerprint = files.pop((FINGERPRINT, "tmp"), None)
-        with contextlib.suppress(OSError):
-            if committed:
-                if new_fingerprint is not None:
-                    os.replace(new_fingerprint, path / FINGERPRINT)
-                    new_fingerprint = None
-            elif backup is not None:
-                os.replace(backup, path / FINGERPRINT)
-                backup = None
+        try:
+            if pb_temps:  # not committed: the original fingerprint comes back
+                if backup is not None:
+                    os.replace(backup, path / FINGERPRINT)
+                    backup = None
+            elif new_fingerprint is not None:  # committed: the edit is finished
+                os.replace(new_fingerprint, path / FINGERPRINT)
+                new_fingerprint = None
             _fsync_dir(path)
-        for leftover in [*files.values(), backup, new_fingerprint]:
+        except OSError:
+            continue  # cannot write here: the journal stays as it is, for a run that can
+        # The pb's temporary file goes last: while it exists, the edit reads as not committed.
+        for leftover in [new_fingerprint, backup, *files.values(), *pb_temps]:
             if leftover is not None:
                 _remove(leftover)
 
@@ -482,12 +485,13 @@ def _staging_dir(out: Path) -> Iterator[Path]:
     staging = out.parent / _temp_name(out.name, "tmp", _new_tx())
     try:
         os.mkdir(staging)  # 0o777 less the umask, as the published directory should be
-        fd = os.open(staging, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as err:
         raise SavedModelIOError(f"cannot write into {out.parent}: {_why(err)}") from None
     _ACTIVE.add(str(staging))
+    fd = -1
     try:
-        if fcntl is not None:
+        if fcntl is not None:  # held while this run lives: how the next run knows it is not dead
+            fd = os.open(staging, os.O_RDONLY)
             with contextlib.suppress(OSError):
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         yield staging
@@ -496,7 +500,8 @@ def _staging_dir(out: Path) -> Iterator[Path]:
     finally:
         _remove(staging)
         _ACTIVE.discard(str(staging))
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
 
 
 _RENAME_NOREPLACE = 1
@@ -670,8 +675,9 @@ def _undo(directory: Path, temps: dict[str, Path], backup: Path | None, *, commi
             return  # leave the journal for `recover`: the pb temp file says "not committed"
     elif backup is not None:
         _remove(backup)
-    for temp in temps.values():
-        _remove(temp)
+    # The pb's temporary file goes last: while it exists, `recover` reads the edit as not committed.
+    for name in sorted(temps, key=lambda name: name != FINGERPRINT):
+        _remove(temps[name])
 
 
 def _refuse_changed_on_disk(model: Model, file: Path) -> None:
