@@ -211,6 +211,10 @@ def _signature_parts(meta: MetaGraphDef, key: str) -> _SignatureParts | None:
     if found is None:
         return None
     graph = meta.object_graph_def
+    if not 0 <= found[1] < len(graph.nodes):
+        raise EditError(
+            f"signature {key!r}: object graph node {found[1]} does not exist; run check to see what is broken"
+        )
     node = graph.nodes[found[1]]
     if node.WhichOneof("kind") != "bare_concrete_function":
         raise EditError(f"signature {key!r}: object graph node {found[1]} is not a signature function")
