@@ -95,16 +95,22 @@ class Model:
         """
         if self.format == "pb" and data == self.source:
             return True
-        original = SavedModel()
-        if self.format == "pb":
-            original.ParseFromString(self.source)
-        else:
-            from_text(self.source.decode("utf-8"), original)
+        original = parse(self.source, self.format)
         return original.SerializeToString(deterministic=True) == data
 
     def serialize(self) -> bytes:
         """Deterministic binary serialization (map entries sorted), as TensorFlow writes it."""
         return self.proto.SerializeToString(deterministic=True)
+
+
+def parse(data: bytes, fmt: Format) -> SavedModel:
+    """The SavedModel in `data` (binary or text format); protobuf's errors as they come."""
+    proto = SavedModel()
+    if fmt == "pb":
+        proto.ParseFromString(data)
+    else:
+        from_text(data.decode("utf-8"), proto)
+    return proto
 
 
 def _why(err: OSError) -> str:
@@ -170,12 +176,8 @@ def load(path: str | os.PathLike[str]) -> Model:
             data = f.read()
     except OSError as err:
         raise SavedModelIOError(f"cannot read {file}: {_why(err)}") from None
-    proto = SavedModel()
     try:
-        if fmt == "pb":
-            proto.ParseFromString(data)
-        else:
-            from_text(data.decode("utf-8"), proto)
+        proto = parse(data, fmt)
     except (DecodeError, ParseError, UnicodeDecodeError, RecursionError) as err:
         detail = str(err).splitlines()[0] if str(err) else type(err).__name__
         detail = detail.replace(RENAME_PREFIX, "")

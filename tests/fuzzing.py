@@ -35,6 +35,7 @@ from typing import Any
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from surgery.cli import main
+from surgery.io import parse
 from surgery.schema import SavedModel, to_text
 from surgery.wire import LENGTH, VARINT, WireError, iter_fields, read_varint
 
@@ -140,14 +141,8 @@ class Names:
 
 def names_of(data: bytes, fmt: str, new: str = "renamed") -> Names:
     names = Names(new=new)
-    proto = SavedModel()
     try:
-        if fmt == "pb":
-            proto.ParseFromString(data)
-        else:
-            from surgery.schema import from_text
-
-            from_text(data.decode("utf-8"), proto)
+        proto = parse(data, "pb" if fmt == "pb" else "pbtxt")
     except Exception:
         return names
     for meta in proto.meta_graphs:
@@ -318,7 +313,8 @@ class Span:
     chain: tuple[Span, ...]
 
 
-def _varint(value: int) -> bytes:
+def varint(value: int) -> bytes:
+    """The wire encoding of `value` (negative numbers as their 64-bit two's complement)."""
     value &= (1 << 64) - 1
     out = bytearray()
     while value >= 0x80:
@@ -362,7 +358,7 @@ def replace(data: bytes, span_chain: tuple[Span, ...], start: int, end: int, new
     for ancestor in reversed(span_chain):
         inner = data[ancestor.value_start : ancestor.end]
         inner = inner[: start - ancestor.value_start] + new + inner[end - ancestor.value_start :]
-        new = data[ancestor.start : ancestor.tag_end] + _varint(len(inner)) + inner
+        new = data[ancestor.start : ancestor.tag_end] + varint(len(inner)) + inner
         start, end = ancestor.start, ancestor.end
     return data[:start] + new + data[end:]
 
@@ -447,7 +443,7 @@ class Mutator:
         claim = self.rng.choice(
             [2**31 - 1, 2**31, 2**32 + 5, 2**62, 2**64 - 1, span.end - span.value_start + 1]
         )
-        return data[: span.tag_end] + _varint(claim) + data[span.value_start :]
+        return data[: span.tag_end] + varint(claim) + data[span.value_start :]
 
     def duplicate_field(self, data: bytes) -> bytes | None:
         span = self._pick(data)
@@ -465,7 +461,7 @@ class Mutator:
         if span is None:
             return None
         value = self.rng.choice([*VARINTS, self.rng.getrandbits(64)])
-        return replace(data, span.chain, span.value_start, span.end, _varint(value))
+        return replace(data, span.chain, span.value_start, span.end, varint(value))
 
     def string_value(self, data: bytes) -> bytes | None:
         strings = (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_BYTES)
@@ -477,7 +473,7 @@ class Mutator:
         text = self.rng.choice(ODD_STRINGS).encode()
         if self.rng.random() < 0.1:
             text = b"\xff\xfe" + text  # not UTF-8: the parser must refuse a string field
-        body = _varint(len(text)) + text
+        body = varint(len(text)) + text
         return replace(data, span.chain, span.tag_end, span.end, body)
 
     def wrong_message(self, data: bytes) -> bytes | None:
@@ -486,7 +482,7 @@ class Mutator:
             return None
         target, donor = self.rng.sample(found, 2)
         value = data[donor.value_start : donor.end]
-        return replace(data, target.chain, target.tag_end, target.end, _varint(len(value)) + value)
+        return replace(data, target.chain, target.tag_end, target.end, varint(len(value)) + value)
 
     def repeat_field(self, data: bytes) -> bytes | None:
         span = self._pick(data)
@@ -511,9 +507,9 @@ class Mutator:
             return None
         inner = data[span.value_start : span.end]
         for _ in range(self.rng.choice([20, 60, 95, 99, 101, 150, 400])):
-            values = b"\x0a" + _varint(len(inner)) + inner  # ListValue.values (1)
-            inner = b"\x9a\x03" + _varint(len(values)) + values  # StructuredValue.list_value (51)
-        return replace(data, span.chain, span.tag_end, span.end, _varint(len(inner)) + inner)
+            values = b"\x0a" + varint(len(inner)) + inner  # ListValue.values (1)
+            inner = b"\x9a\x03" + varint(len(values)) + values  # StructuredValue.list_value (51)
+        return replace(data, span.chain, span.tag_end, span.end, varint(len(inner)) + inner)
 
     def object_reference(self, data: bytes) -> bytes | None:
         """Point an object-graph reference at itself, its parent, the root, or far past the end."""
@@ -524,7 +520,7 @@ class Mutator:
         if span is None:
             return None
         value = self.rng.choice([0, 1, 2, 3, -1, 2**31 - 1, 10**6, self.rng.randrange(64)])
-        return replace(data, span.chain, span.value_start, span.end, _varint(value))
+        return replace(data, span.chain, span.value_start, span.end, varint(value))
 
     def splice_donor(self, data: bytes) -> bytes | None:
         donor = self.rng.choice(self.donors)

@@ -580,41 +580,13 @@ def test_fifo_as_the_checkpoint_index(model: Path, tmp_path: Path) -> None:
     """A FIFO where variables/variables.index should be: no hang hashing it for the fingerprint."""
     (model / "variables" / "variables.index").unlink()
     os.mkfifo(model / "variables" / "variables.index")
-    out = tmp_path / "out"
-    result = subprocess.run(
-        [
-            "timeout",
-            "60",
-            sys.executable,
-            "-m",
-            "surgery",
-            "rename-signature",
-            str(model),
-            "masked",
-            "x",
-            "-o",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert assert_error(result).endswith(
+
+    def edit(*where: str | Path) -> subprocess.CompletedProcess[str]:
+        cmd = ["timeout", "60", sys.executable, "-m", "surgery", "rename-signature", model, "masked", "x"]
+        return subprocess.run([*map(str, cmd), *map(str, where)], capture_output=True, text=True)
+
+    assert assert_error(edit("-o", tmp_path / "out")).endswith(
         "is not a regular file or directory (a FIFO, socket or device): remove it from the model"
     )
-    result = subprocess.run(
-        [
-            "timeout",
-            "60",
-            sys.executable,
-            "-m",
-            "surgery",
-            "rename-signature",
-            str(model),
-            "masked",
-            "x",
-            "--in-place",
-        ],
-        capture_output=True,
-        text=True,
-    )
+    result = edit("--in-place")
     assert result.returncode == 0, result.stderr

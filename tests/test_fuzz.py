@@ -37,6 +37,7 @@ from fuzzing import (
     replay,
     run,
     text_model,
+    varint,
 )
 from surgery.schema import MetaGraphDef, SavedModel, StructuredValue
 from surgery.wire import iter_fields
@@ -184,15 +185,6 @@ def _fixture() -> SavedModel:
     return SavedModel.FromString(fixture_bytes("module_multi"))
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 def _model(tmp_path: Path, data: bytes) -> Path:
     model = tmp_path / "in" / "model"
     model.mkdir(parents=True)
@@ -204,7 +196,7 @@ def test_length_prefix_claiming_gigabytes(tmp_path: Path) -> None:
     """A meta graph whose length prefix claims 8 GB: refused at once, without allocating it."""
     data = fixture_bytes("module_multi")
     _, _, start, value_start, _ = next(f for f in iter_fields(data, 0, len(data)) if f[0] == 2)
-    hostile = data[: start + 1] + _varint(8 << 30) + data[value_start:]
+    hostile = data[: start + 1] + varint(8 << 30) + data[value_start:]
     model = _model(tmp_path, hostile)
     outcome = run(["show", str(model)])
     assert outcome.status == 2 and "is not a valid SavedModel" in outcome.stderr
@@ -218,7 +210,7 @@ def test_duplicate_map_keys(tmp_path: Path) -> None:
     first.signature_def["masked"].method_name = "first/duplicate"
     meta = first.SerializeToString() + proto.meta_graphs[0].SerializeToString()  # concatenation merges
     head = SavedModel(saved_model_schema_version=proto.saved_model_schema_version).SerializeToString()
-    hostile = head + b"\x12" + _varint(len(meta)) + meta
+    hostile = head + b"\x12" + varint(len(meta)) + meta
     model = _model(tmp_path, hostile)
     loaded = surgery.load(model)
     assert loaded.proto.meta_graphs[0].signature_def["masked"].method_name != "first/duplicate"

@@ -10,6 +10,7 @@ import pytest
 
 import surgery
 from conftest import FIXTURE_NAMES, FIXTURES, copy_fixture, tree_bytes
+from fuzzing import varint
 from surgery.edits import rename_signature
 from surgery.schema import SavedModel, from_text, to_text
 
@@ -71,7 +72,7 @@ def test_unknown_fields_survive_an_edit(tmp_path: Path) -> None:
     data = b"".join(
         [
             model.proto.SerializeToString().split(b"\x12", 1)[0],
-            b"\x12" + _varint(len(meta)) + meta,
+            b"\x12" + varint(len(meta)) + meta,
             bytes([0xB8, 0x3E, 0x07]),
         ]
     )
@@ -82,15 +83,6 @@ def test_unknown_fields_survive_an_edit(tmp_path: Path) -> None:
     assert bytes([0xB8, 0x3E, 0x07]) in out
     assert bytes([0xB2, 0x3E, 0x03]) + b"new" in out
     assert "fixed_batch" in SavedModel.FromString(out).meta_graphs[0].signature_def
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 def test_output_carries_every_other_file_hard_linked(tmp_path: Path) -> None:
