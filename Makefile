@@ -50,7 +50,7 @@ test: $(VENV)/.installed $(TFVENV)/.installed lint typecheck
 
 # The fuzz budget: FUZZ_EXAMPLES hypothesis examples per property, then atheris for FUZZ_RUNS inputs
 # or FUZZ_SECONDS, whichever ends first. Failures are shrunk into tests/fuzz_corpus/.
-FUZZ_EXAMPLES ?= 2000
+FUZZ_EXAMPLES ?= 1000
 FUZZ_RUNS ?= 20000
 FUZZ_SECONDS ?= 900
 

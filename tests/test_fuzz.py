@@ -10,12 +10,13 @@ same properties with FUZZ_EXAMPLES random examples each, then coverage-guided at
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,10 @@ from hypothesis import strategies as st
 import surgery
 from conftest import FIXTURES, ROOT
 from fuzzing import (
+    CORPUS,
     FIXTURE_NAMES,
     HOSTILE_PLANS,
+    FuzzFailure,
     Mutator,
     corpus_entries,
     exercise,
@@ -61,6 +64,18 @@ def budget(short: int) -> settings:
     )
 
 
+@contextlib.contextmanager
+def keep_failures(test: str, data: bytes, fmt: str = "pb") -> Iterator[None]:
+    """In `make fuzz`, save a failing input to the corpus (the last written is hypothesis's smallest)."""
+    try:
+        yield
+    except FuzzFailure:
+        if EXAMPLES:
+            CORPUS.mkdir(exist_ok=True)
+            (CORPUS / f"hypothesis-{test}.{fmt}").write_bytes(data)
+        raise
+
+
 @pytest.fixture(scope="module")
 def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("fuzz")
@@ -80,7 +95,8 @@ def test_mutated_models(work: Path, name: str, mutations: list[tuple[str, int]])
     data = fixture_bytes(name)
     for kind, seed in mutations:
         _, data = Mutator(random.Random(seed)).mutate(data, kind)
-    exercise(data, work / "mutated")
+    with keep_failures("mutated", data):
+        exercise(data, work / "mutated")
 
 
 odd_text = st.text(st.characters(codec="utf-8"), max_size=24)
@@ -113,7 +129,9 @@ def test_hostile_names_and_values(
     graph = meta.object_graph_def
     graph.nodes[reference % len(graph.nodes)].children.add(node_id=reference, local_name=key)
     _nest(next(iter(graph.concrete_functions.values())).output_signature, depth)
-    exercise(proto.SerializeToString(), work / "hostile")
+    data = proto.SerializeToString()
+    with keep_failures("hostile", data):
+        exercise(data, work / "hostile")
 
 
 def _nest(value: StructuredValue, depth: int) -> None:
@@ -133,7 +151,8 @@ def test_mutated_text_models(work: Path, name: str, seeds: list[int]) -> None:
     text = text_model(name)
     for seed in seeds:
         text = mutate_text(random.Random(seed), text)
-    exercise(text.encode(), work / "text", fmt="pbtxt", edits=False)
+    with keep_failures("text", text.encode(), "pbtxt"):
+        exercise(text.encode(), work / "text", fmt="pbtxt", edits=False)
 
 
 json_values = st.recursive(
@@ -153,7 +172,8 @@ operation = st.fixed_dictionaries(
 @given(plan=st.fixed_dictionaries({"operations": st.lists(operation, max_size=3)}) | json_values)
 def test_generated_plans(work: Path, plan: Any) -> None:
     """Any JSON document as a plan: validated, applied, or refused in one line."""
-    exercise_plan(json.dumps(plan), work / "plans", suffix=".json")
+    with keep_failures("plan", json.dumps(plan).encode(), "plan.json"):
+        exercise_plan(json.dumps(plan), work / "plans", suffix=".json")
 
 
 @pytest.mark.parametrize("suffix", [".yaml", ".json"])
