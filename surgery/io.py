@@ -540,36 +540,48 @@ def _rename2(src: Path, dst: Path, flags: int) -> bool:
 
 def _publish(staging: Path, out: Path, *, replace: bool) -> None:
     """Rename the finished directory into place: never over another writer's, atomically over --force's."""
-    if not replace or not os.path.lexists(out):
-        try:
-            done = _rename2(staging, out, _RENAME_NOREPLACE)
-        except FileExistsError:
-            done = False
-        if not done:
-            if os.path.lexists(out):
-                raise SavedModelIOError(
-                    f"{out} already exists (another run wrote it meanwhile): choose a new directory "
-                    "or pass --force"
-                )
-            os.rename(staging, out)
-    elif _rename2(staging, out, _RENAME_EXCHANGE):
-        _remove(staging)  # the old output, now under the staging name
-    else:
-        trash = out.parent / _temp_name(out.name, "old", _new_tx())
-        _ACTIVE.add(str(trash))
-        try:
-            os.rename(out, trash)
-            try:
-                os.rename(staging, out)
-            except OSError:
-                os.rename(trash, out)
-                raise
-            _remove(trash)
-        finally:
-            _ACTIVE.discard(str(trash))
+    if not _place_new(staging, out):
+        if not replace:
+            raise SavedModelIOError(
+                f"{out} already exists (another run wrote it meanwhile): choose a new directory "
+                "or pass --force"
+            )
+        _replace_existing(staging, out)
     # Published: what is left is best effort (a leftover is removed by the next write to OUT).
     with contextlib.suppress(OSError):
         _fsync_dir(out.parent)
+
+
+def _place_new(staging: Path, out: Path) -> bool:
+    """Rename `staging` to `out` if nothing is there (False if something is)."""
+    try:
+        if _rename2(staging, out, _RENAME_NOREPLACE):
+            return True
+    except FileExistsError:
+        return False
+    if os.path.lexists(out):
+        return False
+    os.rename(staging, out)  # without renameat2: a writer between the check and here would be replaced
+    return True
+
+
+def _replace_existing(staging: Path, out: Path) -> None:
+    """Swap `staging` and the existing `out` atomically, or (without renameat2) move `out` aside first."""
+    if _rename2(staging, out, _RENAME_EXCHANGE):
+        _remove(staging)  # the old output, now under the staging name
+        return
+    trash = out.parent / _temp_name(out.name, "old", _new_tx())
+    _ACTIVE.add(str(trash))
+    try:
+        os.rename(out, trash)
+        try:
+            os.rename(staging, out)
+        except OSError:
+            os.rename(trash, out)
+            raise
+        _remove(trash)
+    finally:
+        _ACTIVE.discard(str(trash))
 
 
 def _carry_over(source: Path, dest: Path, *, skip: set[str]) -> None:
