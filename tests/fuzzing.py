@@ -21,11 +21,13 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import random
 import re
 import shutil
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +46,9 @@ FIXTURES = ROOT / "tests" / "fixtures" / "models"
 CORPUS = ROOT / "tests" / "fuzz_corpus"
 PREFIX = "savedmodel-surgery: "
 MAX_SIZE = 4 << 20  # mutants stay below 4 MB: big enough for huge repeated fields, quick to run
-TIME_LIMIT = 20.0  # seconds per command: far above what any sane input takes
+# Seconds per command: far above what any input of MAX_SIZE takes (about 1 s); more under atheris,
+# whose instrumentation slows Python code down tens of times.
+TIME_LIMIT = float(os.environ.get("FUZZ_TIME_LIMIT", "20"))
 
 FIXTURE_NAMES = sorted(p.name for p in FIXTURES.iterdir() if (p / "saved_model.pb").is_file())
 
@@ -387,8 +391,11 @@ VARINTS = [0, 1, 2, 3, 7, 100, 999, 2**31 - 1, 2**31, 2**32 - 1, 2**32, 2**63 - 
 class Mutator:
     """Schema-aware and byte-level mutations of a serialized SavedModel, driven by one Random."""
 
-    def __init__(self, rng: random.Random, donors: list[bytes] | None = None) -> None:
+    def __init__(
+        self, rng: random.Random, donors: list[bytes] | None = None, max_size: int = MAX_SIZE
+    ) -> None:
         self.rng = rng
+        self.max_size = max_size
         self.donors = donors if donors is not None else [fixture_bytes(n) for n in FIXTURE_NAMES]
         self.kinds: dict[str, Callable[[bytes], bytes | None]] = {
             "truncate": self.truncate,
@@ -411,7 +418,7 @@ class Mutator:
         for _ in range(10):
             chosen = kind or self.rng.choice(sorted(self.kinds))
             result = self.kinds[chosen](data)
-            if result is not None and len(result) <= MAX_SIZE:
+            if result is not None and len(result) <= self.max_size:
                 return chosen, result
         return "truncate", self.truncate(data) or b""
 
@@ -489,7 +496,7 @@ class Mutator:
         if span is None:
             return None
         copy = data[span.start : span.end]
-        times = min(self.rng.choice([10, 1000, 100_000]), (MAX_SIZE - len(data)) // max(len(copy), 1))
+        times = min(self.rng.choice([10, 1000, 100_000]), (self.max_size - len(data)) // max(len(copy), 1))
         return replace(data, span.chain, span.start, span.end, copy * max(times, 2))
 
     def deep_nest(self, data: bytes) -> bytes | None:
@@ -540,12 +547,18 @@ def failure_kind(failure: FuzzFailure) -> str:
     return f"{failure.command}: {problem}: {tail}"
 
 
-def minimize(data: bytes, fails: Callable[[bytes], bool], *, budget: int = 3000) -> bytes:
-    """Greedy, schema-aware shrinking: drop fields at any depth, largest first, while `fails(data)` holds."""
+def minimize(
+    data: bytes, fails: Callable[[bytes], bool], *, budget: int = 3000, seconds: float = 120
+) -> bytes:
+    """Greedy, schema-aware shrinking: drop fields at any depth, largest first, while `fails(data)` holds.
+
+    Stops after `budget` tries or `seconds`, with the smallest failing input found so far.
+    """
     best = data
     tries = 0
     progress = True
-    while progress and tries < budget:
+    deadline = time.monotonic() + seconds
+    while progress and tries < budget and time.monotonic() < deadline:
         progress = False
         for span in sorted(spans(best, SavedModel.DESCRIPTOR), key=lambda s: s.start - s.end):
             tries += 1
@@ -553,7 +566,7 @@ def minimize(data: bytes, fails: Callable[[bytes], bool], *, budget: int = 3000)
             if fails(candidate):
                 best, progress = candidate, True
                 break  # the spans changed: walk the smaller input again
-            if tries >= budget:
+            if tries >= budget or time.monotonic() > deadline:
                 break
     return best
 
