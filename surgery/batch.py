@@ -21,7 +21,7 @@ from pydantic import BaseModel
 
 from surgery.check import Finding, check
 from surgery.errors import ConsistencyError, SavedModelIOError, SurgeryError, SurgeryWarning
-from surgery.io import Model, load, model_lock, save
+from surgery.io import Model, load, model_lock, recover, save
 from surgery.plans import Plan
 
 
@@ -46,6 +46,7 @@ def edit_model(
     The model directory is locked from reading to writing (exclusively for an in-place edit), so
     that a concurrent in-place edit fails at once instead of one of them being lost.
     """
+    recover(path)  # an in-place edit a killed run left: finished or undone before anything else
     with model_lock(path, exclusive=in_place):
         model = load(path)
         # Problems the model already had are not the edit's: compare counts per kind, since a

@@ -431,3 +431,15 @@ def test_a_live_writers_files_are_left_alone(tmp_path: Path) -> None:
         holder.wait()
     surgery.load(model)
     assert not leftover.exists()
+
+
+def test_a_copy_from_a_model_with_an_interrupted_edit_starts_from_the_original(tmp_path: Path) -> None:
+    """`-o` from a model a killed in-place run left: the model is restored first, the copy is of it."""
+    model = copy_fixture("module_multi", tmp_path / "in")
+    before = tree_bytes(model)
+    tx = "999999999-abc"
+    (model / f".saved_model.pb.surgery-tmp-{tx}").write_bytes(b"half a new model")
+    os.rename(model / "fingerprint.pb", model / f".fingerprint.pb.surgery-old-{tx}")
+    rerun("set-method", model, "masked", "tensorflow/serving/regress", "-o", tmp_path / "out")
+    assert tree_bytes(model) == before
+    assert (tmp_path / "out" / "fingerprint.pb").exists()
