@@ -234,33 +234,57 @@ def test_kill_in_the_middle_of_large_writes(tmp_path: Path, large: Path) -> None
     _kill_in_place(large, tmp_path / "in_place", middle)
 
 
+def _kill_after(seconds: float, args: list[str]) -> None:
+    """Start the command as a user would, and `kill -9` it after `seconds`."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "surgery", *args],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(seconds)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+
+def _duration(args: list[str]) -> float:
+    start = time.monotonic()
+    assert subprocess.run([sys.executable, "-m", "surgery", *args], cwd=ROOT).returncode == 0
+    return time.monotonic() - start
+
+
+FRACTIONS = (0.35, 0.6, 0.8, 0.95)  # of a whole run, interpreter start included
+
+
 def test_kill_at_timed_moments_from_outside(tmp_path: Path, large: Path) -> None:
     """`kill -9` from another process at moments spread over a large in-place edit."""
     before = tree_bytes(large)
     model = copy_model(large, tmp_path / "timing")
-    start = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "surgery", *edit_args(model, "--in-place")], cwd=ROOT)
-    duration = time.monotonic() - start
-    assert result.returncode == 0
+    duration = _duration(edit_args(model, "--in-place"))
     edited = _pair(model)
-    for i, fraction in enumerate((0.3, 0.6, 0.8, 0.95)):
+    old = _pair(large)
+    for i, fraction in enumerate(FRACTIONS):
         model = copy_model(large, tmp_path / f"t{i}")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "surgery", *edit_args(model, "--in-place")],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        time.sleep(duration * fraction)
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-        assert _pair(model) in {(before["saved_model.pb"], _pair(large)[1]), edited} | {
-            (before["saved_model.pb"], None),
-            (edited[0], None),
-        }
+        _kill_after(duration * fraction, edit_args(model, "--in-place"))
+        assert _pair(model) in {old, edited, (old[0], None), (edited[0], None)}
         rerun("show", model)
         assert temporaries(model) == []
         assert tree_bytes(model) == before or _pair(model) == edited
+
+
+def test_kill_at_timed_moments_of_a_copy_from_outside(tmp_path: Path, large: Path) -> None:
+    """`kill -9` from another process at moments spread over writing a large copy."""
+    before = tree_bytes(large)
+    reference = tmp_path / "reference"
+    duration = _duration(edit_args(large, "-o", reference))
+    done = normalized(tree_bytes(reference))
+    for i, fraction in enumerate(FRACTIONS):
+        out = tmp_path / f"t{i}" / "out"
+        out.parent.mkdir()
+        _kill_after(duration * fraction, edit_args(large, "-o", out))
+        _check_copy_after_kill(large, before, out, done, force=False)
+        rerun(*edit_args(large, "-o", out, "--force"))
+        assert temporaries(out.parent) == []
 
 
 # --- full disks and I/O errors, in process -----------------------------------------------------
