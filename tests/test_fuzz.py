@@ -363,3 +363,22 @@ def test_memory_stays_a_small_multiple_of_the_input(
     for command in ("show", "check"):
         grown = _peak(command, model) - baseline
         assert grown < 48 * len(data), f"{command}: {grown / 2**20:.0f} MB for {len(data) / 2**20:.1f} MB"
+
+
+def test_function_lists_shorter_than_the_signature(tmp_path: Path) -> None:
+    """A wrapper function with fewer arguments or results than its signature's keys (found by atheris
+    for arguments): a rename that reorders them is refused in one line."""
+    proto = _fixture()
+    for function in proto.meta_graphs[0].graph_def.library.function:
+        del function.signature.input_arg[1:]
+        del function.signature.output_arg[1:]
+    model = _model(tmp_path, proto.SerializeToString())
+    for command in (
+        ["rename-input", "masked", "a_dense", "z_dense"],
+        ["rename-output", "masked", "alpha", "zeta"],
+    ):
+        outcome = run([command[0], str(model), *command[1:], "-o", str(tmp_path / "out")])
+        assert outcome.status == 2 and "the model is inconsistent; run check" in outcome.stderr, (
+            outcome.stderr
+        )
+    exercise(proto.SerializeToString(), tmp_path / "all")
