@@ -248,7 +248,10 @@ def exercise(
 
     shown = one(["show", str(model), "--json"])
     if shown.status == 0:
-        json.loads(shown.stdout)
+        try:
+            json.loads(shown.stdout)
+        except ValueError as err:
+            raise FuzzFailure(f"show --json printed invalid JSON: {err}", "show") from None
     one(["show", str(model)])
     one(["check", str(model)], (0, 1, 2))
     one(["check", str(model), "--json"], (0, 1, 2))
