@@ -1,6 +1,7 @@
 # savedmodel-surgery: every target sets up what it needs on a fresh machine.
 #   make demo       show, edit and check a bundled example model (creates .venv/)
 #   make test       lint, types and the whole test-suite, TensorFlow oracle tier included
+#   make fuzz       long fuzz runs (hypothesis, then atheris), with a fixed budget
 #   make generated  recompile generated/ from protos/
 #   make protos     re-extract protos/ from the pinned TensorFlow, then regenerate
 #   make fixtures   rebuild tests/fixtures/ with real TensorFlow
@@ -14,7 +15,7 @@ DEMO := demo-out
 FIXTURES := tests/fixtures/models
 PIP_QUIET := --quiet --disable-pip-version-check --no-input
 
-.PHONY: demo test lint typecheck unit oracle generated protos fixtures clean
+.PHONY: demo test fuzz lint typecheck unit oracle generated protos fixtures clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +49,20 @@ typecheck: $(VENV)/.installed
 
 test: $(VENV)/.installed $(TFVENV)/.installed lint typecheck
 	$(BIN)/pytest -n 2 --dist loadgroup
+
+# The fuzz budget: FUZZ_EXAMPLES hypothesis examples per property, then atheris for FUZZ_RUNS inputs
+# or FUZZ_SECONDS, whichever ends first. Failures are shrunk into tests/fuzz_corpus/.
+FUZZ_EXAMPLES ?= 1000
+FUZZ_RUNS ?= 20000
+FUZZ_SECONDS ?= 900
+
+$(VENV)/.fuzz-installed: $(VENV)/.installed
+	$(BIN)/pip install $(PIP_QUIET) -e ".[dev,fuzz]"
+	touch $@
+
+fuzz: $(VENV)/.fuzz-installed
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q tests/test_fuzz.py
+	$(BIN)/python tests/fuzz_atheris.py -runs=$(FUZZ_RUNS) -max_total_time=$(FUZZ_SECONDS)
 
 generated: $(VENV)/.installed
 	$(BIN)/python tools/gen_bindings.py generate

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 
 from surgery.check import Finding, check
 from surgery.errors import ConsistencyError, SavedModelIOError, SurgeryError, SurgeryWarning
-from surgery.io import Model, load, save
+from surgery.io import Model, load, model_lock, recover, save
 from surgery.plans import Plan
 
 
@@ -43,20 +43,24 @@ def edit_model(
 
     Returns the directory written. Raises a `SurgeryError` (nothing written) when the model
     cannot be read, the edit is refused, the result would be inconsistent, or the write fails.
+    The model directory is locked from reading to writing (exclusively for an in-place edit), so
+    that a concurrent in-place edit fails at once instead of one of them being lost.
     """
-    model = load(path)
-    # Problems the model already had are not the edit's: compare counts per kind, since a
-    # rename legitimately changes the key an existing finding names.
-    before = Counter(f.code for f in check(model).findings)
-    edit(model)
-    after = check(model).findings
-    grown = {code for code, n in Counter(f.code for f in after).items() if n > before[code]}
-    new = [f for f in after if f.code in grown]
-    if new:
-        raise ConsistencyError(
-            f"the edit would leave the model inconsistent ({finding_line(new[0])}); nothing written"
-        )
-    return save(model, output, in_place=in_place, force=force)
+    recover(path)  # an in-place edit a killed run left: finished or undone before anything else
+    with model_lock(path, exclusive=in_place):
+        model = load(path)
+        # Problems the model already had are not the edit's: compare counts per kind, since a
+        # rename legitimately changes the key an existing finding names.
+        before = Counter(f.code for f in check(model).findings)
+        edit(model)
+        after = check(model).findings
+        grown = {code for code, n in Counter(f.code for f in after).items() if n > before[code]}
+        new = [f for f in after if f.code in grown]
+        if new:
+            raise ConsistencyError(
+                f"the edit would leave the model inconsistent ({finding_line(new[0])}); nothing written"
+            )
+        return save(model, output, in_place=in_place, force=force)
 
 
 @dataclass(frozen=True)

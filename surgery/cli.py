@@ -34,7 +34,7 @@ from surgery.convert import FORMATS as CONVERT_FORMATS
 from surgery.convert import convert
 from surgery.diff import diff
 from surgery.edits import parse_tag_set
-from surgery.errors import SavedModelIOError, SurgeryError, SurgeryWarning
+from surgery.errors import SavedModelIOError, SurgeryError, SurgeryWarning, one_line
 from surgery.explain import FORMATS as EXPLAIN_FORMATS
 from surgery.explain import explain, explain_dot, explain_html, explain_text, render_svg
 from surgery.io import Model, load
@@ -775,7 +775,9 @@ def _show_warning(
 ) -> None:
     """Edits' caveats as one line on stderr; other warnings as Python prints them."""
     if issubclass(category, SurgeryWarning):
-        click.echo(f"{PROG}: {_style('warning', 'warning')}: {message}", err=True, color=_color())
+        click.echo(
+            f"{PROG}: {_style('warning', 'warning')}: {one_line(str(message))}", err=True, color=_color()
+        )
     else:
         _default_showwarning(message, category, filename, lineno, file, line)
 
@@ -804,7 +806,7 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
         click.echo(
-            f"{PROG}: {_style('error', 'error')}: {err.format_message()} (see --help)",
+            f"{PROG}: {_style('error', 'error')}: {one_line(err.format_message())} (see --help)",
             err=True,
             color=_color(),
         )
@@ -812,13 +814,29 @@ def main(argv: list[str] | None = None) -> int:
     except SurgeryError as err:
         if debug:
             traceback.print_exc()
-        click.echo(f"{PROG}: {_style('error', 'error')}: {err}", err=True, color=_color())
+        click.echo(f"{PROG}: {_style('error', 'error')}: {one_line(str(err))}", err=True, color=_color())
+        return 2
+    except RecursionError:  # a structure nested deeper than any real one, past what the parsers check
+        if debug:
+            traceback.print_exc()
+        click.echo(f"{PROG}: error: the input is nested too deeply to process: it is corrupt", err=True)
+        return 2
+    except MemoryError:
+        click.echo(f"{PROG}: error: out of memory: the input is too large for this machine", err=True)
+        return 2
+    except OSError as err:  # an I/O failure outside the paths that report their own
+        if debug:
+            traceback.print_exc()
+        where = f" ({err.filename})" if err.filename else ""
+        click.echo(f"{PROG}: error: {one_line(err.strerror or str(err))}{one_line(where)}", err=True)
         return 2
     except Exception as err:  # a bug: still one line, the traceback behind --debug
         if debug:
             traceback.print_exc()
         click.echo(
-            f"{PROG}: internal error: {type(err).__name__}: {err} (rerun with --debug for details)", err=True
+            f"{PROG}: internal error: {type(err).__name__}: {one_line(str(err))} "
+            "(rerun with --debug for details)",
+            err=True,
         )
         return 2
     return 0

@@ -221,6 +221,10 @@ def _signature_parts(meta: MetaGraphDef, key: str) -> _SignatureParts | None:
     if found is None:
         return None
     graph = meta.object_graph_def
+    if not 0 <= found[1] < len(graph.nodes):
+        raise EditError(
+            f"signature {key!r}: object graph node {found[1]} does not exist; run check to see what is broken"
+        )
     node = graph.nodes[found[1]]
     if node.WhichOneof("kind") != "bare_concrete_function":
         raise EditError(f"signature {key!r}: object graph node {found[1]} is not a signature function")
@@ -278,6 +282,11 @@ def _copy(message: M) -> M:
 
 
 def _permute(items: list[T], perm: list[int]) -> list[T]:
+    if len(items) < len(perm):
+        raise EditError(
+            f"{len(items)} function arguments or results for {len(perm)} signature keys: the model is "
+            "inconsistent; run check to see what is broken"
+        )
     return [items[i] for i in perm] + items[len(perm) :]
 
 
@@ -299,6 +308,11 @@ _ARG_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 def _rename_wrapper_arg(wrapper: FunctionDef, index: int, new: str) -> None:
     """Name argument `index` after its new key, where that is a valid, unused argument name."""
+    if index >= len(wrapper.signature.input_arg):
+        raise EditError(
+            f"function {wrapper.signature.name} has fewer arguments than its signature has inputs: the model "
+            "is inconsistent; run check to see what is broken"
+        )
     arg = wrapper.signature.input_arg[index]
     taken = {a.name for a in wrapper.signature.input_arg} | {n.name for n in wrapper.node_def}
     if index in wrapper.arg_attr and "_user_specified_name" in wrapper.arg_attr[index].attr:

@@ -8,7 +8,8 @@
     SurgeryWarning               an edit was done, with a caveat (a lossy cast, an unverified shape)
 
 Messages are one line naming what is wrong and, where there is one, the fix; the CLI
-prints them as they are and exits with status 2.
+prints them (through `one_line`, since a name from a hostile model may hold a newline or a
+terminal escape) and exits with status 2.
 """
 
 from __future__ import annotations
@@ -36,3 +37,8 @@ class ConsistencyError(SurgeryError):
 
 class SurgeryWarning(UserWarning):
     """An edit was done, with a caveat the user should read (the CLI prints it in one line)."""
+
+
+def one_line(text: str) -> str:
+    """`text` with line breaks and other unprintable characters escaped (`\\n`, `\\x1b`), for stderr."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)

@@ -18,6 +18,7 @@ protobuf-python's (see `surgery.wire.cpp_deterministic`).
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 from typing import cast
 
@@ -117,8 +118,11 @@ def saved_object_graph_hash(object_graph: SavedObjectGraph) -> int | None:
 
 
 def checkpoint_hash(model_dir: Path) -> int:
+    index = model_dir / "variables" / "variables.index"
     try:
-        return fingerprint64((model_dir / "variables" / "variables.index").read_bytes())
+        if not stat.S_ISREG(index.stat().st_mode):
+            return 0  # a FIFO or a device (/dev/zero) would block or never end
+        return fingerprint64(index.read_bytes())
     except OSError:
         return 0
 

@@ -1,26 +1,48 @@
-"""Reading and writing SavedModel directories, losslessly and atomically.
+"""Reading and writing SavedModel directories, losslessly, atomically, and safely under crashes.
 
 A model is read from `saved_model.pb` (or `saved_model.pbtxt`) and written back in the same
-format. What makes the write safe:
+format. An unedited model is written byte for byte as it was read, `fingerprint.pb` included; an
+edited one gets the deterministic serialization TensorFlow itself writes and the fingerprint
+TensorFlow would compute for it.
 
-- `-o OUT`: the whole directory is built in a temporary directory beside OUT (other files
-  hard-linked where the file system allows, copied otherwise) and renamed into place only
-  when complete. The input is never touched.
-- `in_place`: `saved_model.pb` and `fingerprint.pb` are each written to a temporary file,
-  fsynced and renamed over the old one.
-- An unedited model is written byte for byte as it was read, `fingerprint.pb` included;
-  an edited one gets the deterministic serialization TensorFlow itself writes and the
-  fingerprint TensorFlow would compute for it.
+What makes a write safe, even when the process is killed at any moment or the disk fills up:
+
+- `-o OUT`: the whole directory is built in a staging directory beside OUT
+  (`.OUT.surgery-tmp-PID-XXXX`; other files hard-linked where the file system allows, copied
+  otherwise), fsynced, and renamed into place only when complete: with `renameat2` (Linux),
+  RENAME_NOREPLACE, so that two writers never clobber each other, or RENAME_EXCHANGE for
+  `--force`, so that OUT is the old or the new directory at every instant. The input is never
+  touched. A staging directory a killed run left is removed by the next write to the same OUT,
+  once its owner is dead (its pid is gone and nobody holds its lock).
+- `in_place`: `saved_model.pb` and `fingerprint.pb` must change as a pair; a pb with a stale
+  fingerprint must never be seen. The new files are written as temporary files beside them
+  and fsynced; then the old fingerprint is renamed to a backup, the new pb renamed over the
+  old one (the commit point), the new fingerprint renamed into place and the backup deleted.
+  At every instant the directory holds the original, the edit, or one of them without a
+  fingerprint (which TensorFlow accepts: a missing fingerprint is legal, a stale one is not).
+  The temporary names, which share a transaction id, are the journal: the next command that
+  opens the model rolls back (the pb temp file still exists: the backup is restored, the
+  original is back byte for byte) or finishes (the pb was renamed: the new fingerprint goes
+  into place) what a killed run left.
+- Concurrency: an in-place edit holds an exclusive `flock` on the model directory itself (no
+  lock file inside the model) from reading to writing; a second one fails at once with a clear
+  message instead of mixing or losing edits. Writing a copy holds a shared lock on its input.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
+import functools
 import os
+import re
 import shutil
-import tempfile
+import stat
+import sys
 import uuid
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -28,16 +50,26 @@ from typing import Literal
 from google.protobuf.message import DecodeError
 from google.protobuf.text_format import ParseError
 
-from surgery.errors import SavedModelIOError, SchemaError
+from surgery.errors import SavedModelIOError, SchemaError, SurgeryWarning
 from surgery.fingerprint import compute_fingerprint
 from surgery.schema import SavedModel, from_text, to_text
 from surgery_proto import RENAME_PREFIX
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: no advisory locks
+    fcntl = None  # type: ignore[assignment]
 
 PB = "saved_model.pb"
 PBTXT = "saved_model.pbtxt"
 CPB = "saved_model.cpb"
 FINGERPRINT = "fingerprint.pb"
 Format = Literal["pb", "pbtxt"]
+
+TEMP_MARK = ".surgery-"
+# `.NAME.surgery-KIND-PID-HEX`: the temporary files and directories this module makes.
+_TEMP_RE = re.compile(r"^\.(?P<name>.+)\.surgery-(?P<kind>tmp|old)-(?P<pid>\d+)-(?P<tx>[0-9a-f]+)$")
+_CHUNK = 1 << 20  # bytes per write(2): a kill or a full disk can land between any two
 
 
 @dataclass
@@ -48,6 +80,7 @@ class Model:
     path: Path
     format: Format = "pb"
     source: bytes = field(default=b"", repr=False)
+    stamp: tuple[int, int, int] | None = field(default=None, repr=False, compare=False)
 
     @property
     def edited(self) -> bool:
@@ -62,11 +95,7 @@ class Model:
         """
         if self.format == "pb" and data == self.source:
             return True
-        original = SavedModel()
-        if self.format == "pb":
-            original.ParseFromString(self.source)
-        else:
-            from_text(self.source.decode("utf-8"), original)
+        original = parse(self.source, self.format)
         return original.SerializeToString(deterministic=True) == data
 
     def serialize(self) -> bytes:
@@ -74,14 +103,51 @@ class Model:
         return self.proto.SerializeToString(deterministic=True)
 
 
+def parse(data: bytes, fmt: Format) -> SavedModel:
+    """The SavedModel in `data` (binary or text format); protobuf's errors as they come."""
+    proto = SavedModel()
+    if fmt == "pb":
+        proto.ParseFromString(data)
+    else:
+        from_text(data.decode("utf-8"), proto)
+    return proto
+
+
+def _why(err: OSError) -> str:
+    return err.strerror or str(err)
+
+
+def _resolve(path: Path) -> Path:
+    """`path` with every symbolic link resolved; a link loop is a one-line error."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):
+        raise SavedModelIOError(f"{path} is a symbolic link loop: remove or fix the link") from None
+
+
 def find_model_file(path: Path) -> tuple[Path, Format]:
     """The proto file of a SavedModel directory; a one-line error if there is none."""
     if not path.exists():
+        if path.is_symlink():
+            raise SavedModelIOError(f"{path} is a broken symbolic link (or a link loop): fix the link")
         raise SavedModelIOError(f"{path}: no such directory: give the SavedModel directory")
     if not path.is_dir():
         hint = f": pass its directory {path.parent}" if path.name in (PB, PBTXT) else ""
         raise SavedModelIOError(f"{path} is a file, not a SavedModel directory{hint}")
+    try:
+        with os.scandir(path) as entries:
+            next(entries, None)  # a directory we may not read would look empty below
+    except OSError as err:
+        raise SavedModelIOError(f"cannot read the directory {path}: {_why(err)}") from None
     if (path / PB).is_file():
+        if (path / PBTXT).is_file():
+            warnings.warn(
+                SurgeryWarning(
+                    f"{path} holds both {PB} and {PBTXT}: reading {PB}, as TensorFlow does; "
+                    f"{PBTXT} is ignored"
+                ),
+                stacklevel=3,
+            )
         return path / PB, "pb"
     if (path / PBTXT).is_file():
         return path / PBTXT, "pbtxt"
@@ -90,6 +156,12 @@ def find_model_file(path: Path) -> tuple[Path, Format]:
             f"{path} holds a chunked {CPB} (a model over 2 GB): only saved_model.pb and "
             "saved_model.pbtxt are supported"
         )
+    for name in (PB, PBTXT):
+        if os.path.lexists(path / name):
+            raise SavedModelIOError(
+                f"{path / name} is not a regular file (a directory, a device, a FIFO or a broken link): "
+                "it must be the model's proto file"
+            )
     raise SavedModelIOError(f"{path} holds no {PB} or {PBTXT}: is it a SavedModel directory?")
 
 
@@ -97,16 +169,15 @@ def load(path: str | os.PathLike[str]) -> Model:
     """Read the SavedModel in directory `path`."""
     directory = Path(path)
     file, fmt = find_model_file(directory)
+    recover(directory)
     try:
-        data = file.read_bytes()
+        with open(file, "rb") as f:
+            info = os.fstat(f.fileno())
+            data = f.read()
     except OSError as err:
-        raise SavedModelIOError(f"cannot read {file}: {err.strerror or err}") from None
-    proto = SavedModel()
+        raise SavedModelIOError(f"cannot read {file}: {_why(err)}") from None
     try:
-        if fmt == "pb":
-            proto.ParseFromString(data)
-        else:
-            from_text(data.decode("utf-8"), proto)
+        proto = parse(data, fmt)
     except (DecodeError, ParseError, UnicodeDecodeError, RecursionError) as err:
         detail = str(err).splitlines()[0] if str(err) else type(err).__name__
         detail = detail.replace(RENAME_PREFIX, "")
@@ -115,7 +186,8 @@ def load(path: str | os.PathLike[str]) -> Model:
         ) from None
     if not proto.meta_graphs:
         raise SchemaError(f"{file} holds no meta graph: it is empty, corrupt, or not a SavedModel")
-    return Model(proto=proto, path=directory, format=fmt, source=data)
+    stamp = (info.st_ino, info.st_size, info.st_mtime_ns)
+    return Model(proto=proto, path=directory, format=fmt, source=data, stamp=stamp)
 
 
 def save(
@@ -128,26 +200,28 @@ def save(
     """Write `model` to the new directory `output`, or over its own files with `in_place`."""
     if in_place == (output is not None):
         raise SavedModelIOError("give either an output directory or in_place=True")
+    if (model.path / PB).is_file() and (model.path / PBTXT).is_file():
+        raise SavedModelIOError(
+            f"{model.path} holds both {PB} and {PBTXT}: an edit would leave one of them stale; "
+            f"delete the one TensorFlow should not read (it reads {PB}) and retry"
+        )
+    out = None if output is None else Path(output)
+    if out is not None:
+        _check_output(model.path, out, force=force)
     data = model.serialize()
     edited = not model.unchanged(data)
     files = _model_files(model, data, edited=edited)
-    if in_place:
-        for name, data in files.items():
-            _replace_file(model.path / name, data)
-        stale = model.path / FINGERPRINT
-        if edited and FINGERPRINT not in files and stale.exists():
-            stale.unlink()  # TensorFlow could not fingerprint the edited model either
-        return model.path
-    assert output is not None
-    out = Path(output)
-    _check_output(model.path, out, force=force)
-    with _staging_dir(out) as staging:
-        _carry_over(model.path, staging, skip={PB, PBTXT, FINGERPRINT} if edited else {PB, PBTXT})
-        for name, data in files.items():
-            _write_file(staging / name, data)
-        _fsync_dir(staging)
-        _publish(staging, out)
-    return out
+    try:
+        if out is None:
+            with model_lock(model.path, exclusive=True):
+                _save_in_place(model, files, edited=edited)
+            return model.path
+        with model_lock(model.path, exclusive=False):
+            _save_copy(model, files, out, edited=edited, force=force)
+        return out
+    except OSError as err:  # anything not already reported with its context
+        where = model.path if in_place else output
+        raise SavedModelIOError(f"cannot write {where}: {_why(err)}; nothing was changed") from None
 
 
 def _model_files(model: Model, data: bytes, *, edited: bool) -> dict[str, bytes]:
@@ -163,9 +237,222 @@ def _model_files(model: Model, data: bytes, *, edited: bool) -> dict[str, bytes]
     return files
 
 
+# --- locks -----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Held:
+    fd: int
+    exclusive: bool
+    depth: int
+
+
+_HELD: dict[tuple[int, int], _Held] = {}  # this process's locks, by the directory's (device, inode)
+_HELD_PID = os.getpid()
+
+
+def _held() -> dict[tuple[int, int], _Held]:
+    """The lock registry, emptied in a forked child (its locks are its parent's)."""
+    global _HELD_PID
+    if os.getpid() != _HELD_PID:
+        _HELD.clear()
+        _HELD_PID = os.getpid()
+    return _HELD
+
+
+def _busy(path: Path) -> SavedModelIOError:
+    return SavedModelIOError(
+        f"{path} is in use by another savedmodel-surgery process (an in-place edit, or a copy being "
+        "written from it): wait for it to finish and retry"
+    )
+
+
+@contextlib.contextmanager
+def model_lock(path: str | os.PathLike[str], *, exclusive: bool) -> Iterator[None]:
+    """Hold an advisory lock on the directory `path` itself: exclusive to edit it, shared to copy it.
+
+    Fails at once (SavedModelIOError) when another process holds a conflicting lock. Re-entrant in
+    one process. A path that is not an openable directory is not locked: reading it reports why.
+    """
+    directory = Path(path)
+    if fcntl is None:
+        yield
+        return
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        yield
+        return
+    info = os.fstat(fd)
+    key = (info.st_dev, info.st_ino)
+    held = _held().get(key)
+    if held is not None:
+        os.close(fd)
+        if exclusive and not held.exclusive:
+            # flock would drop the shared lock before trying for the exclusive one: refuse instead
+            raise _busy(directory)
+        held.depth += 1
+        try:
+            yield
+        finally:
+            held.depth -= 1
+        return
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+    except OSError as err:
+        os.close(fd)
+        if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            raise _busy(directory) from None
+        yield  # the file system does not do locks (some network ones): go on without
+        return
+    _held()[key] = _Held(fd, exclusive, 1)
+    try:
+        yield
+    finally:
+        _held().pop(key, None)
+        os.close(fd)  # releases the lock
+
+
+def _lock_is_free(path: Path) -> bool:
+    """Whether nobody holds a lock on `path` (a file or directory a run made); False if unsure."""
+    if fcntl is None:
+        return True
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # ours: a leftover from a process that had our pid before, or from us
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # someone else's process
+    return True
+
+
+# --- leftovers of killed runs ----------------------------------------------------------------
+
+_ACTIVE: set[str] = set()  # temporary paths this process is using right now
+
+
+def _temp_name(name: str, kind: str, tx: str) -> str:
+    return f".{name}.surgery-{kind}-{tx}"
+
+
+def _new_tx() -> str:
+    return f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+
+
+def is_temporary(name: str) -> bool:
+    """Whether a file name is one of the temporary files or directories a write makes."""
+    return _TEMP_RE.match(name) is not None
+
+
+def _leftovers(directory: Path, name: str | None = None) -> list[tuple[Path, re.Match[str]]]:
+    try:
+        entries = sorted(os.listdir(directory))
+    except OSError:
+        return []
+    found = []
+    for entry in entries:
+        match = _TEMP_RE.match(entry)
+        if match and (name is None or match["name"] == name) and str(directory / entry) not in _ACTIVE:
+            found.append((directory / entry, match))
+    return found
+
+
+def _remove(path: Path) -> None:
+    if not os.path.lexists(path):
+        return
+    with contextlib.suppress(OSError):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
+def recover(directory: str | os.PathLike[str]) -> None:
+    """Roll back or finish an in-place edit a killed run left in `directory`; best effort.
+
+    Only when nobody is editing the model (its lock is free, or held by this process), so a live
+    writer's files are never touched. See the module docstring for the rules.
+    """
+    path = Path(directory)
+    if not [m for _, m in _leftovers(path) if m["name"] in (PB, PBTXT, FINGERPRINT)]:
+        return
+    with contextlib.suppress(OSError):
+        info = os.stat(path)
+        held = _held().get((info.st_dev, info.st_ino))
+        if held is not None and not held.exclusive:
+            return  # this process is copying the model: it does not edit it
+    try:
+        with model_lock(path, exclusive=True):
+            _recover_locked(path)
+    except SavedModelIOError:
+        return  # someone is editing it: theirs to finish
+
+
+def _recover_locked(path: Path) -> None:
+    transactions: dict[str, dict[tuple[str, str], Path]] = {}
+    for file, match in _leftovers(path):
+        if match["name"] not in (PB, PBTXT, FINGERPRINT):
+            continue  # not an in-place edit's (a copy written beside the model, say)
+        transactions.setdefault(f"{match['pid']}-{match['tx']}", {})[(match["name"], match["kind"])] = file
+    for files in transactions.values():
+        pb_temps = [files.pop(key) for key in ((PB, "tmp"), (PBTXT, "tmp")) if key in files]
+        backup = files.pop((FINGERPRINT, "old"), None)
+        new_fingerprint = files.pop((FINGERPRINT, "tmp"), None)
+        try:
+            if pb_temps:  # not committed: the original fingerprint comes back
+                if backup is not None:
+                    os.replace(backup, path / FINGERPRINT)
+                    backup = None
+            elif new_fingerprint is not None:  # committed: the edit is finished
+                os.replace(new_fingerprint, path / FINGERPRINT)
+                new_fingerprint = None
+            _fsync_dir(path)
+        except OSError:
+            continue  # cannot write here: the journal stays as it is, for a run that can
+        # The pb's temporary file goes last: while it exists, the edit reads as not committed.
+        for leftover in [new_fingerprint, backup, *files.values(), *pb_temps]:
+            if leftover is not None:
+                _remove(leftover)
+
+
+def _clean_stale_outputs(out: Path) -> None:
+    """Remove what killed runs left beside `out` (their staging directories), once their owner is dead.
+
+    A replaced output (`surgery-old`, left only where RENAME_EXCHANGE is missing) is put back when
+    `out` itself is gone: the run that moved it away died before its replacement was in place.
+    """
+    for path, match in _leftovers(out.parent, out.name):
+        if _pid_alive(int(match["pid"])) or not _lock_is_free(path):
+            continue
+        if match["kind"] == "old" and not os.path.lexists(out):
+            with contextlib.suppress(OSError):
+                os.rename(path, out)
+                continue
+        _remove(path)
+
+
+# --- writing a copy (-o) ---------------------------------------------------------------------
+
+
 def _check_output(source: Path, out: Path, *, force: bool) -> None:
-    src = source.resolve()
-    dst = out.resolve()
+    src = _resolve(source)
+    dst = _resolve(out)
     if dst == src:
         raise SavedModelIOError(f"{out} is the input directory: use --in-place to edit it")
     if src in dst.parents:
@@ -183,88 +470,269 @@ def _check_output(source: Path, out: Path, *, force: bool) -> None:
         raise SavedModelIOError(f"{out.parent}: no such directory to write {out.name} into")
 
 
+def _save_copy(model: Model, files: dict[str, bytes], out: Path, *, edited: bool, force: bool) -> None:
+    _clean_stale_outputs(out)
+    skip = {PB, PBTXT, FINGERPRINT} if edited else {PB, PBTXT}
+    with _staging_dir(out) as staging:
+        _carry_over(model.path, staging, skip=skip)
+        for name, data in files.items():
+            _write_new(staging / name, data)
+        _fsync_dir(staging)
+        _publish(staging, out, replace=force)
+
+
 @contextlib.contextmanager
 def _staging_dir(out: Path) -> Iterator[Path]:
-    """A temporary directory beside `out`, removed unless it was published."""
+    """A locked temporary directory beside `out`, removed unless it was published."""
+    staging = out.parent / _temp_name(out.name, "tmp", _new_tx())
     try:
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.surgery-tmp-", dir=out.parent))
+        os.mkdir(staging)  # 0o777 less the umask, as the published directory should be
     except OSError as err:
-        raise SavedModelIOError(f"cannot write into {out.parent}: {err.strerror or err}") from None
+        raise SavedModelIOError(f"cannot write into {out.parent}: {_why(err)}") from None
+    _ACTIVE.add(str(staging))
+    fd = -1
     try:
+        if fcntl is not None:  # held while this run lives: how the next run knows it is not dead
+            fd = os.open(staging, os.O_RDONLY)
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         yield staging
     except OSError as err:
-        raise SavedModelIOError(f"cannot write {out}: {err.strerror or err}") from None
+        raise SavedModelIOError(f"cannot write {out}: {_why(err)}; nothing was written") from None
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        _remove(staging)
+        _ACTIVE.discard(str(staging))
+        if fd >= 0:
+            os.close(fd)
 
 
-def _publish(staging: Path, out: Path) -> None:
-    """Rename the finished directory into place; an existing `out` (with --force) goes last."""
-    if not out.exists():
-        os.rename(staging, out)
-    else:
-        trash = out.parent / f".{out.name}.surgery-old-{uuid.uuid4().hex[:8]}"
+_RENAME_NOREPLACE = 1
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+@functools.cache
+def _renameat2() -> Callable[..., int] | None:
+    """libc's renameat2 (Linux, glibc 2.28+), or None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        function = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function
+
+
+def _rename2(src: Path, dst: Path, flags: int) -> bool:
+    """renameat2(src, dst, flags): True when done, False when the system cannot do it (fall back)."""
+    function = _renameat2()
+    if function is None:
+        return False
+    if function(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), flags) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(dst))
+
+
+def _publish(staging: Path, out: Path, *, replace: bool) -> None:
+    """Rename the finished directory into place: never over another writer's, atomically over --force's."""
+    if not _place_new(staging, out):
+        if not replace:
+            raise SavedModelIOError(
+                f"{out} already exists (another run wrote it meanwhile): choose a new directory "
+                "or pass --force"
+            )
+        _replace_existing(staging, out)
+    # Published: what is left is best effort (a leftover is removed by the next write to OUT).
+    with contextlib.suppress(OSError):
+        _fsync_dir(out.parent)
+
+
+def _place_new(staging: Path, out: Path) -> bool:
+    """Rename `staging` to `out` if nothing is there (False if something is)."""
+    try:
+        if _rename2(staging, out, _RENAME_NOREPLACE):
+            return True
+    except FileExistsError:
+        return False
+    if os.path.lexists(out):
+        return False
+    os.rename(staging, out)  # without renameat2: a writer between the check and here would be replaced
+    return True
+
+
+def _replace_existing(staging: Path, out: Path) -> None:
+    """Swap `staging` and the existing `out` atomically, or (without renameat2) move `out` aside first."""
+    if _rename2(staging, out, _RENAME_EXCHANGE):
+        _remove(staging)  # the old output, now under the staging name
+        return
+    trash = out.parent / _temp_name(out.name, "old", _new_tx())
+    _ACTIVE.add(str(trash))
+    try:
         os.rename(out, trash)
         try:
             os.rename(staging, out)
         except OSError:
             os.rename(trash, out)
             raise
-        shutil.rmtree(trash, ignore_errors=True)
-    _fsync_dir(out.parent)
+        _remove(trash)
+    finally:
+        _ACTIVE.discard(str(trash))
 
 
 def _carry_over(source: Path, dest: Path, *, skip: set[str]) -> None:
     """Copy every other file of the model (variables/, assets/, keras_metadata.pb, ...)."""
-    root = source.resolve()
+    root = _resolve(source)
     for entry in sorted(source.iterdir()):
-        if entry.name in skip:
+        if entry.name in skip or is_temporary(entry.name):
             continue
-        _copy_entry(entry, dest / entry.name, root)
+        _copy_entry(entry, dest / entry.name, root, ())
 
 
-def _copy_entry(src: Path, dst: Path, root: Path) -> None:
+def _copy_entry(src: Path, dst: Path, root: Path, parents: tuple[Path, ...]) -> None:
+    """Hard-link (or copy) `src` to `dst`; links are followed only inside the model directory."""
     if src.is_symlink():
-        target = src.resolve()
+        target = _resolve(src)
+        if target in parents or target == root:
+            raise SavedModelIOError(f"{src} links to a directory that contains it: remove the link loop")
         if root not in target.parents:
             raise SavedModelIOError(
                 f"{src} links outside the model directory ({target}): refusing to copy it"
             )
         src = target
-    if src.is_dir():
+    mode = src.lstat().st_mode
+    if stat.S_ISDIR(mode):
         dst.mkdir()
         for child in sorted(src.iterdir()):
-            _copy_entry(child, dst / child.name, root)
-    elif src.is_file():
+            _copy_entry(child, dst / child.name, root, (*parents, _resolve(src)))
+    elif stat.S_ISREG(mode):
         try:
             os.link(src, dst)
         except OSError:
             shutil.copy2(src, dst)
+    else:
+        raise SavedModelIOError(
+            f"{src} is not a regular file or directory (a FIFO, socket or device): remove it from the model"
+        )
 
 
-def _write_file(path: Path, data: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+# --- writing in place ------------------------------------------------------------------------
 
 
-def _replace_file(path: Path, data: bytes) -> None:
-    """Atomically replace `path`: write a temporary file beside it, fsync, rename."""
-    tmp = ""
+def _save_in_place(model: Model, files: dict[str, bytes], *, edited: bool) -> None:
+    """Replace the model file and fingerprint.pb as a pair (see the module docstring)."""
+    directory = model.path
+    main = PB if model.format == "pb" else PBTXT
+    _refuse_changed_on_disk(model, directory / main)
+    if not edited:
+        return  # the files already hold these bytes
+    tx = _new_tx()
+    made = [directory / _temp_name(n, k, tx) for n in (main, FINGERPRINT) for k in ("tmp", "old")]
+    _ACTIVE.update(str(p) for p in made)
+    temps: dict[str, Path] = {}
+    backup: Path | None = None
+    committed = False
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.surgery-tmp-", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        for name in (main, FINGERPRINT):
+            if name in files:
+                temps[name] = directory / _temp_name(name, "tmp", tx)
+                _write_new(temps[name], files[name], like=directory / main)
+        fingerprint = directory / FINGERPRINT
+        if os.path.lexists(fingerprint):
+            os.rename(fingerprint, directory / _temp_name(FINGERPRINT, "old", tx))
+            backup = directory / _temp_name(FINGERPRINT, "old", tx)
+            _fsync_dir(directory)
+        os.replace(temps[main], directory / main)
+        del temps[main]
+        committed = True
+        _fsync_dir(directory)
+        if FINGERPRINT in temps:
+            os.replace(temps[FINGERPRINT], fingerprint)
+            del temps[FINGERPRINT]
+            _fsync_dir(directory)
+        if backup is not None:
+            _remove(backup)  # if this fails, the next command that opens the model removes it
+            backup = None
     except OSError as err:
-        if tmp:
+        _undo(directory, temps, backup, committed=committed)
+        if committed:
+            missing = (
+                ""
+                if os.path.lexists(directory / FINGERPRINT)
+                else f" (without {FINGERPRINT}, which TensorFlow accepts)"
+            )
+            raise SavedModelIOError(
+                f"{directory} was edited{missing}, but the write did not finish cleanly ({_why(err)}): "
+                "check the disk, then rerun the edit or restore a backup"
+            ) from None
+        raise SavedModelIOError(
+            f"cannot write {directory / main}: {_why(err)}; nothing was changed"
+        ) from None
+    finally:
+        _ACTIVE.difference_update(str(p) for p in made)
+    with contextlib.suppress(OSError):
+        info = os.stat(directory / main)
+        model.source = files[main]
+        model.stamp = (info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+def _undo(directory: Path, temps: dict[str, Path], backup: Path | None, *, committed: bool) -> None:
+    """After a failed write: restore the old fingerprint (when not committed), drop the temporaries."""
+    if backup is not None and not committed:
+        try:
+            os.replace(backup, directory / FINGERPRINT)
+        except OSError:
+            return  # leave the journal for `recover`: the pb temp file says "not committed"
+    elif backup is not None:
+        _remove(backup)
+    # The pb's temporary file goes last: while it exists, `recover` reads the edit as not committed.
+    for name in sorted(temps, key=lambda name: name != FINGERPRINT):
+        _remove(temps[name])
+
+
+def _refuse_changed_on_disk(model: Model, file: Path) -> None:
+    """An in-place write of a model some other writer replaced since it was read would undo their edit."""
+    if model.stamp is None:
+        return
+    try:
+        info = os.stat(file)
+    except OSError:
+        info = None
+    if info is None or (info.st_ino, info.st_size, info.st_mtime_ns) != model.stamp:
+        raise SavedModelIOError(
+            f"{file} changed on disk since it was read (another program edited it): load it again "
+            "and redo the edit"
+        )
+
+
+# --- files -----------------------------------------------------------------------------------
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view[:_CHUNK])
+        view = view[written:]
+
+
+def _write_new(path: Path, data: bytes, *, like: Path | None = None) -> None:
+    """Create `path` (it must not exist), write `data`, fsync; with the permissions of `like`."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        if like is not None:
             with contextlib.suppress(OSError):
-                os.unlink(tmp)
-        raise SavedModelIOError(f"cannot write {path}: {err.strerror or err}") from None
-    _fsync_dir(path.parent)
+                info = os.stat(like)
+                os.fchmod(fd, stat.S_IMODE(info.st_mode))
+                if os.geteuid() == 0:
+                    os.fchown(fd, info.st_uid, info.st_gid)  # root editing someone's model keeps it theirs
+        _write_all(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -135,7 +135,7 @@ class SetShape(_Op):
     op: Literal["set-shape"]
     signature: str
     key: str
-    shape: list[Annotated[int, Field(ge=-1)]] | None
+    shape: list[Annotated[int, Field(ge=-1, lt=2**63)]] | None
     output: bool = False
 
     def apply(self, model: Model) -> None:
@@ -247,16 +247,28 @@ def parse_plan(data: object) -> Plan:
 def load_plan(path: str | Path) -> Plan:
     """Read a plan file (JSON or YAML)."""
     file = Path(path)
+    kind = "JSON" if file.suffix == ".json" else "YAML"
     try:
-        text = file.read_text()
+        text = file.read_text(encoding="utf-8")
     except OSError as err:
         raise EditError(f"cannot read plan {file}: {err.strerror or err}") from None
+    except UnicodeDecodeError as err:
+        raise EditError(f"plan {file} is not UTF-8 text (byte {err.start}): save it as UTF-8") from None
     try:
-        data = json.loads(text) if file.suffix == ".json" else yaml.safe_load(text)
+        data = json.loads(text) if kind == "JSON" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as err:
-        raise EditError(
-            f"plan {file} is not valid {'JSON' if file.suffix == '.json' else 'YAML'}: {err}"
-        ) from None
+        raise EditError(f"plan {file} is not valid {kind}: {_parse_error(err)}") from None
+    except RecursionError:
+        raise EditError(f"plan {file} is nested too deeply: a plan is a list of operations") from None
     if data is None:
         data = {"operations": []}
     return parse_plan(data)
+
+
+def _parse_error(err: json.JSONDecodeError | yaml.YAMLError) -> str:
+    """The parser's complaint in one line (PyYAML's spans several, with a quote of the input)."""
+    if isinstance(err, yaml.MarkedYAMLError) and err.problem:
+        mark = err.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        return f"{err.problem}{where}"
+    return " ".join(str(err).split())

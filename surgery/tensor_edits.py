@@ -13,6 +13,8 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from google.protobuf.message import DecodeError
+
 from surgery.edits import (
     _refuse_reserved,
     _signature_parts,
@@ -589,16 +591,22 @@ def _rename_in_collections(meta: MetaGraphDef, old: str, new: str) -> None:
 
 
 def _rename_serialized(collection: str, data: bytes, old: str, new: str) -> bytes:
-    if collection in _VARIABLE_COLLECTIONS:
-        variable = VariableDef.FromString(data)
-        for field in ("variable_name", "initial_value_name", "initializer_name", "snapshot_name"):
-            setattr(variable, field, _rename_ref(getattr(variable, field), old, new))
-        return variable.SerializeToString(deterministic=True)
-    if collection == "savers":
-        saver = SaverDef.FromString(data)
-        for field in ("filename_tensor_name", "save_tensor_name", "restore_op_name"):
-            setattr(saver, field, _rename_ref(getattr(saver, field), old, new))
-        return saver.SerializeToString(deterministic=True)
+    try:
+        if collection in _VARIABLE_COLLECTIONS:
+            variable = VariableDef.FromString(data)
+            for field in ("variable_name", "initial_value_name", "initializer_name", "snapshot_name"):
+                setattr(variable, field, _rename_ref(getattr(variable, field), old, new))
+            return variable.SerializeToString(deterministic=True)
+        if collection == "savers":
+            saver = SaverDef.FromString(data)
+            for field in ("filename_tensor_name", "save_tensor_name", "restore_op_name"):
+                setattr(saver, field, _rename_ref(getattr(saver, field), old, new))
+            return saver.SerializeToString(deterministic=True)
+    except DecodeError:
+        raise EditError(
+            f"collection {collection!r} holds a value that does not parse: the model is corrupt; "
+            "remove the collection or re-export the model"
+        ) from None
     return data
 
 

@@ -81,7 +81,7 @@ def parse_shape(text: str) -> Shape:
         part = part.strip()
         if part in ("?", "-1", "None"):
             dims.append(-1)
-        elif part.isdigit():
+        elif part.isascii() and part.isdigit() and int(part) < 2**63:
             dims.append(int(part))
         else:
             raise EditError(

@@ -81,9 +81,10 @@ _ZIGZAG = {FieldDescriptor.TYPE_SINT32, FieldDescriptor.TYPE_SINT64}
 
 def _map_key(entry: bytes | bytearray | memoryview, key_field: FieldDescriptor) -> bytes | int:
     """The key of a serialized map entry, as C++ `std::less` orders it."""
+    text = key_field.type in (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_BYTES)
     for number, wire_type, _, start, end in iter_fields(entry, 0, len(entry)):
-        if number != 1:
-            continue
+        if number != 1 or (wire_type == LENGTH) != text:
+            continue  # a key of the wrong wire type (a corrupt entry kept as unknown): not the key
         if wire_type == LENGTH:
             return bytes(entry[start:end])
         if wire_type == VARINT:
@@ -96,7 +97,7 @@ def _map_key(entry: bytes | bytearray | memoryview, key_field: FieldDescriptor) 
             bits = 32 if key_field.type == FieldDescriptor.TYPE_SFIXED32 else 64
             return value - (1 << bits) if value >= 1 << (bits - 1) else value
         return value
-    return b"" if key_field.type in (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_BYTES) else 0
+    return b"" if text else 0
 
 
 def _message_type(field: FieldDescriptor) -> Descriptor:

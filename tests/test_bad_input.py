@@ -8,15 +8,17 @@ byte-identical. Everything here runs the command line as a user would.
 
 from __future__ import annotations
 
+import os
 import random
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 import surgery
-from conftest import FIXTURES, copy_fixture, run_cli, tree_bytes
+from conftest import FIXTURES, ROOT, copy_fixture, run_cli, tree_bytes
 from surgery.check import check
 from surgery.schema import FingerprintDef, SavedModel
 
@@ -380,3 +382,211 @@ def test_edit_of_a_model_with_an_existing_problem_keeps_it_and_succeeds(tmp_path
         ("missing-tensor", "masked_v2"),
         ("call-node", "masked_v2"),
     ]
+
+
+# --- paths: both formats, permissions, links, special files --------------------------------------
+
+
+def test_both_pb_and_pbtxt(tmp_path: Path) -> None:
+    """Reading uses saved_model.pb as TensorFlow does, with a warning; an edit is refused with the fix."""
+    from surgery.schema import to_text
+
+    model = copy_fixture("module_multi", tmp_path / "in")
+    (model / "saved_model.pbtxt").write_text(to_text(surgery.load(model).proto))
+    shown = run_cli("show", model, "--json")
+    assert shown.returncode == 0
+    assert shown.stderr == (
+        f"savedmodel-surgery: warning: {model} holds both saved_model.pb and saved_model.pbtxt: reading "
+        "saved_model.pb, as TensorFlow does; saved_model.pbtxt is ignored\n"
+    )
+    before = _snapshot(tmp_path / "in")
+    result = run_cli("rename-signature", model, "masked", "x", "-o", tmp_path / "out")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        f"{PREFIX}{model} holds both saved_model.pb and saved_model.pbtxt: an edit would leave one of them "
+        "stale; delete the one TensorFlow should not read (it reads saved_model.pb) and retry"
+    )
+    assert _snapshot(tmp_path / "in") == before and not (tmp_path / "out").exists()
+
+
+def _drop_file_permissions_override() -> None:
+    """In the child: without CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH and CAP_FOWNER, root obeys modes."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in (1, 2, 3):
+        libc.prctl(24, capability, 0, 0, 0)  # PR_CAPBSET_DROP: gone from the program exec'd next
+
+
+def run_unprivileged(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """The command as a user whom file modes bind (root drops its capabilities to override them)."""
+    drop = _drop_file_permissions_override if os.geteuid() == 0 else None
+    cmd = [sys.executable, "-m", "surgery", *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, preexec_fn=drop)
+
+
+@pytest.fixture
+def modes_bind(tmp_path: Path) -> None:
+    """Skip where file modes cannot be made to bind (root that cannot drop its capabilities)."""
+    probe = tmp_path / "probe"
+    probe.write_text("x")
+    probe.chmod(0)
+    try:
+        if run_unprivileged("show", probe).stderr.count("Permission denied") == 0:
+            result = subprocess.run(["cat", str(probe)], preexec_fn=_drop_file_permissions_override)
+            if result.returncode == 0:
+                pytest.skip("file modes do not bind here")
+    finally:
+        probe.unlink()
+
+
+def test_unreadable_model_file(tmp_path: Path, modes_bind: None) -> None:
+    model = copy_fixture("module_multi", tmp_path / "in")
+    (model / "saved_model.pb").chmod(0)
+    assert assert_error(run_unprivileged("show", model)) == (
+        f"cannot read {model / 'saved_model.pb'}: Permission denied"
+    )
+
+
+def test_unreadable_model_directory(tmp_path: Path, modes_bind: None) -> None:
+    model = copy_fixture("module_multi", tmp_path / "in")
+    model.chmod(0)
+    try:
+        message = assert_error(
+            run_unprivileged("rename-signature", model, "masked", "x", "-o", tmp_path / "o")
+        )
+    finally:
+        model.chmod(0o755)
+    assert message == f"Invalid value for 'MODEL': Path {str(model)!r} is not readable. (see --help)"
+
+
+def test_unreadable_model_directory_through_the_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the command line's check: the directory is named, not reported as holding no model."""
+    model = copy_fixture("module_multi", tmp_path)
+
+    def denied(path: object) -> object:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(os, "scandir", denied)
+    with pytest.raises(surgery.SavedModelIOError) as error:
+        surgery.load(model)
+    assert str(error.value) == f"cannot read the directory {model}: Permission denied"
+
+
+def test_read_only_output_location(tmp_path: Path, modes_bind: None) -> None:
+    model = copy_fixture("module_multi", tmp_path / "in")
+    parent = tmp_path / "ro"
+    parent.mkdir()
+    parent.chmod(0o555)
+    try:
+        message = assert_error(
+            run_unprivileged("rename-signature", model, "masked", "x", "-o", parent / "out")
+        )
+        assert _leftovers(parent) == [] and not (parent / "out").exists()
+    finally:
+        parent.chmod(0o755)
+    assert message == f"cannot write into {parent}: Permission denied"
+
+
+def test_read_only_model_in_place(tmp_path: Path, modes_bind: None) -> None:
+    """A model directory we may not write: --in-place fails in one line and changes nothing."""
+    model = copy_fixture("module_multi", tmp_path / "in")
+    before = _snapshot(model)
+    model.chmod(0o555)
+    try:
+        message = assert_error(run_unprivileged("rename-signature", model, "masked", "x", "--in-place"))
+    finally:
+        model.chmod(0o755)
+    assert message == f"cannot write {model / 'saved_model.pb'}: Permission denied; nothing was changed"
+    assert _snapshot(model) == before
+
+
+def test_broken_symlink_as_model(tmp_path: Path) -> None:
+    link = tmp_path / "in" / "model"
+    link.parent.mkdir()
+    link.symlink_to(tmp_path / "gone")
+    message = fail_cleanly(["show", link], inputs=tmp_path / "in", out=None)
+    assert message == f"{link} is a broken symbolic link (or a link loop): fix the link"
+
+
+def test_symlinked_model_directory_works(tmp_path: Path) -> None:
+    model = copy_fixture("module_multi", tmp_path / "real")
+    link = tmp_path / "link"
+    link.symlink_to(model)
+    result = run_cli("rename-signature", link, "masked", "x", "--in-place")
+    assert result.returncode == 0, result.stderr
+    assert "x" in surgery.load(model).proto.meta_graphs[0].signature_def
+    assert link.is_symlink()
+
+
+def test_output_is_a_symlink_to_the_input(model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "alias"
+    out.symlink_to(model)
+    message = _rename(model, "masked", "x", "-o", out, "--force")
+    assert message == f"{out} is the input directory: use --in-place to edit it"
+
+
+def test_output_is_a_dangling_symlink(model: Path, tmp_path: Path) -> None:
+    """A link where OUT should go is never written through, with or without --force."""
+    out = tmp_path / "dangling"
+    out.symlink_to(tmp_path / "elsewhere")
+    assert (
+        _rename(model, "masked", "x", "-o", out)
+        == f"{out} already exists: choose a new directory or pass --force"
+    )
+    message = _rename(model, "masked", "x", "-o", out, "--force")
+    assert message == f"{out} exists and is not a directory: remove it or choose another output"
+    assert not (tmp_path / "elsewhere").exists() and out.is_symlink()
+
+
+def test_output_path_is_a_link_loop(model: Path, tmp_path: Path) -> None:
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    message = _rename(model, "masked", "x", "-o", loop / "out")
+    assert message == f"{loop / 'out'} is a symbolic link loop: remove or fix the link"
+
+
+def test_link_loop_inside_the_model(model: Path, tmp_path: Path) -> None:
+    """variables/again -> .. would copy forever: refused, nothing written."""
+    (model / "variables" / "again").symlink_to("..")
+    message = _rename(model, "masked", "x", "-o", tmp_path / "out")
+    assert (
+        message
+        == f"{model / 'variables' / 'again'} links to a directory that contains it: remove the link loop"
+    )
+
+
+def test_saved_model_pb_is_a_directory(tmp_path: Path) -> None:
+    model = tmp_path / "in" / "model"
+    (model / "saved_model.pb").mkdir(parents=True)
+    message = fail_cleanly(["show", model], inputs=tmp_path / "in", out=None)
+    assert message == (
+        f"{model / 'saved_model.pb'} is not a regular file (a directory, a device, a FIFO or a broken link): "
+        "it must be the model's proto file"
+    )
+
+
+def test_fifo_inside_the_model(model: Path, tmp_path: Path) -> None:
+    """A FIFO would block a copy forever: refused by name, nothing written."""
+    os.mkfifo(model / "assets.pipe")
+    message = _rename(model, "masked", "x", "-o", tmp_path / "out")
+    assert message == (
+        f"{model / 'assets.pipe'} is not a regular file or directory (a FIFO, socket or device): "
+        "remove it from the model"
+    )
+
+
+def test_fifo_as_the_checkpoint_index(model: Path, tmp_path: Path) -> None:
+    """A FIFO where variables/variables.index should be: no hang hashing it for the fingerprint."""
+    (model / "variables" / "variables.index").unlink()
+    os.mkfifo(model / "variables" / "variables.index")
+
+    def edit(*where: str | Path) -> subprocess.CompletedProcess[str]:
+        cmd = ["timeout", "60", sys.executable, "-m", "surgery", "rename-signature", model, "masked", "x"]
+        return subprocess.run([*map(str, cmd), *map(str, where)], capture_output=True, text=True)
+
+    assert assert_error(edit("-o", tmp_path / "out")).endswith(
+        "is not a regular file or directory (a FIFO, socket or device): remove it from the model"
+    )
+    result = edit("--in-place")
+    assert result.returncode == 0, result.stderr

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import pytest
 
 import surgery
 from conftest import FIXTURE_NAMES, FIXTURES, copy_fixture, tree_bytes
+from fuzzing import varint
 from surgery.edits import rename_signature
 from surgery.schema import SavedModel, from_text, to_text
 
@@ -70,7 +72,7 @@ def test_unknown_fields_survive_an_edit(tmp_path: Path) -> None:
     data = b"".join(
         [
             model.proto.SerializeToString().split(b"\x12", 1)[0],
-            b"\x12" + _varint(len(meta)) + meta,
+            b"\x12" + varint(len(meta)) + meta,
             bytes([0xB8, 0x3E, 0x07]),
         ]
     )
@@ -81,15 +83,6 @@ def test_unknown_fields_survive_an_edit(tmp_path: Path) -> None:
     assert bytes([0xB8, 0x3E, 0x07]) in out
     assert bytes([0xB2, 0x3E, 0x03]) + b"new" in out
     assert "fixed_batch" in SavedModel.FromString(out).meta_graphs[0].signature_def
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 def test_output_carries_every_other_file_hard_linked(tmp_path: Path) -> None:
@@ -156,3 +149,112 @@ def test_unedited_non_canonical_file_round_trips_byte_for_byte(tmp_path: Path) -
     surgery.save(model, tmp_path / "out")
     assert tree_bytes(tmp_path / "out") == tree_bytes(src)
     assert rename_signature(model, "fixed", "fixed_batch").edited
+
+
+# --- writes: permissions, leftovers of killed runs, systems without renameat2, stale reads ---------
+
+
+def test_written_files_and_directories_get_ordinary_permissions(tmp_path: Path) -> None:
+    """OUT gets the umask's mode (not a temporary directory's 0700); in place keeps each file's mode."""
+    src = copy_fixture("module_multi", tmp_path / "in")
+    (src / "saved_model.pb").chmod(0o640)
+    (src / "fingerprint.pb").chmod(0o640)
+    old_umask = os.umask(0o022)
+    try:
+        out = surgery.save(rename_signature(surgery.load(src), "fixed", "a"), tmp_path / "out")
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o755
+    surgery.save(rename_signature(surgery.load(src), "fixed", "b"), in_place=True)
+    assert stat.S_IMODE(os.stat(src / "saved_model.pb").st_mode) == 0o640
+    assert stat.S_IMODE(os.stat(src / "fingerprint.pb").st_mode) == 0o640
+
+
+def test_next_write_removes_a_dead_runs_staging_directory(tmp_path: Path) -> None:
+    """`.OUT.surgery-tmp-PID-X` of a dead process goes; a live process's, and other names, stay."""
+    dead = tmp_path / ".out.surgery-tmp-999999999-abc"
+    alive = tmp_path / f".out.surgery-tmp-{os.getppid()}-abc"
+    other = tmp_path / ".other.surgery-tmp-999999999-abc"
+    for leftover in (dead, alive, other):
+        leftover.mkdir()
+        (leftover / "saved_model.pb").write_bytes(b"partial")
+    model = rename_signature(surgery.load(FIXTURES / "module_multi"), "fixed", "a")
+    surgery.save(model, tmp_path / "out")
+    assert not dead.exists() and alive.exists() and other.exists()
+
+
+def test_a_copy_never_carries_an_interrupted_edits_files(tmp_path: Path) -> None:
+    """The in-place journal of a killed run is resolved on load, and never copied into OUT."""
+    src = copy_fixture("module_multi", tmp_path / "in")
+    (src / ".saved_model.pb.surgery-tmp-999999999-abc").write_bytes(b"half")
+    out = surgery.save(surgery.load(src), tmp_path / "out")
+    assert tree_bytes(out) == tree_bytes(FIXTURES / "module_multi")
+    assert tree_bytes(src) == tree_bytes(FIXTURES / "module_multi")
+
+
+@pytest.fixture
+def no_renameat2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A system without renameat2 (not Linux, old glibc): plain rename(2)."""
+    from surgery import io as surgery_io
+
+    monkeypatch.setattr(surgery_io, "_renameat2", lambda: None)
+
+
+def test_output_without_renameat2(tmp_path: Path, no_renameat2: None) -> None:
+    model = rename_signature(surgery.load(FIXTURES / "module_multi"), "fixed", "a")
+    out = surgery.save(model, tmp_path / "out")
+    with pytest.raises(surgery.SavedModelIOError, match="already exists"):
+        surgery.save(model, out)
+    (out / "extra").write_text("old")
+    surgery.save(model, out, force=True)
+    assert not (out / "extra").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_forced_output_interrupted_without_renameat2_is_put_back(tmp_path: Path, no_renameat2: None) -> None:
+    """Killed between moving the old OUT away and renaming the new one in: the next run restores it."""
+    old = tmp_path / ".out.surgery-old-999999999-abc"
+    old.mkdir()
+    (old / "keep").write_text("the old output")
+    model = rename_signature(surgery.load(FIXTURES / "module_multi"), "fixed", "a")
+    with pytest.raises(surgery.SavedModelIOError, match="already exists"):
+        surgery.save(model, tmp_path / "out")
+    assert (tmp_path / "out" / "keep").read_text() == "the old output"
+    assert not old.exists()
+
+
+def test_in_place_save_refuses_a_model_changed_since_it_was_read(tmp_path: Path) -> None:
+    """Two API users editing one model: the second save would silently drop the first's edit."""
+    src = copy_fixture("module_multi", tmp_path)
+    first = surgery.load(src)
+    second = surgery.load(src)
+    surgery.save(rename_signature(first, "fixed", "a"), in_place=True)
+    with pytest.raises(surgery.SavedModelIOError, match="changed on disk since it was read"):
+        surgery.save(rename_signature(second, "masked", "b"), in_place=True)
+    assert "a" in surgery.load(src).proto.meta_graphs[0].signature_def
+    # The first can go on editing: its record of the file follows its own writes.
+    surgery.save(rename_signature(first, "masked", "c"), in_place=True)
+    assert {"a", "c"} <= set(surgery.load(src).proto.meta_graphs[0].signature_def)
+
+
+def test_lock_is_reentrant_and_refuses_another_holder(tmp_path: Path) -> None:
+    from surgery.io import model_lock
+
+    src = copy_fixture("module_multi", tmp_path)
+    with model_lock(src, exclusive=True), model_lock(src, exclusive=True):
+        surgery.save(rename_signature(surgery.load(src), "fixed", "a"), in_place=True)
+    with model_lock(src, exclusive=False):
+        with (
+            pytest.raises(surgery.SavedModelIOError, match="in use by another"),
+            model_lock(src, exclusive=True),
+        ):
+            pass
+        surgery.save(surgery.load(src), tmp_path / "copy")  # a copy shares the lock
+    assert [p.name for p in src.iterdir() if "surgery" in p.name] == []
+
+
+def test_unedited_in_place_save_writes_nothing(tmp_path: Path) -> None:
+    src = copy_fixture("module_multi", tmp_path)
+    inode = os.stat(src / "saved_model.pb").st_ino
+    surgery.save(surgery.load(src), in_place=True)
+    assert os.stat(src / "saved_model.pb").st_ino == inode

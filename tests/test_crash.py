@@ -1,0 +1,471 @@
+"""Crash safety: kill -9 at every step of a write, and full disks and I/O errors in the middle of one.
+
+A killed `-o` run leaves its input byte for byte as it was and OUT either absent or complete (with
+`--force`: the old OUT or the new one, never neither). A killed `--in-place` run leaves the
+original, the complete edit, or one of them without `fingerprint.pb` (legal for TensorFlow; a
+stale fingerprint never appears); the next command that opens the model restores the original
+byte for byte or finishes the edit, and the next write to the same OUT removes what the killed
+run left. A failed write (ENOSPC, EIO) gives the same guarantees and one error line.
+
+The kills come from tests/crash_runner.py: a child process counts the calls that change the file
+system and SIGKILLs itself before the Nth. Every step of a small model's write is a kill point;
+on a model inflated to tens of MB, kills land between the chunks of the big writes, and `kill -9`
+from outside lands at timed moments.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import surgery
+from conftest import ROOT, copy_fixture, tree_bytes
+from crash_runner import run_forked
+from fuzzing import check_outcome, run
+from surgery import io as surgery_io
+from surgery.edits import rename_signature
+from surgery.schema import DataType, FingerprintDef
+
+EDIT = ["rename-signature", "{model}", "fixed", "fixed_v2"]
+LARGE_MB = 32
+OLD_OUT = {"old.txt": b"old"}  # what OUT holds before a --force run replaces it
+
+
+def edit_args(model: Path, *where: str | Path) -> list[str]:
+    return [a.format(model=model) for a in EDIT] + [str(w) for w in where]
+
+
+def steps_of(args: list[str]) -> list[str]:
+    """Run to the end in a child process, counting the steps; the run must succeed."""
+    code, steps = run_forked(args)
+    assert code == 0, (args, code)
+    return steps
+
+
+def killed(args: list[str], at: int) -> None:
+    """Run in a child process that gets SIGKILL just before step `at`."""
+    code, _ = run_forked(args, kill_at=at)
+    assert code == -signal.SIGKILL, (at, code)
+
+
+def rerun(*args: str | Path) -> None:
+    """A later run, in this process: it must succeed."""
+    outcome = run([str(a) for a in args])
+    assert outcome.status == 0, outcome.stderr
+
+
+def normalized(tree: dict[str, bytes]) -> dict[str, bytes]:
+    """A tree's files with fingerprint.pb's random uuid cleared (the only part two runs differ in)."""
+    out = dict(tree)
+    for name, data in tree.items():
+        if Path(name).name == "fingerprint.pb":
+            fingerprint = FingerprintDef.FromString(data)
+            fingerprint.ClearField("uuid")
+            out[name] = fingerprint.SerializeToString(deterministic=True)
+    return out
+
+
+def visible(tree: dict[str, bytes]) -> dict[str, bytes]:
+    return {k: v for k, v in tree.items() if not any(surgery_io.is_temporary(p) for p in Path(k).parts)}
+
+
+def temporaries(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if surgery_io.is_temporary(p.name))
+
+
+def inflate(model: Path, megabytes: int) -> None:
+    """Add a Const of `megabytes` MB to a function of the graph library (a few tens of MB to write)."""
+    loaded = surgery.load(model)
+    node = loaded.proto.meta_graphs[0].graph_def.library.function[0].node_def.add(name="inflated", op="Const")
+    node.attr["dtype"].type = DataType.DT_FLOAT
+    tensor = node.attr["value"].tensor
+    tensor.dtype = DataType.DT_FLOAT
+    count = megabytes << 18
+    tensor.tensor_shape.dim.add().size = count
+    tensor.tensor_content = random.Random(0).randbytes(4 * count)
+    surgery.save(loaded, in_place=True)
+
+
+@pytest.fixture(scope="module")
+def large(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    model = copy_fixture("module_multi", tmp_path_factory.mktemp("large"))
+    inflate(model, LARGE_MB)
+    return model
+
+
+# --- -o OUT ------------------------------------------------------------------------------------
+
+
+def _check_copy_after_kill(
+    model: Path, before: dict[str, bytes], out: Path, done: dict[str, bytes], *, force: bool
+) -> None:
+    assert tree_bytes(model) == before, "the input changed"
+    if out.exists():
+        complete = (done, OLD_OUT) if force else (done,)
+        assert normalized(tree_bytes(out)) in complete, "OUT exists but is not a complete result"
+    assert [p.name for p in out.parent.iterdir() if not p.name.startswith(".")] in ([], [out.name])
+
+
+def _kill_copy(model: Path, work: Path, points: list[int], *, force: bool) -> int:
+    """Kill `-o` (or `-o --force`) runs at `points`; then rerun each to completion. Returns the kills."""
+    before = tree_bytes(model)
+    reference = work / "reference" / "out"
+    reference.parent.mkdir(parents=True)
+    if force:
+        reference.mkdir()
+        (reference / "old.txt").write_text("old")
+    args = edit_args(model, "-o", reference, *(["--force"] if force else []))
+    total = len(steps_of(args))
+    done = normalized(tree_bytes(reference))
+    for at in points or range(1, total + 1):
+        out = work / f"kill{at}" / "out"
+        out.parent.mkdir(parents=True)
+        if force:
+            out.mkdir()
+            (out / "old.txt").write_text("old")
+        args = edit_args(model, "-o", out, *(["--force"] if force else []))
+        killed(args, at)
+        _check_copy_after_kill(model, before, out, done, force=force)
+        if force:
+            assert out.is_dir(), "with --force, OUT is the old or the new directory at every moment"
+        # The next run to the same OUT succeeds and removes what the killed one left.
+        rerun(*edit_args(model, "-o", out, "--force"))
+        assert normalized(tree_bytes(out)) == done
+        assert temporaries(out.parent) == []
+    return len(points) if points else total
+
+
+def test_kill_at_every_step_of_a_copy(tmp_path: Path) -> None:
+    model = copy_fixture("module_multi", tmp_path / "in")
+    kills = _kill_copy(model, tmp_path, [], force=False)
+    assert kills >= 8
+
+
+def test_kill_at_every_step_of_a_forced_copy(tmp_path: Path) -> None:
+    """With --force over an existing OUT: the old OUT or the new one, whole, at every moment."""
+    model = copy_fixture("module_multi", tmp_path / "in")
+    kills = _kill_copy(model, tmp_path, [], force=True)
+    assert kills >= 10
+
+
+# --- --in-place --------------------------------------------------------------------------------
+
+
+def _pair(model: Path) -> tuple[bytes, bytes | None]:
+    fingerprint = model / "fingerprint.pb"
+    return (model / "saved_model.pb").read_bytes(), (
+        normalized({"fingerprint.pb": fingerprint.read_bytes()})["fingerprint.pb"]
+        if fingerprint.exists()
+        else None
+    )
+
+
+def _kill_in_place(original: Path, work: Path, points: list[int] | None) -> int:
+    """Kill in-place edits of copies of `original` at `points` (None: every step). Returns the kills."""
+    before = tree_bytes(original)
+    reference = work / "reference"
+    reference.mkdir()
+    reference = copy_model(original, reference)
+    total = len(steps_of(edit_args(reference, "--in-place")))
+    edited = _pair(reference)
+    old = _pair(original)
+    states = set()
+    for at in points if points is not None else range(1, total + 1):
+        model = copy_model(original, work / f"kill{at}")
+        killed(edit_args(model, "--in-place"), at)
+        pb, fingerprint = _pair(model)
+        assert (pb, fingerprint) in {old, edited, (old[0], None), (edited[0], None)}, (
+            f"step {at}: a saved_model.pb with a stale or broken fingerprint.pb"
+        )
+        assert visible(tree_bytes(model)).keys() <= before.keys()
+        states.add(("old" if pb == old[0] else "new", fingerprint is not None))
+        # The next command that opens the model, even `show`, restores or finishes the edit.
+        rerun("show", model)
+        assert temporaries(model) == []
+        after = tree_bytes(model)
+        if after["saved_model.pb"] == before["saved_model.pb"]:
+            assert after == before, f"step {at}: not the original byte for byte"
+        else:
+            assert _pair(model) == edited, f"step {at}: not the complete edit"
+            assert after.keys() == before.keys()
+        if points is None:  # and the model can be edited again
+            rerun("set-method", model, "masked", "tensorflow/serving/regress", "--in-place")
+            assert temporaries(model) == []
+    if points is None:
+        assert ("old", False) in states and ("new", False) in states, (
+            "some kill should have landed in the window without a fingerprint"
+        )
+    return total if points is None else len(points)
+
+
+def copy_model(original: Path, parent: Path) -> Path:
+    """A copy of `original` under `parent` (hard links would share the pb with the original)."""
+    parent.mkdir(exist_ok=True)
+    return Path(shutil.copytree(original, parent / original.name))
+
+
+def test_kill_at_every_step_of_an_in_place_edit(tmp_path: Path) -> None:
+    original = copy_fixture("module_multi", tmp_path / "in")
+    assert _kill_in_place(original, tmp_path, None) >= 7
+
+
+def test_kill_in_the_middle_of_large_writes(tmp_path: Path, large: Path) -> None:
+    """A model of tens of MB: kills between the chunks of its big writes, for -o and in place."""
+    steps = steps_of(edit_args(large, "-o", tmp_path / "probe"))
+    writes = [i + 1 for i, step in enumerate(steps) if step == "write"]
+    assert len(writes) >= LARGE_MB // 2, "the large model is written in many chunks"
+    middle = [writes[len(writes) // 4], writes[len(writes) // 2], writes[-1]]
+    _kill_copy(large, tmp_path / "copy", middle, force=False)
+    steps = steps_of(edit_args(copy_model(large, tmp_path / "probe2"), "--in-place"))
+    writes = [i + 1 for i, step in enumerate(steps) if step == "write"]
+    middle = [writes[len(writes) // 3], writes[-1], len(steps)]
+    (tmp_path / "in_place").mkdir()
+    _kill_in_place(large, tmp_path / "in_place", middle)
+
+
+def _kill_after(seconds: float, args: list[str]) -> None:
+    """Start the command as a user would, and `kill -9` it after `seconds`."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "surgery", *args],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(seconds)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+
+def _duration(args: list[str]) -> float:
+    start = time.monotonic()
+    assert subprocess.run([sys.executable, "-m", "surgery", *args], cwd=ROOT).returncode == 0
+    return time.monotonic() - start
+
+
+FRACTIONS = (0.35, 0.6, 0.8, 0.95)  # of a whole run, interpreter start included
+
+
+def test_kill_at_timed_moments_from_outside(tmp_path: Path, large: Path) -> None:
+    """`kill -9` from another process at moments spread over a large in-place edit."""
+    before = tree_bytes(large)
+    model = copy_model(large, tmp_path / "timing")
+    duration = _duration(edit_args(model, "--in-place"))
+    edited = _pair(model)
+    old = _pair(large)
+    for i, fraction in enumerate(FRACTIONS):
+        model = copy_model(large, tmp_path / f"t{i}")
+        _kill_after(duration * fraction, edit_args(model, "--in-place"))
+        assert _pair(model) in {old, edited, (old[0], None), (edited[0], None)}
+        rerun("show", model)
+        assert temporaries(model) == []
+        assert tree_bytes(model) == before or _pair(model) == edited
+
+
+def test_kill_at_timed_moments_of_a_copy_from_outside(tmp_path: Path, large: Path) -> None:
+    """`kill -9` from another process at moments spread over writing a large copy."""
+    before = tree_bytes(large)
+    reference = tmp_path / "reference"
+    duration = _duration(edit_args(large, "-o", reference))
+    done = normalized(tree_bytes(reference))
+    for i, fraction in enumerate(FRACTIONS):
+        out = tmp_path / f"t{i}" / "out"
+        out.parent.mkdir()
+        _kill_after(duration * fraction, edit_args(large, "-o", out))
+        _check_copy_after_kill(large, before, out, done, force=False)
+        rerun(*edit_args(large, "-o", out, "--force"))
+        assert temporaries(out.parent) == []
+
+
+# --- full disks and I/O errors, in process -----------------------------------------------------
+
+
+class Fault:
+    """Make the Nth file-system change (or every one from the Nth on) fail with `code`."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, at: int, code: int, *, sticky: bool = False) -> None:
+        self.count = 0
+        self.at = at
+        self.code = code
+        self.sticky = sticky
+        self.hit = False
+        for name in ("write", "fsync", "rename", "replace", "link", "mkdir", "unlink"):
+            monkeypatch.setattr(os, name, self.wrap(getattr(os, name)))
+        monkeypatch.setattr(surgery_io, "_rename2", self.wrap(surgery_io._rename2))  # type: ignore[attr-defined]
+
+    def wrap(self, function: Callable[..., Any]) -> Callable[..., Any]:
+        def step(*args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            full = self.sticky and self.count > self.at and function.__name__ in ("write", "mkdir", "link")
+            if self.count == self.at or full:
+                self.hit = True
+                raise OSError(self.code, os.strerror(self.code))
+            return function(*args, **kwargs)
+
+        return step
+
+
+def _count_steps(monkeypatch: pytest.MonkeyPatch, write: Callable[[], object]) -> int:
+    with monkeypatch.context() as patch:
+        fault = Fault(patch, 10**9, errno.EIO)
+        write()
+    return fault.count
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EIO])
+def test_failing_copy_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int) -> None:
+    """ENOSPC or EIO at any step of `-o`: one SavedModelIOError, the input untouched, no OUT, no debris."""
+    model = copy_fixture("module_multi", tmp_path / "in")
+    before = tree_bytes(model)
+    edited = rename_signature(surgery.load(model), "fixed", "fixed_v2")
+    total = _count_steps(monkeypatch, lambda: surgery.save(edited, tmp_path / "probe"))
+    failures = 0
+    for at in range(1, total + 1):
+        out = tmp_path / f"out{at}"
+        with monkeypatch.context() as patch:
+            fault = Fault(patch, at, code, sticky=code == errno.ENOSPC)
+            try:
+                surgery.save(edited, out)
+            except surgery.SavedModelIOError as err:
+                failures += 1
+                assert "\n" not in str(err) and os.strerror(code) in str(err)
+                assert not out.exists()
+            else:  # the failing step was cleanup after the output was complete
+                assert normalized(tree_bytes(out)) == normalized(tree_bytes(tmp_path / "probe"))
+        assert fault.hit
+        assert tree_bytes(model) == before
+        assert temporaries(tmp_path) == []
+    assert failures >= total // 2
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EIO])
+def test_failing_in_place_edit_keeps_a_consistent_pair(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int
+) -> None:
+    """A failure at any step of an in-place write: the original, or the edit (without a fingerprint)."""
+    original = copy_fixture("module_multi", tmp_path / "in")
+    before = tree_bytes(original)
+    probe = copy_model(original, tmp_path / "probe")
+    total = _count_steps(
+        monkeypatch, lambda: surgery.save(rename_signature(surgery.load(probe), "fixed", "x"), in_place=True)
+    )
+    edited_pb, edited_fingerprint = _pair(probe)
+    for at in range(1, total + 1):
+        model = copy_model(original, tmp_path / f"m{at}")
+        edited = rename_signature(surgery.load(model), "fixed", "x")
+        with monkeypatch.context() as patch:
+            Fault(patch, at, code, sticky=code == errno.ENOSPC)
+            try:
+                surgery.save(edited, in_place=True)
+            except surgery.SavedModelIOError as err:
+                message = str(err)
+            else:  # the failing step was the last clean-up: the edit is complete, the debris goes on load
+                surgery.load(model)
+                assert temporaries(model) == [] and _pair(model) == (edited_pb, edited_fingerprint)
+                continue
+        assert "\n" not in message and os.strerror(code) in message
+        assert temporaries(model) == []
+        after = tree_bytes(model)
+        if "was edited" in message:  # failed after the commit point: the edit, maybe without a fingerprint
+            assert after["saved_model.pb"] == edited_pb
+            assert ("fingerprint.pb" in after) == ("without fingerprint.pb" not in message)
+            if "fingerprint.pb" in after:
+                assert normalized(after)["fingerprint.pb"] == edited_fingerprint
+        else:
+            assert after == before, f"step {at}: the model changed"
+
+
+def test_disk_full_on_the_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a user sees: one line naming the output and the cause, exit 2, nothing written."""
+    model = copy_fixture("module_multi", tmp_path / "in")
+    out = tmp_path / "out"
+    real_write = os.write
+
+    def full(fd: int, data: Any) -> int:
+        if len(data) > 1000:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", full)
+    outcome = run(["rename-signature", str(model), "fixed", "x", "-o", str(out)])
+    check_outcome(outcome)
+    assert outcome.status == 2
+    assert (
+        outcome.stderr
+        == f"savedmodel-surgery: error: cannot write {out}: No space left on device; nothing was written\n"
+    )
+    outcome = run(["rename-signature", str(model), "fixed", "x", "--in-place"])
+    assert outcome.status == 2
+    assert "No space left on device; nothing was changed" in outcome.stderr
+    assert not out.exists() and temporaries(tmp_path) == [] and temporaries(model) == []
+
+
+def test_interrupted_in_place_edit_is_rolled_back_by_the_next_command(tmp_path: Path) -> None:
+    """The journal, by hand: an uncommitted edit (the pb still a temporary file) is undone on load."""
+    model = copy_fixture("module_multi", tmp_path)
+    before = tree_bytes(model)
+    tx = "999999999-abc"  # a pid no process has
+    (model / f".saved_model.pb.surgery-tmp-{tx}").write_bytes(b"half a new model")
+    os.rename(model / "fingerprint.pb", model / f".fingerprint.pb.surgery-old-{tx}")
+    surgery.load(model)
+    assert tree_bytes(model) == before
+
+
+def test_interrupted_in_place_edit_is_finished_by_the_next_command(tmp_path: Path) -> None:
+    """A committed edit (the pb renamed, the new fingerprint still a temporary file) is completed."""
+    model = copy_fixture("module_multi", tmp_path)
+    tx = "999999999-abc"
+    (model / f".fingerprint.pb.surgery-tmp-{tx}").write_bytes(b"new fingerprint")
+    os.rename(model / "fingerprint.pb", model / f".fingerprint.pb.surgery-old-{tx}")
+    surgery.load(model)
+    assert (model / "fingerprint.pb").read_bytes() == b"new fingerprint"
+    assert temporaries(model) == []
+
+
+def test_a_live_writers_files_are_left_alone(tmp_path: Path) -> None:
+    """Recovery needs the model's lock: while another process holds it, nothing is touched."""
+    model = copy_fixture("module_multi", tmp_path)
+    leftover = model / f".saved_model.pb.surgery-tmp-{os.getppid()}-abc"
+    leftover.write_bytes(b"x")
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDONLY); "
+            "fcntl.flock(fd, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(30)",
+            str(model),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        surgery.load(model)
+        assert leftover.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    surgery.load(model)
+    assert not leftover.exists()
+
+
+def test_a_copy_from_a_model_with_an_interrupted_edit_starts_from_the_original(tmp_path: Path) -> None:
+    """`-o` from a model a killed in-place run left: the model is restored first, the copy is of it."""
+    model = copy_fixture("module_multi", tmp_path / "in")
+    before = tree_bytes(model)
+    tx = "999999999-abc"
+    (model / f".saved_model.pb.surgery-tmp-{tx}").write_bytes(b"half a new model")
+    os.rename(model / "fingerprint.pb", model / f".fingerprint.pb.surgery-old-{tx}")
+    rerun("set-method", model, "masked", "tensorflow/serving/regress", "-o", tmp_path / "out")
+    assert tree_bytes(model) == before
+    assert (tmp_path / "out" / "fingerprint.pb").exists()
