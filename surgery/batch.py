@@ -14,12 +14,13 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pydantic import BaseModel
 
 from surgery.check import Finding, check
+from surgery.diff import Change, diff
 from surgery.errors import ConsistencyError, SavedModelIOError, SurgeryError, SurgeryWarning
 from surgery.io import Model, load, model_lock, recover, save
 from surgery.plans import Plan
@@ -49,18 +50,43 @@ def edit_model(
     recover(path)  # an in-place edit a killed run left: finished or undone before anything else
     with model_lock(path, exclusive=in_place):
         model = load(path)
-        # Problems the model already had are not the edit's: compare counts per kind, since a
-        # rename legitimately changes the key an existing finding names.
-        before = Counter(f.code for f in check(model).findings)
-        edit(model)
-        after = check(model).findings
-        grown = {code for code, n in Counter(f.code for f in after).items() if n > before[code]}
-        new = [f for f in after if f.code in grown]
-        if new:
-            raise ConsistencyError(
-                f"the edit would leave the model inconsistent ({finding_line(new[0])}); nothing written"
-            )
+        _edit_checked(model, edit)
         return save(model, output, in_place=in_place, force=force)
+
+
+def _edit_checked(model: Model, edit: Callable[[Model], object]) -> None:
+    """`edit` the model in memory; a `ConsistencyError` if `check` finds it newly inconsistent."""
+    # Problems the model already had are not the edit's: compare counts per kind, since a
+    # rename legitimately changes the key an existing finding names.
+    before = Counter(f.code for f in check(model).findings)
+    edit(model)
+    after = check(model).findings
+    grown = {code for code, n in Counter(f.code for f in after).items() if n > before[code]}
+    new = [f for f in after if f.code in grown]
+    if new:
+        raise ConsistencyError(
+            f"the edit would leave the model inconsistent ({finding_line(new[0])}); nothing written"
+        )
+
+
+def check_output_free(output: str | os.PathLike[str], *, force: bool = False) -> None:
+    """Refuse, as the write would, an existing `output` without `force` (for --dry-run)."""
+    if os.path.lexists(output) and not force:
+        raise SavedModelIOError(f"{output} already exists: choose a new directory or pass --force")
+
+
+def preview_edit(model: Model, edit: Callable[[Model], object]) -> Model:
+    """What `edit_model` would write, in memory only: the edited copy of `model` (`model` untouched).
+
+    The same edit and the same consistency check as `edit_model`, so a refusal is the one the
+    real run would give; nothing is written and no lock is taken. `diff(model, result)` is the
+    change the edit would make (`--dry-run`).
+    """
+    proto = type(model.proto)()
+    proto.CopyFrom(model.proto)
+    edited = replace(model, proto=proto)
+    _edit_checked(edited, edit)
+    return edited
 
 
 @dataclass(frozen=True)
@@ -79,6 +105,7 @@ class BatchResult(BaseModel):
     ok: bool
     error: str | None = None
     warnings: list[str] = []
+    changes: list[Change] | None = None  # with --dry-run: what the edit would change
 
 
 def is_pattern(path: str) -> bool:
@@ -178,6 +205,32 @@ def apply_one(plan: Plan, target: Target, *, force: bool = False) -> BatchResult
     return BatchResult(model=target.model, output=str(written), ok=True, warnings=notes)
 
 
+def preview_one(plan: Plan, target: Target, *, force: bool = False) -> BatchResult:
+    """`apply_one` without writing (`--dry-run`): the result carries the changes the plan would make.
+
+    `output` is where the real run would write (the model itself for an in-place target).
+    """
+    where = target.output if target.output is not None else target.model
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", SurgeryWarning)
+            model = load(target.model)
+            changes = diff(model, preview_edit(model, plan.apply))
+            if target.output is not None:
+                check_output_free(target.output, force=force)
+    except SurgeryError as err:
+        return BatchResult(model=target.model, output=None, ok=False, error=_one_line(err, target.model))
+    except Exception as err:  # a bug: reported for this model, the others go on
+        error = f"internal error: {type(err).__name__}: {_one_line(err, target.model)}"
+        return BatchResult(model=target.model, output=None, ok=False, error=error)
+    notes = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, SurgeryWarning)))
+    return BatchResult(model=target.model, output=where, ok=True, warnings=notes, changes=changes)
+
+
+def _run_one(plan: Plan, target: Target, *, force: bool, dry_run: bool) -> BatchResult:
+    return preview_one(plan, target, force=force) if dry_run else apply_one(plan, target, force=force)
+
+
 def _ignore_interrupts() -> None:
     """Workers leave Ctrl-C to the parent, which cancels what has not started."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -190,25 +243,28 @@ def apply_plan(
     force: bool = False,
     jobs: int | None = None,
     on_result: Callable[[BatchResult], None] | None = None,
+    dry_run: bool = False,
 ) -> list[BatchResult]:
     """Apply `plan` to every target in up to `jobs` worker processes (default: one per CPU).
 
     Returns one result per target, in the targets' order; `on_result` is called as each one
-    finishes. With one job (or one target) the work runs in this process.
+    finishes. With one job (or one target) the work runs in this process. With `dry_run`,
+    nothing is written: each result carries the changes the plan would make (`preview_one`).
     """
     workers = min(jobs or os.cpu_count() or 1, len(targets))
     report = on_result or (lambda result: None)
     if workers <= 1:
         results = []
         for target in targets:
-            results.append(apply_one(plan, target, force=force))
+            results.append(_run_one(plan, target, force=force, dry_run=dry_run))
             report(results[-1])
         return results
     done: dict[int, BatchResult] = {}
     pool = ProcessPoolExecutor(max_workers=workers, initializer=_ignore_interrupts)
     try:
         futures: dict[Future[BatchResult], int] = {
-            pool.submit(apply_one, plan, target, force=force): index for index, target in enumerate(targets)
+            pool.submit(_run_one, plan, target, force=force, dry_run=dry_run): index
+            for index, target in enumerate(targets)
         }
         for future in as_completed(futures):
             index = futures[future]

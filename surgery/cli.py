@@ -24,15 +24,17 @@ from surgery.batch import (
     Target,
     apply_plan,
     batch_targets,
+    check_output_free,
     edit_model,
     expand_models,
     finding_line,
     is_pattern,
+    preview_edit,
 )
 from surgery.check import Finding, check
 from surgery.convert import FORMATS as CONVERT_FORMATS
 from surgery.convert import convert
-from surgery.diff import diff
+from surgery.diff import Change, diff
 from surgery.edits import parse_tag_set
 from surgery.errors import SavedModelIOError, SurgeryError, SurgeryWarning, one_line
 from surgery.explain import FORMATS as EXPLAIN_FORMATS
@@ -138,7 +140,8 @@ def cli(ctx: click.Context, quiet: bool, verbose: bool, debug: bool) -> None:
     """Edit TensorFlow SavedModels on disk with protobuf alone: no TensorFlow needed.
 
     Every edit writes a new directory (-o OUT) or, with --in-place, replaces the model's files
-    atomically. The input is never modified otherwise. Colours show on a terminal only (NO_COLOR
+    atomically. The input is never modified otherwise. --dry-run on an edit prints the diff it
+    would make and writes nothing. Colours show on a terminal only (NO_COLOR
     turns them off). Shell completion: see the README (eval "$(_SAVEDMODEL_SURGERY_COMPLETE=bash_source
     savedmodel-surgery)").
 
@@ -209,21 +212,74 @@ def _edit_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--in-place", is_flag=True, help="Replace the model's own files atomically."),
         click.option("--force", is_flag=True, help="Replace OUTPUT if it exists."),
         click.option("--tag-set", help="Only the meta graph with exactly these tags (comma-separated)."),
+        *_DRY_RUN_OPTIONS,
     ]
     for option in reversed(options):
         func = option(func)
     return func
 
 
+_DRY_RUN_OPTIONS = [
+    click.option(
+        "--dry-run",
+        is_flag=True,
+        help="Edit in memory and print the diff it would make; write nothing (-o/--in-place optional).",
+    ),
+    click.option(
+        "--json", "as_json", is_flag=True, help="With --dry-run: the diff as JSON (as diff --json)."
+    ),
+]
+
+
 def _run_edit(
-    model_path: str, output: str | None, in_place: bool, force: bool, edit: Callable[[Model], Model]
+    model_path: str,
+    output: str | None,
+    in_place: bool,
+    force: bool,
+    edit: Callable[[Model], Model],
+    *,
+    dry_run: bool = False,
+    as_json: bool = False,
 ) -> None:
-    """Load, edit, refuse a result that `check` finds newly inconsistent, then write."""
-    if in_place == (output is not None):
+    """Load, edit, refuse a result that `check` finds newly inconsistent, then write.
+
+    With `dry_run`, the same edit and refusals, in memory only: the diff it would make is
+    printed and nothing is written (no output directory, no temporary file, no lock).
+    """
+    if in_place and output is not None:
+        raise click.UsageError("give either -o/--output OUT or --in-place")
+    if dry_run:
+        _preview(model_path, output, in_place, force, edit, as_json)
+        return
+    if as_json:
+        raise click.UsageError("--json goes with --dry-run: it prints the diff the edit would make")
+    if not in_place and output is None:
         raise click.UsageError("give either -o/--output OUT or --in-place")
     written = edit_model(model_path, edit, output, in_place=in_place, force=force)
     _say(f"wrote {written}")
     _detail(_files(written))
+
+
+def _preview(
+    model_path: str,
+    output: str | None,
+    in_place: bool,
+    force: bool,
+    edit: Callable[[Model], Model],
+    as_json: bool,
+) -> None:
+    """--dry-run: edit in memory, print the diff from the model to the result, write nothing."""
+    model = _load(model_path)
+    changes = diff(model, preview_edit(model, edit))
+    if output is not None:
+        check_output_free(output, force=force)
+    target = output if output is not None else (model_path if in_place else None)
+    if as_json:
+        data = {"model": model_path, "output": target, "dry_run": True}
+        _print_json({**data, "changes": [c.model_dump() for c in changes]})
+    else:
+        _echo_changes(changes)
+    _say("dry run: nothing written" + (f" (would write {target})" if target else ""))
 
 
 @cli.command("rename-signature")
@@ -232,16 +288,33 @@ def _run_edit(
 @click.argument("new")
 @_edit_options
 def rename_signature_command(
-    model: str, old: str, new: str, output: str | None, in_place: bool, force: bool, tag_set: str | None
+    model: str,
+    old: str,
+    new: str,
+    output: str | None,
+    in_place: bool,
+    force: bool,
+    tag_set: str | None,
+    dry_run: bool,
+    as_json: bool,
 ) -> None:
     """Rename signature key OLD to NEW (for both the v1 and the TF2 loader).
 
     \b
     Example:
       savedmodel-surgery rename-signature ./my_model serving_default predict -o ./renamed
+      savedmodel-surgery rename-signature ./my_model serving_default predict --dry-run
     """
     tags = _tags(tag_set)
-    _run_edit(model, output, in_place, force, lambda m: edits.rename_signature(m, old, new, tag_set=tags))
+    _run_edit(
+        model,
+        output,
+        in_place,
+        force,
+        lambda m: edits.rename_signature(m, old, new, tag_set=tags),
+        dry_run=dry_run,
+        as_json=as_json,
+    )
 
 
 def _tags(tag_set: str | None) -> frozenset[str] | None:
@@ -263,6 +336,8 @@ def rename_input_command(
     in_place: bool,
     force: bool,
     tag_set: str | None,
+    dry_run: bool,
+    as_json: bool,
 ) -> None:
     """Rename input key OLD of SIGNATURE to NEW.
 
@@ -274,7 +349,13 @@ def rename_input_command(
     """
     tags = _tags(tag_set)
     _run_edit(
-        model, output, in_place, force, lambda m: edits.rename_input(m, signature, old, new, tag_set=tags)
+        model,
+        output,
+        in_place,
+        force,
+        lambda m: edits.rename_input(m, signature, old, new, tag_set=tags),
+        dry_run=dry_run,
+        as_json=as_json,
     )
 
 
@@ -293,6 +374,8 @@ def rename_output_command(
     in_place: bool,
     force: bool,
     tag_set: str | None,
+    dry_run: bool,
+    as_json: bool,
 ) -> None:
     """Rename output key OLD of SIGNATURE to NEW.
 
@@ -304,7 +387,13 @@ def rename_output_command(
     """
     tags = _tags(tag_set)
     _run_edit(
-        model, output, in_place, force, lambda m: edits.rename_output(m, signature, old, new, tag_set=tags)
+        model,
+        output,
+        in_place,
+        force,
+        lambda m: edits.rename_output(m, signature, old, new, tag_set=tags),
+        dry_run=dry_run,
+        as_json=as_json,
     )
 
 
@@ -313,7 +402,14 @@ def rename_output_command(
 @click.argument("signature")
 @_edit_options
 def remove_signature_command(
-    model: str, signature: str, output: str | None, in_place: bool, force: bool, tag_set: str | None
+    model: str,
+    signature: str,
+    output: str | None,
+    in_place: bool,
+    force: bool,
+    tag_set: str | None,
+    dry_run: bool,
+    as_json: bool,
 ) -> None:
     """Delete SIGNATURE (for both loaders).
 
@@ -322,7 +418,15 @@ def remove_signature_command(
       savedmodel-surgery remove-signature ./my_model preprocess -o ./slim
     """
     tags = _tags(tag_set)
-    _run_edit(model, output, in_place, force, lambda m: edits.remove_signature(m, signature, tag_set=tags))
+    _run_edit(
+        model,
+        output,
+        in_place,
+        force,
+        lambda m: edits.remove_signature(m, signature, tag_set=tags),
+        dry_run=dry_run,
+        as_json=as_json,
+    )
 
 
 @cli.command("copy-signature")
@@ -331,7 +435,15 @@ def remove_signature_command(
 @click.argument("dst")
 @_edit_options
 def copy_signature_command(
-    model: str, src: str, dst: str, output: str | None, in_place: bool, force: bool, tag_set: str | None
+    model: str,
+    src: str,
+    dst: str,
+    output: str | None,
+    in_place: bool,
+    force: bool,
+    tag_set: str | None,
+    dry_run: bool,
+    as_json: bool,
 ) -> None:
     """Add DST as a second signature that serves exactly what SRC serves.
 
@@ -340,7 +452,15 @@ def copy_signature_command(
       savedmodel-surgery copy-signature ./my_model predict serving_default -o ./aliased
     """
     tags = _tags(tag_set)
-    _run_edit(model, output, in_place, force, lambda m: edits.copy_signature(m, src, dst, tag_set=tags))
+    _run_edit(
+        model,
+        output,
+        in_place,
+        force,
+        lambda m: edits.copy_signature(m, src, dst, tag_set=tags),
+        dry_run=dry_run,
+        as_json=as_json,
+    )
 
 
 @cli.command("set-method")
@@ -356,6 +476,8 @@ def set_method_command(
     in_place: bool,
     force: bool,
     tag_set: str | None,
+    dry_run: bool,
+    as_json: bool,
 ) -> None:
     """Set the method_name of SIGNATURE (e.g. tensorflow/serving/regress).
 
@@ -364,7 +486,15 @@ def set_method_command(
       savedmodel-surgery set-method ./my_model serving_default tensorflow/serving/predict --in-place
     """
     tags = _tags(tag_set)
-    _run_edit(model, output, in_place, force, lambda m: edits.set_method(m, signature, method, tag_set=tags))
+    _run_edit(
+        model,
+        output,
+        in_place,
+        force,
+        lambda m: edits.set_method(m, signature, method, tag_set=tags),
+        dry_run=dry_run,
+        as_json=as_json,
+    )
 
 
 @cli.command("set-tags")
@@ -376,8 +506,17 @@ def set_method_command(
 )
 @click.option("--in-place", is_flag=True, help="Replace the model's own files atomically.")
 @click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
+@_DRY_RUN_OPTIONS[0]
+@_DRY_RUN_OPTIONS[1]
 def set_tags_command(
-    model: str, old_tags: str, new_tags: str, output: str | None, in_place: bool, force: bool
+    model: str,
+    old_tags: str,
+    new_tags: str,
+    output: str | None,
+    in_place: bool,
+    force: bool,
+    dry_run: bool,
+    as_json: bool,
 ) -> None:
     """Change the tag set OLD_TAGS of one meta graph to NEW_TAGS (comma-separated).
 
@@ -386,7 +525,13 @@ def set_tags_command(
       savedmodel-surgery set-tags ./my_model serve,gpu serve,tpu -o ./tpu_model
     """
     _run_edit(
-        model, output, in_place, force, lambda m: edits.set_tags(m, old_tags.split(","), new_tags.split(","))
+        model,
+        output,
+        in_place,
+        force,
+        lambda m: edits.set_tags(m, old_tags.split(","), new_tags.split(",")),
+        dry_run=dry_run,
+        as_json=as_json,
     )
 
 
@@ -407,6 +552,11 @@ def set_tags_command(
     "-j", "--jobs", type=click.IntRange(min=1), help="Worker processes for several models [default: CPUs]."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary of the run.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Edit in memory and print the diff each model would get; write nothing (outputs optional).",
+)
 def apply_command(
     paths: tuple[str, ...],
     output: str | None,
@@ -416,6 +566,7 @@ def apply_command(
     force: bool,
     jobs: int | None,
     as_json: bool,
+    dry_run: bool,
 ) -> None:
     """Apply the edits of a PLAN file (JSON or YAML) as one edit, to one model or many.
 
@@ -426,6 +577,7 @@ def apply_command(
         - {op: rename-signature, old: serving_default, new: predict}
         - {op: rename-input, signature: predict, old: input_1, new: images}
     Example:
+      savedmodel-surgery apply ./my_model plan.yaml --dry-run   # the diff it would make
       savedmodel-surgery apply ./my_model plan.yaml -o ./patched
 
     \b
@@ -445,10 +597,11 @@ def apply_command(
     several = len(patterns) > 1 or any(is_pattern(p) for p in patterns)
     if not (several or suffix is not None or output_root is not None or as_json):
         parsed = load_plan(plan)
-        _run_edit(patterns[0], output, in_place, force, parsed.apply)
+        _run_edit(patterns[0], output, in_place, force, parsed.apply, dry_run=dry_run, as_json=as_json)
         return
     # Several models: everything is checked before the first model is touched.
-    if [output is not None, in_place, suffix is not None, output_root is not None].count(True) != 1:
+    chosen = [output is not None, in_place, suffix is not None, output_root is not None].count(True)
+    if chosen > 1 or (chosen == 0 and not dry_run):
         raise click.UsageError(
             "give one of --suffix SUFFIX, --output-root DIR or --in-place (or -o OUT for one model)"
         )
@@ -466,6 +619,14 @@ def apply_command(
         targets = [Target(models[0], output)]
     else:
         targets = batch_targets(models, suffix=suffix, output_root=output_root)
+    if dry_run:
+        results = _run_with_progress(parsed, targets, force, jobs, dry_run=True)
+        for result in results if chosen == 0 else []:
+            result.output = None  # no output was named: nothing it would write to
+        _print_summary(results, as_json, dry_run=True)
+        if any(not r.ok for r in results):
+            raise Failure(1)
+        return
     created = _make_root(output_root)
     results = _run_with_progress(parsed, targets, force, jobs)
     failed = sum(not r.ok for r in results)
@@ -477,20 +638,31 @@ def apply_command(
         raise Failure(1)
 
 
-def _print_summary(results: list[BatchResult], as_json: bool) -> None:
-    """One line per model and a count, or the --json summary."""
+def _print_summary(results: list[BatchResult], as_json: bool, *, dry_run: bool = False) -> None:
+    """One line per model and a count, or the --json summary; with `dry_run`, each model's diff."""
     failed = sum(not r.ok for r in results)
     if as_json:
         ok = len(results) - failed
-        _print_json({"results": [r.model_dump() for r in results], "ok": ok, "failed": failed})
+        exclude = None if dry_run else {"changes"}
+        dumped = [r.model_dump(exclude=exclude) for r in results]
+        extra = {"dry_run": True} if dry_run else {}
+        _print_json({"results": dumped, "ok": ok, "failed": failed, **extra})
         return
     for r in results:
         warned = "".join(f" (warning: {w})" for w in r.warnings)
         passed, failed_mark = _style("ok", "ok  "), _style("fail", "FAIL")
+        target = f" -> {r.output}" if r.output is not None else ""
+        click.echo(f"{passed} {r.model}{target}{warned}" if r.ok else f"{failed_mark} {r.model}: {r.error}")
+        for change in r.changes or []:
+            click.echo(f"     {_change_line(change)}")
+        if r.ok and dry_run and not r.changes:
+            click.echo("     no signature-level differences")
+    if dry_run:
         click.echo(
-            f"{passed} {r.model} -> {r.output}{warned}" if r.ok else f"{failed_mark} {r.model}: {r.error}"
+            f"{len(results)} model(s): {len(results) - failed} ok, {failed} failed; nothing written (dry run)"
         )
-    click.echo(f"{len(results)} model(s): {len(results) - failed} written, {failed} failed")
+    else:
+        click.echo(f"{len(results)} model(s): {len(results) - failed} written, {failed} failed")
 
 
 def _make_root(output_root: str | None) -> Path | None:
@@ -504,12 +676,16 @@ def _make_root(output_root: str | None) -> Path | None:
     return Path(output_root)
 
 
-def _run_with_progress(plan: Plan, targets: list[Target], force: bool, jobs: int | None) -> list[BatchResult]:
+def _run_with_progress(
+    plan: Plan, targets: list[Target], force: bool, jobs: int | None, *, dry_run: bool = False
+) -> list[BatchResult]:
     """Run the batch, with a progress bar on stderr when it is a terminal."""
     if not sys.stderr.isatty():
-        return apply_plan(plan, targets, force=force, jobs=jobs)
+        return apply_plan(plan, targets, force=force, jobs=jobs, dry_run=dry_run)
     with click.progressbar(length=len(targets), label="apply", file=sys.stderr) as bar:
-        return apply_plan(plan, targets, force=force, jobs=jobs, on_result=lambda _: bar.update(1))
+        return apply_plan(
+            plan, targets, force=force, jobs=jobs, on_result=lambda _: bar.update(1), dry_run=dry_run
+        )
 
 
 @cli.command("diff")
@@ -527,13 +703,22 @@ def diff_command(a: str, b: str, as_json: bool) -> None:
     if as_json:
         _print_json({"changes": [c.model_dump() for c in changes]})
     else:
-        for change in changes:
-            where = f"[{','.join(change.tags)}]" + (f" {change.signature!r}" if change.signature else "")
-            click.echo(f"{where} {_style(_change_role(change.kind), change.kind)}: {change.detail}")
-        if not changes:
-            click.echo("no signature-level differences")
+        _echo_changes(changes)
     if changes:
         raise Failure(1)
+
+
+def _change_line(change: Change) -> str:
+    """`[serve] 'masked' output-renamed: alpha -> zeta`, the kind coloured."""
+    where = f"[{','.join(change.tags)}]" + (f" {change.signature!r}" if change.signature else "")
+    return f"{where} {_style(_change_role(change.kind), change.kind)}: {change.detail}"
+
+
+def _echo_changes(changes: list[Change]) -> None:
+    for change in changes:
+        click.echo(_change_line(change))
+    if not changes:
+        click.echo("no signature-level differences")
 
 
 def _change_role(kind: str) -> str:
@@ -653,6 +838,7 @@ def _tensor_edit_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--in-place", is_flag=True, help="Replace the model's own files atomically."),
         click.option("--force", is_flag=True, help="Replace OUT if it exists."),
         click.option("--tag-set", help="Only the meta graph with exactly these tags (comma-separated)."),
+        *_DRY_RUN_OPTIONS,
     ]
     for option in reversed(options):
         func = option(func)
@@ -685,6 +871,8 @@ def set_shape_command(
     in_place: bool,
     force: bool,
     tag_set: str | None,
+    dry_run: bool,
+    as_json: bool,
 ) -> None:
     """Set the shape of input KEY of SIGNATURE (of output KEY with --output).
 
@@ -705,6 +893,8 @@ def set_shape_command(
         in_place,
         force,
         lambda m: tensor_edits.set_shape(m, signature, key, parsed, output=is_output, tag_set=tags),
+        dry_run=dry_run,
+        as_json=as_json,
     )
 
 
@@ -725,6 +915,8 @@ def set_dtype_command(
     in_place: bool,
     force: bool,
     tag_set: str | None,
+    dry_run: bool,
+    as_json: bool,
 ) -> None:
     """Set the dtype of input KEY of SIGNATURE (of output KEY with --output), inserting a Cast.
 
@@ -742,6 +934,8 @@ def set_dtype_command(
         in_place,
         force,
         lambda m: tensor_edits.set_dtype(m, signature, key, parsed, output=is_output, tag_set=tags),
+        dry_run=dry_run,
+        as_json=as_json,
     )
 
 
@@ -751,7 +945,15 @@ def set_dtype_command(
 @click.argument("new")
 @_edit_options
 def rename_tensor_command(
-    model: str, old: str, new: str, output: str | None, in_place: bool, force: bool, tag_set: str | None
+    model: str,
+    old: str,
+    new: str,
+    output: str | None,
+    in_place: bool,
+    force: bool,
+    tag_set: str | None,
+    dry_run: bool,
+    as_json: bool,
 ) -> None:
     """Rename graph tensor OLD to NEW (input_x:0 -> images:0) and every reference to it.
 
@@ -762,7 +964,15 @@ def rename_tensor_command(
       savedmodel-surgery rename-tensor ./tf1_model input_x:0 images:0 -o ./renamed
     """
     tags = _tags(tag_set)
-    _run_edit(model, output, in_place, force, lambda m: tensor_edits.rename_tensor(m, old, new, tag_set=tags))
+    _run_edit(
+        model,
+        output,
+        in_place,
+        force,
+        lambda m: tensor_edits.rename_tensor(m, old, new, tag_set=tags),
+        dry_run=dry_run,
+        as_json=as_json,
+    )
 
 
 def _show_warning(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -55,6 +56,15 @@ def test_shell_examples_run(tmp_path: Path) -> None:
     assert "signature &#x27;masked&#x27;" in (work / "my_model.html").read_text()
     assert (work / "my_model.dot").read_text().startswith("digraph savedmodel {")
     assert "complete -o nosort -F" in (work / "savedmodel-surgery-complete.bash").read_text()
+    (preview,) = json.loads((work / "preview.json").read_text())["results"]
+    assert preview["output"] == "planned_again"
+    assert {
+        "tags": ["serve"],
+        "signature": "v2_masked",
+        "kind": "output-renamed",
+        "detail": "alpha -> zeta",
+    } in (preview["changes"])
+    assert not (work / "planned_again").exists()
 
 
 def test_python_example_runs(tmp_path: Path) -> None:
