@@ -1,7 +1,31 @@
-"""savedmodel-surgery: edit TensorFlow SavedModels on disk with protobuf alone."""
+"""savedmodel-surgery: edit TensorFlow SavedModels on disk with protobuf alone.
 
+The public API (docs/api.md): read a model with `load` (alias `open`), edit it in memory with
+the edit functions, verify it with `check`, write it with `save`; `diff` compares two models,
+`convert` writes a text or binary copy, `explain` walks each signature through the places that
+define it. Errors are `SurgeryError`s; an edit done with a caveat warns with a `SurgeryWarning`.
+
+    >>> import surgery
+    >>> model = surgery.load("my_model")
+    >>> model = surgery.rename_signature(model, "serving_default", "predict")
+    >>> surgery.check(model).ok
+    True
+"""
+
+from surgery.api import load, save
+from surgery.api import open as open
 from surgery.check import CheckReport, Finding, check
 from surgery.convert import ConvertResult, convert
+from surgery.diff import Change, diff
+from surgery.edits import (
+    copy_signature,
+    remove_signature,
+    rename_input,
+    rename_output,
+    rename_signature,
+    set_method,
+    set_tags,
+)
 from surgery.errors import (
     ConsistencyError,
     EditError,
@@ -10,12 +34,17 @@ from surgery.errors import (
     SurgeryError,
     SurgeryWarning,
 )
-from surgery.explain import Explanation, explain
-from surgery.io import Model, load, save
+from surgery.explain import Explanation, explain, explain_dot, explain_html, explain_text
+from surgery.io import Model
+from surgery.plans import Plan, load_plan
+from surgery.tensor_edits import rename_tensor, set_dtype, set_shape
 
 __version__ = "0.1.0"
 
+# `open` is public too (`surgery.open(path)` is `load`), but left out of `__all__` so that
+# `from surgery import *` never shadows the builtin.
 __all__ = [
+    "Change",
     "CheckReport",
     "ConsistencyError",
     "ConvertResult",
@@ -23,6 +52,7 @@ __all__ = [
     "Explanation",
     "Finding",
     "Model",
+    "Plan",
     "SavedModelIOError",
     "SchemaError",
     "SurgeryError",
@@ -30,7 +60,22 @@ __all__ = [
     "__version__",
     "check",
     "convert",
+    "copy_signature",
+    "diff",
     "explain",
+    "explain_dot",
+    "explain_html",
+    "explain_text",
     "load",
+    "load_plan",
+    "remove_signature",
+    "rename_input",
+    "rename_output",
+    "rename_signature",
+    "rename_tensor",
     "save",
+    "set_dtype",
+    "set_method",
+    "set_shape",
+    "set_tags",
 ]

@@ -47,7 +47,15 @@ class CheckReport(BaseModel):
 
 
 def check(model: Model) -> CheckReport:
-    """Cross-check every meta graph of `model`."""
+    """Cross-check every meta graph of `model`: do all the places defining each signature agree?
+
+    Returns a report, `ok` when clean, with one `Finding` per disagreement otherwise (code,
+    tags, signature, message). A model TensorFlow wrote is clean.
+
+    Example:
+        >>> surgery.check(surgery.load("my_model"))
+        CheckReport(ok=True, findings=[])
+    """
     findings = [f for meta in model.proto.meta_graphs for f in check_meta_graph(meta)]
     return CheckReport(ok=not findings, findings=findings)
 

@@ -90,6 +90,13 @@ def convert(
 
     Every other file (variables/, assets/, ...) is carried over as `save` does. Raises a
     `SurgeryError` (nothing written) when the model cannot be read or the output is refused.
+
+    Example:
+        >>> result = surgery.convert("my_model", "my_model_text", "pbtxt")
+        >>> result.file, result.fingerprint
+        ('saved_model.pbtxt', 'kept')
+        >>> surgery.load("my_model_text").format
+        'pbtxt'
     """
     if not isinstance(model, Model):
         model = load(model)

@@ -82,7 +82,17 @@ def _signature_changes(tags: list[str], a: dict[str, Signature], b: dict[str, Si
 
 
 def diff(a: Model, b: Model) -> list[Change]:
-    """Signature-level changes from model `a` to model `b`, meta graphs matched by tag set."""
+    """Signature-level changes from model `a` to model `b`, meta graphs matched by tag set.
+
+    Each `Change` has the meta graph's `tags`, the `signature`, a `kind` (`signature-renamed`,
+    `input-added`, `output-dtype`, `method`, ...) and a `detail`.
+
+    Example:
+        >>> before = surgery.load("my_model")
+        >>> after = surgery.rename_output(surgery.load("my_model"), "masked", "alpha", "zeta")
+        >>> [(c.kind, c.detail) for c in surgery.diff(before, after)][0]
+        ('output-renamed', 'alpha -> zeta')
+    """
     metas_a = {frozenset(m.meta_info_def.tags): m for m in a.proto.meta_graphs}
     metas_b = {frozenset(m.meta_info_def.tags): m for m in b.proto.meta_graphs}
     out: list[Change] = []

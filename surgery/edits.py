@@ -101,7 +101,16 @@ def _refuse_reserved(*keys: str) -> None:
 
 
 def rename_signature(model: Model, old: str, new: str, *, tag_set: frozenset[str] | None = None) -> Model:
-    """Rename signature key `old` to `new`, in `signature_def` and in the object graph's signature map."""
+    """Rename signature key `old` to `new`, in `signature_def` and in the object graph's signature map.
+
+    Like every edit: changes `model` in memory and returns it; `tag_set` limits it to the meta
+    graph with exactly those tags; a refusal raises `EditError` and leaves the model as it was.
+
+    Example:
+        >>> model = surgery.rename_signature(surgery.load("my_model"), "serving_default", "predict")
+        >>> sorted(model.proto.meta_graphs[0].signature_def)
+        ['__saved_model_init_op', 'fixed', 'masked', 'predict', 'preprocess']
+    """
     _refuse_reserved(old, new)
     if not new:
         raise EditError("the new signature key is empty: give a name such as serving_default")
@@ -142,6 +151,11 @@ def remove_signature(model: Model, signature: str, *, tag_set: frozenset[str] | 
 
     The signature's object-graph node and functions stay (unreferenced): node ids are what the
     checkpoint is restored by, so nodes are never renumbered.
+
+    Example:
+        >>> model = surgery.remove_signature(surgery.load("my_model"), "preprocess")
+        >>> "preprocess" in model.proto.meta_graphs[0].signature_def
+        False
     """
     _refuse_reserved(signature)
     for meta in meta_graphs_with(model, signature, tag_set):
@@ -155,7 +169,14 @@ def remove_signature(model: Model, signature: str, *, tag_set: frozenset[str] | 
 
 
 def copy_signature(model: Model, src: str, dst: str, *, tag_set: frozenset[str] | None = None) -> Model:
-    """Add `dst` serving exactly what `src` serves, sharing its tensors, wrapper and object-graph node."""
+    """Add `dst` serving exactly what `src` serves, sharing its tensors, wrapper and object-graph node.
+
+    Example:
+        >>> model = surgery.copy_signature(surgery.load("my_model"), "masked", "masked_alias")
+        >>> signatures = model.proto.meta_graphs[0].signature_def
+        >>> signatures["masked_alias"] == signatures["masked"]
+        True
+    """
     _refuse_reserved(src, dst)
     if not dst:
         raise EditError("the new signature key is empty")
@@ -174,7 +195,13 @@ def copy_signature(model: Model, src: str, dst: str, *, tag_set: frozenset[str] 
 
 
 def set_method(model: Model, signature: str, method: str, *, tag_set: frozenset[str] | None = None) -> Model:
-    """Set a signature's `method_name` (e.g. tensorflow/serving/regress); only the v1 side has one."""
+    """Set a signature's `method_name` (e.g. tensorflow/serving/regress); only the v1 side has one.
+
+    Example:
+        >>> model = surgery.set_method(surgery.load("my_model"), "preprocess", "tensorflow/serving/regress")
+        >>> model.proto.meta_graphs[0].signature_def["preprocess"].method_name
+        'tensorflow/serving/regress'
+    """
     _refuse_reserved(signature)
     for meta in meta_graphs_with(model, signature, tag_set):
         meta.signature_def[signature].method_name = method
@@ -182,7 +209,13 @@ def set_method(model: Model, signature: str, method: str, *, tag_set: frozenset[
 
 
 def set_tags(model: Model, old: Iterable[str], new: Iterable[str]) -> Model:
-    """Give the meta graph with tag set `old` the tags `new` (in the order given)."""
+    """Give the meta graph with tag set `old` the tags `new` (in the order given).
+
+    Example:
+        >>> model = surgery.set_tags(surgery.load("my_model"), ["serve"], ["serve", "gpu"])
+        >>> list(model.proto.meta_graphs[0].meta_info_def.tags)
+        ['serve', 'gpu']
+    """
     old_set = parse_tag_set(old)
     new_tags = list(dict.fromkeys(t.strip() for t in new if t.strip()))
     if not new_tags:
@@ -503,12 +536,25 @@ def _warn_keras(model: Model, side: str, old: str, new: str) -> None:
 def rename_input(
     model: Model, signature: str, old: str, new: str, *, tag_set: frozenset[str] | None = None
 ) -> Model:
-    """Rename input key `old` of `signature`; moving its sorted position permutes what is positional."""
+    """Rename input key `old` of `signature`; moving its sorted position permutes what is positional.
+
+    Example:
+        >>> model = surgery.rename_input(surgery.load("my_model"), "masked", "a_dense", "z_dense")
+        >>> sorted(model.proto.meta_graphs[0].signature_def["masked"].inputs)
+        ['b_dense', 'z_dense']
+    """
     return _rename_key(model, signature, old, new, side="inputs", tag_set=tag_set)
 
 
 def rename_output(
     model: Model, signature: str, old: str, new: str, *, tag_set: frozenset[str] | None = None
 ) -> Model:
-    """Rename output key `old` of `signature`; moving its sorted position permutes what is positional."""
+    """Rename output key `old` of `signature`; moving its sorted position permutes what is positional.
+
+    Example:
+        >>> model = surgery.rename_output(surgery.load("my_model"), "masked", "alpha", "zeta")
+        >>> outputs = model.proto.meta_graphs[0].signature_def["masked"].outputs
+        >>> outputs["zeta"].name, outputs["beta"].name
+        ('StatefulPartitionedCall_1:1', 'StatefulPartitionedCall_1:0')
+    """
     return _rename_key(model, signature, old, new, side="outputs", tag_set=tag_set)

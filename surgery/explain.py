@@ -265,7 +265,17 @@ def explain_meta_graph(meta: MetaGraphDef, signature: str | None = None) -> Meta
 
 def explain(model: Model, signature: str | None = None) -> Explanation:
     """The walkthrough of every meta graph; with `signature`, of that key only (an error if no meta
-    graph has it)."""
+    graph has it).
+
+    Render it with `explain_text`, `explain_dot` or `explain_html`, or `model_dump()` it.
+
+    Example:
+        >>> explanation = surgery.explain(surgery.load("my_model"), "masked")
+        >>> [p.key for p in explanation.meta_graphs[0].signatures]
+        ['masked']
+        >>> print(surgery.explain_text(explanation).splitlines()[1])
+          signature 'masked'
+    """
     metas = list(model.proto.meta_graphs)
     if signature is not None:
         metas = [m for m in metas if _has(m, signature)]
@@ -336,7 +346,13 @@ def _concrete_lines(function: SavedFunctionView) -> list[str]:
 
 
 def explain_text(explanation: Explanation, style: Style = plain) -> str:
-    """An indented tree: meta graph, signature, then its places in walkthrough order."""
+    """An indented tree: meta graph, signature, then its places in walkthrough order.
+
+    Example:
+        >>> text = surgery.explain_text(surgery.explain(surgery.load("my_model"), "fixed"))
+        >>> text.splitlines()[0]
+        'MetaGraphDef [serve]'
+    """
     lines: list[str] = []
     for meta in explanation.meta_graphs:
         lines.append(style("heading", f"MetaGraphDef [{', '.join(meta.tags)}]"))
@@ -388,7 +404,12 @@ def _dot_label(title: str, details: list[str]) -> str:
 
 
 def explain_dot(explanation: Explanation) -> str:
-    """Graphviz DOT: one cluster per meta graph, one box per place, arrows as the loaders follow them."""
+    """Graphviz DOT: one cluster per meta graph, one box per place, arrows as the loaders follow them.
+
+    Example:
+        >>> surgery.explain_dot(surgery.explain(surgery.load("my_model"))).startswith("digraph savedmodel {")
+        True
+    """
     out = [
         "digraph savedmodel {",
         "  rankdir=LR;",
@@ -487,7 +508,13 @@ def _esc(text: str) -> str:
 
 
 def explain_html(explanation: Explanation, title: str = "SavedModel") -> str:
-    """One self-contained page: inline CSS, no script, no external resources."""
+    """One self-contained page: inline CSS, no script, no external resources.
+
+    Example:
+        >>> page = surgery.explain_html(surgery.explain(surgery.load("my_model")), "my_model")
+        >>> page.startswith("<!DOCTYPE html>"), "<script" in page
+        (True, False)
+    """
     body: list[str] = [f"<h1>How {_esc(title)} serves its signatures</h1>"]
     body.append(
         "<p>For each signature: the places TensorFlow defines it, in the order the loaders follow them "

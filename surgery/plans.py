@@ -245,7 +245,14 @@ def parse_plan(data: object) -> Plan:
 
 
 def load_plan(path: str | Path) -> Plan:
-    """Read a plan file (JSON or YAML)."""
+    """Read and validate a plan file (JSON or YAML); `EditError` names the bad field's position.
+
+    Example:
+        >>> plan = surgery.load_plan("plan.yaml")
+        >>> model = plan.apply(surgery.load("my_model"))
+        >>> sorted(model.proto.meta_graphs[0].signature_def)[1:]
+        ['v2_fixed', 'v2_masked', 'v2_preprocess', 'v2_serving_default']
+    """
     file = Path(path)
     kind = "JSON" if file.suffix == ".json" else "YAML"
     try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
@@ -38,7 +38,15 @@ from surgery.schema import (
 )
 from surgery.shapes import Recorded, check_shape_change, more_specific
 from surgery.signatures import tensor_names
-from surgery.tensors import Shape, dtype_name, shape_from_proto, shape_to_proto, split_tensor_name
+from surgery.tensors import (
+    Shape,
+    dtype_name,
+    parse_dtype,
+    parse_shape,
+    shape_from_proto,
+    shape_to_proto,
+    split_tensor_name,
+)
 
 PLACEHOLDER_OPS = ("Placeholder", "PlaceholderWithDefault")
 
@@ -128,7 +136,7 @@ def set_shape(
     model: Model,
     signature: str,
     key: str,
-    shape: Shape,
+    shape: Shape | Sequence[int] | str,
     *,
     output: bool = False,
     tag_set: frozenset[str] | None = None,
@@ -139,7 +147,23 @@ def set_shape(
     `TensorInfo`, the placeholder's `shape` and `_output_shapes`, the wrapper function's argument
     attrs and the object graph's TensorSpecs. A change that the graph contradicts is refused;
     one whose effect cannot be verified is done with a warning.
+
+    `shape` is a tuple or list of dims (-1 unknown), `None` for unknown rank, or the command
+    line's text (`"-1,4"`, `"?,4"`, `"*"`).
+
+    Example:
+        >>> model = surgery.set_shape(surgery.load("my_model"), "fixed", "row", [-1, 4])
+        >>> model.proto.meta_graphs[0].signature_def["fixed"].inputs["row"].tensor_shape.dim[0].size
+        -1
+        >>> surgery.set_shape(model, "fixed", "row", "-1,5")
+        Traceback (most recent call last):
+        ...
+        surgery.errors.EditError: the graph contradicts shape (-1, 5): ...
     """
+    if isinstance(shape, str):
+        shape = parse_shape(shape)
+    elif shape is not None:
+        shape = tuple(shape)
     tensors = _tensors(model, signature, key, output=output, tag_set=tag_set)
     proto = shape_to_proto(shape)
     side = "output" if output else "input"
@@ -358,7 +382,7 @@ def set_dtype(
     model: Model,
     signature: str,
     key: str,
-    dtype: DataType,
+    dtype: DataType | str,
     *,
     output: bool = False,
     tag_set: frozenset[str] | None = None,
@@ -368,7 +392,17 @@ def set_dtype(
     An input takes the new dtype and is cast to the old one where it enters; an output is
     cast to the new dtype where it leaves. For a TF2 model the cast goes into the signature's
     wrapper function, which both loaders run; for a TF1 model into the v1 graph.
+
+    `dtype` is a name (`"float16"`, `"DT_HALF"`) or a `DataType` value. A lossy cast warns
+    with a `SurgeryWarning`.
+
+    Example:
+        >>> model = surgery.set_dtype(surgery.load("my_model"), "preprocess", "x", "int64")
+        >>> surgery.diff(surgery.load("my_model"), model)[0].detail
+        'x: int32 -> int64'
     """
+    if isinstance(dtype, str):
+        dtype = parse_dtype(dtype)
     tensors = _tensors(model, signature, key, output=output, tag_set=tag_set)
     side = "output" if output else "input"
     what = f"{side} {key!r} of {signature!r}"
@@ -514,6 +548,11 @@ def rename_tensor(model: Model, old: str, new: str, *, tag_set: frozenset[str] |
     inputs (`name`, `name:i`, `^name`), colocation attrs, every `TensorInfo` of every signature
     (plain, `coo_sparse`, `composite_tensor`), `collection_def` and `saver_def`. In a TF2 model
     only a signature's placeholder can be renamed: the rest of its graph lives in functions.
+
+    Example:
+        >>> model = surgery.rename_tensor(surgery.load("my_model"), "serving_default_a:0", "images:0")
+        >>> model.proto.meta_graphs[0].signature_def["serving_default"].inputs["a"].name
+        'images:0'
     """
     old_node, new_node = _parse_rename(old, new)
     metas = [

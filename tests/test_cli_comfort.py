@@ -50,6 +50,16 @@ def test_version_names_the_schema() -> None:
     assert result.stdout.strip().endswith(f"(TensorFlow {TENSORFLOW_VERSION} schema)")
 
 
+def test_version_is_the_schema_the_protos_came_from() -> None:
+    """The version printed is protos/TENSORFLOW_VERSION, the TensorFlow the .proto files were taken from."""
+    from surgery import __version__
+
+    schema = (ROOT / "protos" / "TENSORFLOW_VERSION").read_text().strip()
+    assert schema == TENSORFLOW_VERSION
+    result = run_cli("--version", check=True)
+    assert result.stdout == f"savedmodel-surgery {__version__} (TensorFlow {schema} schema)\n"
+
+
 # --- --quiet and --verbose -------------------------------------------------------------------------
 
 

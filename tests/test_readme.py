@@ -63,14 +63,6 @@ def test_shell_examples_run(tmp_path: Path) -> None:
     assert not (work / "planned_again").exists()
 
 
-def test_python_example_runs(tmp_path: Path) -> None:
-    work = _workdir(tmp_path)
-    (block,) = _blocks("python")
-    subprocess.run([sys.executable, "-c", block], cwd=work, check=True, capture_output=True)
-    assert (work / "api_model" / "fingerprint.pb").exists()
-    assert (work / "api_model_text" / "saved_model.pbtxt").exists()
-
-
 def test_error_example_is_what_the_tool_prints(tmp_path: Path) -> None:
     work = _workdir(tmp_path)
     shown = re.search(r"^    (savedmodel-surgery: error: .*)$", README, re.MULTILINE)
