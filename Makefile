@@ -1,6 +1,7 @@
 # savedmodel-surgery: every target sets up what it needs on a fresh machine.
 #   make demo       show, edit and check a bundled example model (creates .venv/)
 #   make test       lint, types and the whole test-suite, TensorFlow oracle tier included
+#                   (and, through apt-get where it can, Graphviz and Chromium for the explain tests)
 #   make fuzz       long fuzz runs (hypothesis, then atheris), with a fixed budget
 #   make generated  recompile generated/ from protos/
 #   make protos     re-extract protos/ from the pinned TensorFlow, then regenerate
@@ -15,7 +16,7 @@ DEMO := demo-out
 FIXTURES := tests/fixtures/models
 PIP_QUIET := --quiet --disable-pip-version-check --no-input
 
-.PHONY: demo test fuzz lint typecheck unit oracle generated protos fixtures clean
+.PHONY: demo test fuzz lint typecheck unit oracle generated protos fixtures clean browser-deps
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,7 +48,13 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy
 
-test: $(VENV)/.installed $(TFVENV)/.installed lint typecheck
+# Graphviz's dot and Chromium for the explain SVG and headless-browser tests: installed with
+# apt-get when missing and apt-get is usable (root or passwordless sudo); otherwise one line says
+# those tests will skip. Never fails.
+browser-deps:
+	@bash tools/browser_deps.sh
+
+test: $(VENV)/.installed $(TFVENV)/.installed lint typecheck browser-deps
 	$(BIN)/pytest -n 2 --dist loadgroup
 
 # The fuzz budget: FUZZ_EXAMPLES hypothesis examples per property, then atheris for FUZZ_RUNS inputs
