@@ -39,8 +39,18 @@ from surgery.edits import parse_tag_set
 from surgery.errors import SavedModelIOError, SurgeryError, SurgeryWarning, one_line
 from surgery.explain import FORMATS as EXPLAIN_FORMATS
 from surgery.explain import explain, explain_dot, explain_html, explain_text, render_svg
+from surgery.io import Format as ConvertFormat
 from surgery.io import Model, load
 from surgery.plans import Plan, load_plan
+from surgery.remote import (
+    fetched,
+    is_url,
+    local_path,
+    refuse_existing,
+    remote_in_place,
+    remote_output,
+    url_name,
+)
 from surgery.schema import TENSORFLOW_VERSION
 from surgery.show import show_json, show_text
 from surgery.signatures import user_keys
@@ -110,12 +120,26 @@ def _detail(message: str) -> None:
         click.echo(f"{PROG}: {message}", err=True)
 
 
+def _model_dir(path: str) -> str:
+    """A local directory holding MODEL: the path itself, or a URL's model fetched for this command.
+
+    The fetched copy is a temporary directory removed when the command ends.
+    """
+    if not is_url(path):
+        return local_path(path)
+    ctx = click.get_current_context()
+    local = ctx.with_resource(fetched(path))
+    _detail(f"fetched {path} into {local}")
+    return str(local)
+
+
 def _load(path: str) -> Model:
-    """`load`, with what was read reported under --verbose."""
-    model = load(path)
+    """`load` (a URL through a fetched copy), with what was read reported under --verbose."""
+    model = load(_model_dir(path))
     metas = len(model.proto.meta_graphs)
     name = "saved_model.pb" if model.format == "pb" else "saved_model.pbtxt"
-    _detail(f"read {Path(path) / name} ({len(model.source):,} bytes, {metas} meta graph(s))")
+    where = f"{path.rstrip('/')}/{name}" if is_url(path) else str(Path(path) / name)
+    _detail(f"read {where} ({len(model.source):,} bytes, {metas} meta graph(s))")
     return model
 
 
@@ -141,7 +165,8 @@ def cli(ctx: click.Context, quiet: bool, verbose: bool, debug: bool) -> None:
 
     Every edit writes a new directory (-o OUT) or, with --in-place, replaces the model's files
     atomically. The input is never modified otherwise. --dry-run on an edit prints the diff it
-    would make and writes nothing. Colours show on a terminal only (NO_COLOR
+    would make and writes nothing. MODEL and OUT may be fsspec URLs (gs://, s3://, http:// to
+    read; pip install 'savedmodel-surgery[remote]'). Colours show on a terminal only (NO_COLOR
     turns them off). Shell completion: see the README (eval "$(_SAVEDMODEL_SURGERY_COMPLETE=bash_source
     savedmodel-surgery)").
 
@@ -255,7 +280,18 @@ def _run_edit(
         raise click.UsageError("--json goes with --dry-run: it prints the diff the edit would make")
     if not in_place and output is None:
         raise click.UsageError("give either -o/--output OUT or --in-place")
-    written = edit_model(model_path, edit, output, in_place=in_place, force=force)
+    if in_place and is_url(model_path):
+        with remote_in_place(model_path) as local:
+            edit_model(local, edit, in_place=True)
+        _say(f"wrote {model_path}")
+        return
+    if output is not None and is_url(output):
+        with remote_output(output, force=force) as local_out:  # refuses an existing OUT first
+            edit_model(_model_dir(model_path), edit, local_out)
+        _say(f"wrote {output}")
+        return
+    out = local_path(output) if output is not None else None
+    written = edit_model(_model_dir(model_path), edit, out, in_place=in_place, force=force)
     _say(f"wrote {written}")
     _detail(_files(written))
 
@@ -271,8 +307,10 @@ def _preview(
     """--dry-run: edit in memory, print the diff from the model to the result, write nothing."""
     model = _load(model_path)
     changes = diff(model, preview_edit(model, edit))
-    if output is not None:
-        check_output_free(output, force=force)
+    if output is not None and is_url(output):
+        refuse_existing(output, force=force)
+    elif output is not None:
+        check_output_free(local_path(output), force=force)
     target = output if output is not None else (model_path if in_place else None)
     if as_json:
         data = {"model": model_path, "output": target, "dry_run": True}
@@ -609,6 +647,12 @@ def apply_command(
         raise click.BadParameter(f"{suffix!r}: give a non-empty name without '/'", param_hint="--suffix")
     if os.path.isdir(plan):
         raise click.UsageError(f"PLAN {plan} is a directory: the last argument must be the plan file")
+    urls = [p for p in [*patterns, output or "", output_root or ""] if is_url(p)]
+    if urls:
+        raise click.UsageError(
+            f"{urls[0]}: a batch run takes local models and outputs; "
+            "give one URL model with -o OUT or --in-place"
+        )
     parsed = load_plan(plan)
     models = expand_models(patterns)
     if output is not None and len(models) > 1:
@@ -752,7 +796,14 @@ def convert_command(
         raise click.UsageError("give -o OUT, the new directory to write the copy to")
     if fmt is None:
         raise click.UsageError("give the format to write: --to pbtxt (text) or --to pb (binary)")
-    result = convert(_load(model), output, "pbtxt" if fmt == "pbtxt" else "pb", force=force)
+    to: ConvertFormat = "pbtxt" if fmt == "pbtxt" else "pb"
+    if is_url(output):
+        with remote_output(output, force=force) as local_out:  # refuses an existing OUT first
+            result = convert(_load(model), local_out, to).model_copy(update={"output": output})
+    else:
+        result = convert(_load(model), local_path(output), to, force=force)
+    if is_url(model):
+        result = result.model_copy(update={"input": model})
     _detail(f"fingerprint.pb: {result.fingerprint}")
     if as_json:
         _print_json(result.model_dump())
@@ -803,7 +854,8 @@ def explain_command(model: str, signature: str | None, fmt: str, as_json: bool) 
     elif fmt == "text":
         click.echo(explain_text(explanation, _style), nl=False)
     elif fmt == "html":
-        click.echo(explain_html(explanation, Path(model).name or model), nl=False)
+        title = url_name(model) if is_url(model) else Path(model).name or model
+        click.echo(explain_html(explanation, title), nl=False)
     else:
         dot = explain_dot(explanation)
         click.echo(render_svg(dot) if fmt == "svg" else dot, nl=False)
