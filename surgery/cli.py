@@ -113,7 +113,8 @@ def _load(path: str) -> Model:
     model = load(path)
     metas = len(model.proto.meta_graphs)
     name = "saved_model.pb" if model.format == "pb" else "saved_model.pbtxt"
-    _detail(f"read {Path(path) / name} ({len(model.source):,} bytes, {metas} meta graph(s))")
+    size = model.holes.size if model.holes else len(model.source)
+    _detail(f"read {Path(path) / name} ({size:,} bytes, {metas} meta graph(s))")
     return model
 
 
