@@ -40,6 +40,7 @@ import re
 import shutil
 import stat
 import sys
+import threading
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
@@ -269,11 +270,38 @@ def save(
         raise SavedModelIOError(f"cannot write {where}: {_why(err)}; nothing was changed") from None
 
 
-Content = bytes | list[Piece]
+class _Background:
+    """A function run on a daemon thread (a failed command never waits for it); `result()` joins."""
+
+    def __init__(self, function: Callable[[], bytes | None]) -> None:
+        self._function = function
+        self._value: bytes | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._value = self._function()
+        except BaseException as err:  # re-raised in the caller's thread
+            self._error = err
+
+    def result(self) -> bytes | None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+Content = bytes | list[Piece] | _Background
 
 
 def _model_files(model: Model, data: bytes, *, edited: bool) -> dict[str, Content]:
-    """The contents of the model file (and fingerprint.pb, when edited) to write."""
+    """The contents of the model file (and fingerprint.pb, when edited) to write.
+
+    A large model's fingerprint streams over the whole file twice: it is computed on a thread
+    while the model file is copied and synced (which wait on the kernel and the disk).
+    """
     name = PB if model.format == "pb" else PBTXT
     if not edited:
         if model.holes is not None:
@@ -282,10 +310,20 @@ def _model_files(model: Model, data: bytes, *, edited: bool) -> dict[str, Conten
     files: dict[str, Content] = {
         name: to_text(model.proto).encode() if model.format == "pbtxt" else model.pieces(data)
     }
-    fingerprint = compute_fingerprint(model.proto, data, model.path, model.holes)
-    if fingerprint is not None:
+
+    def fingerprint_file() -> bytes | None:
+        fingerprint = compute_fingerprint(model.proto, data, model.path, model.holes)
+        if fingerprint is None:
+            return None
         fingerprint.uuid = str(uuid.uuid4().int)  # TensorFlow writes a random 128-bit number in decimal
-        files[FINGERPRINT] = fingerprint.SerializeToString(deterministic=True)
+        return fingerprint.SerializeToString(deterministic=True)
+
+    if model.holes is not None:
+        files[FINGERPRINT] = _Background(fingerprint_file)
+    else:
+        fingerprint = fingerprint_file()
+        if fingerprint is not None:
+            files[FINGERPRINT] = fingerprint
     return files
 
 
@@ -528,7 +566,9 @@ def _save_copy(model: Model, files: dict[str, Content], out: Path, *, edited: bo
     with _staging_dir(out) as staging:
         _carry_over(model.path, staging, skip=skip)
         for name, data in files.items():
-            _write_new(staging / name, data, holes=model.holes)
+            content = data.result() if isinstance(data, _Background) else data
+            if content is not None:
+                _write_new(staging / name, content, holes=model.holes)
         _fsync_dir(staging)
         _publish(staging, out, replace=force)
 
@@ -690,9 +730,11 @@ def _save_in_place(model: Model, files: dict[str, Content], *, edited: bool) -> 
     committed = False
     try:
         for name in (main, FINGERPRINT):
-            if name in files:
+            data = files.get(name)
+            content = data.result() if isinstance(data, _Background) else data
+            if content is not None:
                 temps[name] = directory / _temp_name(name, "tmp", tx)
-                _write_new(temps[name], files[name], like=directory / main, holes=model.holes)
+                _write_new(temps[name], content, like=directory / main, holes=model.holes)
         fingerprint = directory / FINGERPRINT
         if os.path.lexists(fingerprint):
             os.rename(fingerprint, directory / _temp_name(FINGERPRINT, "old", tx))
@@ -772,7 +814,9 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
         view = view[written:]
 
 
-def _write_new(path: Path, data: Content, *, like: Path | None = None, holes: Holes | None = None) -> None:
+def _write_new(
+    path: Path, data: bytes | list[Piece], *, like: Path | None = None, holes: Holes | None = None
+) -> None:
     """Create `path` (it must not exist), write `data`, fsync; with the permissions of `like`.
 
     `data` is bytes, or pieces whose spans `holes` copies from the model's source file.

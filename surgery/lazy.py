@@ -316,7 +316,7 @@ def fingerprint64(pieces: Sequence[Piece], holes: Holes | None) -> int:
     if holes is None or all(not isinstance(p, Span) for p in pieces):
         return one_shot(b"".join(p for p in pieces if not isinstance(p, Span)))
     try:
-        from surgery._farmhash import Fingerprint64  # type: ignore[import-not-found]
+        from surgery._farmhash import Fingerprint64
     except ImportError:  # pragma: no cover - the extension is built on install
         return one_shot(b"".join(bytes(c) for c in holes.chunks(pieces)))
     state = Fingerprint64(size_of(pieces))
