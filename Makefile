@@ -18,7 +18,7 @@ PIP_QUIET := --quiet --disable-pip-version-check --no-input
 
 .PHONY: demo test fuzz lint typecheck unit oracle generated protos fixtures clean browser-deps
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml setup.py surgery/_farmhash.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install $(PIP_QUIET) --upgrade pip
 	$(BIN)/pip install $(PIP_QUIET) -e ".[dev]"

@@ -139,7 +139,8 @@ def _load(path: str) -> Model:
     metas = len(model.proto.meta_graphs)
     name = "saved_model.pb" if model.format == "pb" else "saved_model.pbtxt"
     where = f"{path.rstrip('/')}/{name}" if is_url(path) else str(Path(path) / name)
-    _detail(f"read {where} ({len(model.source):,} bytes, {metas} meta graph(s))")
+    size = model.holes.size if model.holes else len(model.source)
+    _detail(f"read {where} ({size:,} bytes, {metas} meta graph(s))")
     return model
 
 

@@ -77,6 +77,7 @@ def converted(model: Model, to: Format) -> tuple[Model, FingerprintAction]:
     carries fingerprint.pb over; for a stale fingerprint the source is left empty, which `save`
     treats as an edit and so writes a freshly computed fingerprint.
     """
+    model = model.materialized()  # the rendering holds every byte
     state = fingerprint_state(model)
     rendered = to_text(model.proto).encode() if to == "pbtxt" else model.serialize()
     source = b"" if state == "rewritten" else rendered

@@ -26,6 +26,7 @@ import farmhash
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 
+from surgery import lazy
 from surgery.schema import DataType, FingerprintDef, GraphDef, SavedModel, SavedObjectGraph, SignatureDef
 from surgery.wire import cpp_deterministic
 
@@ -41,10 +42,20 @@ def fingerprint64(data: bytes | str) -> int:
     return int(farmhash.fingerprint64(data.encode() if isinstance(data, str) else data))  # type: ignore[arg-type]
 
 
-def _hash_message(message: Message) -> int:
-    """Fingerprint64 of the message as TensorFlow's C++ serializes it deterministically."""
+def _hash_message(message: Message, holes: lazy.Holes | None = None) -> int:
+    """Fingerprint64 of the message as TensorFlow's C++ serializes it deterministically.
+
+    With `holes`, the message is part of a lazily read model: the hash streams over its bytes.
+    """
     data = message.SerializeToString(deterministic=True)
-    return fingerprint64(cpp_deterministic(data, cast(Descriptor, message.DESCRIPTOR)))
+    return _hash_serialized(data, cast(Descriptor, message.DESCRIPTOR), holes)
+
+
+def _hash_serialized(data: bytes, descriptor: Descriptor, holes: lazy.Holes | None) -> int:
+    canonical = cpp_deterministic(data, descriptor)
+    if holes is None:
+        return fingerprint64(canonical)
+    return lazy.fingerprint64(holes.expand(canonical, descriptor), holes)
 
 
 def _shift_mix(value: int) -> int:
@@ -72,7 +83,7 @@ def _strip_suffix(name: str, uid: int) -> str:
     return name.removesuffix(str(uid))
 
 
-def graph_def_program_hash(graph_def: GraphDef) -> int:
+def graph_def_program_hash(graph_def: GraphDef, holes: lazy.Holes | None = None) -> int:
     graph = GraphDef()
     graph.CopyFrom(graph_def)
     # C++ clears them through mutable_*(), which leaves them present (serialized, empty).
@@ -90,18 +101,18 @@ def graph_def_program_hash(graph_def: GraphDef) -> int:
                 node.attr["config_proto"].s = b""
         if node.op == "Const" and "dtype" in node.attr and node.attr["dtype"].type == DataType.DT_STRING:
             node.attr["value"].ClearField("value")
-    return _hash_message(graph)
+    return _hash_message(graph, holes)
 
 
-def signature_def_hash(signature_defs: dict[str, SignatureDef]) -> int:
+def signature_def_hash(signature_defs: dict[str, SignatureDef], holes: lazy.Holes | None = None) -> int:
     result = 0
     for key in sorted(signature_defs, key=lambda k: k.encode()):
         result = fingerprint_cat64(result, fingerprint64(key))
-        result = fingerprint_cat64(result, _hash_message(signature_defs[key]))
+        result = fingerprint_cat64(result, _hash_message(signature_defs[key], holes))
     return result
 
 
-def saved_object_graph_hash(object_graph: SavedObjectGraph) -> int | None:
+def saved_object_graph_hash(object_graph: SavedObjectGraph, holes: lazy.Holes | None = None) -> int | None:
     """None when a function name has no numeric suffix: TensorFlow cannot fingerprint it either."""
     by_uid: dict[int, str] = {}
     for name in object_graph.concrete_functions:
@@ -113,7 +124,7 @@ def saved_object_graph_hash(object_graph: SavedObjectGraph) -> int | None:
     for uid in sorted(by_uid):
         name = by_uid[uid]
         result = fingerprint_cat64(result, fingerprint64(_strip_suffix(name, uid)))
-        result = fingerprint_cat64(result, _hash_message(object_graph.concrete_functions[name]))
+        result = fingerprint_cat64(result, _hash_message(object_graph.concrete_functions[name], holes))
     return result
 
 
@@ -127,22 +138,23 @@ def checkpoint_hash(model_dir: Path) -> int:
         return 0
 
 
-def compute_fingerprint(saved_model: SavedModel, serialized: bytes, model_dir: Path) -> FingerprintDef | None:
+def compute_fingerprint(
+    saved_model: SavedModel, serialized: bytes, model_dir: Path, holes: lazy.Holes | None = None
+) -> FingerprintDef | None:
     """The FingerprintDef TensorFlow's `CreateFingerprintDef` gives, without a uuid.
 
     `serialized` is the deterministic serialization of `saved_model`; `model_dir` holds
-    the checkpoint (its `variables/variables.index`). None where TensorFlow would fail too.
+    the checkpoint (its `variables/variables.index`); `holes`, those of a lazily read model.
+    None where TensorFlow would fail too.
     """
     meta = saved_model.meta_graphs[0]
-    object_graph_hash = saved_object_graph_hash(meta.object_graph_def)
+    object_graph_hash = saved_object_graph_hash(meta.object_graph_def, holes)
     if object_graph_hash is None:
         return None
     fingerprint = FingerprintDef(
-        saved_model_checksum=fingerprint64(
-            cpp_deterministic(serialized, cast(Descriptor, SavedModel.DESCRIPTOR))
-        ),
-        graph_def_program_hash=graph_def_program_hash(meta.graph_def),
-        signature_def_hash=signature_def_hash(dict(meta.signature_def)),
+        saved_model_checksum=_hash_serialized(serialized, cast(Descriptor, SavedModel.DESCRIPTOR), holes),
+        graph_def_program_hash=graph_def_program_hash(meta.graph_def, holes),
+        signature_def_hash=signature_def_hash(dict(meta.signature_def), holes),
         saved_object_graph_hash=object_graph_hash,
         checkpoint_hash=checkpoint_hash(model_dir),
     )

@@ -40,18 +40,21 @@ import re
 import shutil
 import stat
 import sys
+import threading
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
+from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import DecodeError
 from google.protobuf.text_format import ParseError
 
 from surgery.errors import SavedModelIOError, SchemaError, SurgeryWarning
 from surgery.fingerprint import compute_fingerprint
+from surgery.lazy import Holes, Piece, Span, enabled, shrink
 from surgery.schema import SavedModel, from_text, to_text
 from surgery_proto import RENAME_PREFIX
 
@@ -69,22 +72,29 @@ Format = Literal["pb", "pbtxt"]
 TEMP_MARK = ".surgery-"
 # `.NAME.surgery-KIND-PID-HEX`: the temporary files and directories this module makes.
 _TEMP_RE = re.compile(r"^\.(?P<name>.+)\.surgery-(?P<kind>tmp|old)-(?P<pid>\d+)-(?P<tx>[0-9a-f]+)$")
+_SAVED_MODEL = cast(Descriptor, SavedModel.DESCRIPTOR)
 _CHUNK = 1 << 20  # bytes per write(2): a kill or a full disk can land between any two
 
 
 @dataclass
 class Model:
-    """A SavedModel read from disk: its proto, and where and how it was stored."""
+    """A SavedModel read from disk: its proto, and where and how it was stored.
+
+    A large binary model is read lazily: `holes` then holds the byte fields left on disk (see
+    `surgery.lazy`), the proto has short tokens in their place, and `source` is the file with
+    those tokens. `materialized()` gives the whole model in memory.
+    """
 
     proto: SavedModel
     path: Path
     format: Format = "pb"
     source: bytes = field(default=b"", repr=False)
     stamp: tuple[int, int, int] | None = field(default=None, repr=False, compare=False)
+    holes: Holes | None = field(default=None, repr=False, compare=False)
 
     @property
     def edited(self) -> bool:
-        return not self.unchanged(self.serialize())
+        return not self.unchanged(self.serialize_shrunk())
 
     def unchanged(self, data: bytes) -> bool:
         """Whether `data`, the current serialization, is the model as it was read.
@@ -99,8 +109,33 @@ class Model:
         return original.SerializeToString(deterministic=True) == data
 
     def serialize(self) -> bytes:
-        """Deterministic binary serialization (map entries sorted), as TensorFlow writes it."""
+        """Deterministic binary serialization (map entries sorted), as TensorFlow writes it.
+
+        All of it in memory, holes filled: `save` streams instead.
+        """
+        data = self.serialize_shrunk()
+        if self.holes is None:
+            return data
+        return b"".join(bytes(c) for c in self.holes.chunks(self.pieces(data)))
+
+    def serialize_shrunk(self) -> bytes:
+        """The serialization of `proto` as it is: with the holes' tokens in a lazily read model."""
         return self.proto.SerializeToString(deterministic=True)
+
+    def pieces(self, data: bytes) -> list[Piece]:
+        """The file contents for `data`, a serialization of this model: spans for the holes."""
+        if self.holes is None:
+            return [data]
+        return self.holes.expand(data, _SAVED_MODEL)
+
+    def materialized(self) -> Model:
+        """This model with every byte in memory (a copy, for a lazily read model)."""
+        if self.holes is None:
+            return self
+        data = self.serialize()
+        return Model(
+            proto=parse(data, "pb"), path=self.path, format=self.format, source=data, stamp=self.stamp
+        )
 
 
 def parse(data: bytes, fmt: Format) -> SavedModel:
@@ -165,15 +200,26 @@ def find_model_file(path: Path) -> tuple[Path, Format]:
     raise SavedModelIOError(f"{path} holds no {PB} or {PBTXT}: is it a SavedModel directory?")
 
 
-def load(path: str | os.PathLike[str]) -> Model:
-    """Read the SavedModel in directory `path`."""
+def load(path: str | os.PathLike[str], *, lazy: bool = True) -> Model:
+    """Read the SavedModel in directory `path`.
+
+    A large `saved_model.pb` is read lazily unless `lazy` is False: its big byte fields (large
+    constants) stay on disk until it is written, so memory stays small (see `surgery.lazy`).
+    """
     directory = Path(path)
     file, fmt = find_model_file(directory)
     recover(directory)
+    holes: Holes | None = None
     try:
         with open(file, "rb") as f:
             info = os.fstat(f.fileno())
-            data = f.read()
+            shrunk = (
+                shrink(f.fileno(), info.st_size, _SAVED_MODEL) if lazy and fmt == "pb" and enabled() else None
+            )
+            if shrunk is None:
+                data = f.read()
+            else:
+                data, holes = shrunk
     except OSError as err:
         raise SavedModelIOError(f"cannot read {file}: {_why(err)}") from None
     try:
@@ -187,7 +233,7 @@ def load(path: str | os.PathLike[str]) -> Model:
     if not proto.meta_graphs:
         raise SchemaError(f"{file} holds no meta graph: it is empty, corrupt, or not a SavedModel")
     stamp = (info.st_ino, info.st_size, info.st_mtime_ns)
-    return Model(proto=proto, path=directory, format=fmt, source=data, stamp=stamp)
+    return Model(proto=proto, path=directory, format=fmt, source=data, stamp=stamp, holes=holes)
 
 
 def save(
@@ -208,7 +254,7 @@ def save(
     out = None if output is None else Path(output)
     if out is not None:
         _check_output(model.path, out, force=force)
-    data = model.serialize()
+    data = model.serialize_shrunk()
     edited = not model.unchanged(data)
     files = _model_files(model, data, edited=edited)
     try:
@@ -224,16 +270,60 @@ def save(
         raise SavedModelIOError(f"cannot write {where}: {_why(err)}; nothing was changed") from None
 
 
-def _model_files(model: Model, data: bytes, *, edited: bool) -> dict[str, bytes]:
-    """The bytes of the model file (and fingerprint.pb, when edited) to write."""
+class _Background:
+    """A function run on a daemon thread (a failed command never waits for it); `result()` joins."""
+
+    def __init__(self, function: Callable[[], bytes | None]) -> None:
+        self._function = function
+        self._value: bytes | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._value = self._function()
+        except BaseException as err:  # re-raised in the caller's thread
+            self._error = err
+
+    def result(self) -> bytes | None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+Content = bytes | list[Piece] | _Background
+
+
+def _model_files(model: Model, data: bytes, *, edited: bool) -> dict[str, Content]:
+    """The contents of the model file (and fingerprint.pb, when edited) to write.
+
+    A large model's fingerprint streams over the whole file twice: it is computed on a thread
+    while the model file is copied and synced (which wait on the kernel and the disk).
+    """
     name = PB if model.format == "pb" else PBTXT
     if not edited:
+        if model.holes is not None:
+            return {name: [Span(0, model.holes.size)]}
         return {name: model.source}
-    files = {name: to_text(model.proto).encode() if model.format == "pbtxt" else data}
-    fingerprint = compute_fingerprint(model.proto, data, model.path)
-    if fingerprint is not None:
+    files: dict[str, Content] = {
+        name: to_text(model.proto).encode() if model.format == "pbtxt" else model.pieces(data)
+    }
+
+    def fingerprint_file() -> bytes | None:
+        fingerprint = compute_fingerprint(model.proto, data, model.path, model.holes)
+        if fingerprint is None:
+            return None
         fingerprint.uuid = str(uuid.uuid4().int)  # TensorFlow writes a random 128-bit number in decimal
-        files[FINGERPRINT] = fingerprint.SerializeToString(deterministic=True)
+        return fingerprint.SerializeToString(deterministic=True)
+
+    if model.holes is not None:
+        files[FINGERPRINT] = _Background(fingerprint_file)
+    else:
+        fingerprint = fingerprint_file()
+        if fingerprint is not None:
+            files[FINGERPRINT] = fingerprint
     return files
 
 
@@ -470,13 +560,15 @@ def _check_output(source: Path, out: Path, *, force: bool) -> None:
         raise SavedModelIOError(f"{out.parent}: no such directory to write {out.name} into")
 
 
-def _save_copy(model: Model, files: dict[str, bytes], out: Path, *, edited: bool, force: bool) -> None:
+def _save_copy(model: Model, files: dict[str, Content], out: Path, *, edited: bool, force: bool) -> None:
     _clean_stale_outputs(out)
     skip = {PB, PBTXT, FINGERPRINT} if edited else {PB, PBTXT}
     with _staging_dir(out) as staging:
         _carry_over(model.path, staging, skip=skip)
         for name, data in files.items():
-            _write_new(staging / name, data)
+            content = data.result() if isinstance(data, _Background) else data
+            if content is not None:
+                _write_new(staging / name, content, holes=model.holes)
         _fsync_dir(staging)
         _publish(staging, out, replace=force)
 
@@ -623,7 +715,7 @@ def _copy_entry(src: Path, dst: Path, root: Path, parents: tuple[Path, ...]) -> 
 # --- writing in place ------------------------------------------------------------------------
 
 
-def _save_in_place(model: Model, files: dict[str, bytes], *, edited: bool) -> None:
+def _save_in_place(model: Model, files: dict[str, Content], *, edited: bool) -> None:
     """Replace the model file and fingerprint.pb as a pair (see the module docstring)."""
     directory = model.path
     main = PB if model.format == "pb" else PBTXT
@@ -638,9 +730,11 @@ def _save_in_place(model: Model, files: dict[str, bytes], *, edited: bool) -> No
     committed = False
     try:
         for name in (main, FINGERPRINT):
-            if name in files:
+            data = files.get(name)
+            content = data.result() if isinstance(data, _Background) else data
+            if content is not None:
                 temps[name] = directory / _temp_name(name, "tmp", tx)
-                _write_new(temps[name], files[name], like=directory / main)
+                _write_new(temps[name], content, like=directory / main, holes=model.holes)
         fingerprint = directory / FINGERPRINT
         if os.path.lexists(fingerprint):
             os.rename(fingerprint, directory / _temp_name(FINGERPRINT, "old", tx))
@@ -676,7 +770,8 @@ def _save_in_place(model: Model, files: dict[str, bytes], *, edited: bool) -> No
         _ACTIVE.difference_update(str(p) for p in made)
     with contextlib.suppress(OSError):
         info = os.stat(directory / main)
-        model.source = files[main]
+        written = files[main]
+        model.source = written if isinstance(written, bytes) else model.serialize_shrunk()
         model.stamp = (info.st_ino, info.st_size, info.st_mtime_ns)
 
 
@@ -712,15 +807,20 @@ def _refuse_changed_on_disk(model: Model, file: Path) -> None:
 # --- files -----------------------------------------------------------------------------------
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: bytes | memoryview) -> None:
     view = memoryview(data)
     while view:
         written = os.write(fd, view[:_CHUNK])
         view = view[written:]
 
 
-def _write_new(path: Path, data: bytes, *, like: Path | None = None) -> None:
-    """Create `path` (it must not exist), write `data`, fsync; with the permissions of `like`."""
+def _write_new(
+    path: Path, data: bytes | list[Piece], *, like: Path | None = None, holes: Holes | None = None
+) -> None:
+    """Create `path` (it must not exist), write `data`, fsync; with the permissions of `like`.
+
+    `data` is bytes, or pieces whose spans `holes` copies from the model's source file.
+    """
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         if like is not None:
@@ -729,7 +829,14 @@ def _write_new(path: Path, data: bytes, *, like: Path | None = None) -> None:
                 os.fchmod(fd, stat.S_IMODE(info.st_mode))
                 if os.geteuid() == 0:
                     os.fchown(fd, info.st_uid, info.st_gid)  # root editing someone's model keeps it theirs
-        _write_all(fd, data)
+        if isinstance(data, bytes):
+            _write_all(fd, data)
+        else:
+            assert holes is not None or all(isinstance(p, bytes) for p in data)
+            if holes is None:
+                _write_all(fd, b"".join(p for p in data if isinstance(p, bytes)))
+            else:
+                holes.write(fd, data, _write_all, _CHUNK)
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from surgery.errors import EditError
+from surgery.lazy import is_hole
 from surgery.schema import FunctionDef, MetaGraphDef, NodeDef
 from surgery.signatures import CALL_OPS
 from surgery.tensors import Shape, format_shape, shape_from_proto
@@ -160,6 +161,8 @@ class _Body:
             return None
         tensor = node.attr["value"].tensor
         values = list(tensor.int_val) or list(tensor.int64_val)
+        if is_hole(tensor.tensor_content):
+            return None  # a large constant left on disk: never a shape or an axis list
         if tensor.tensor_content:
             width = 8 if tensor.dtype == 9 else 4  # DT_INT64 else DT_INT32
             content = tensor.tensor_content

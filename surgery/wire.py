@@ -12,6 +12,7 @@ ranges, done in place.
 from __future__ import annotations
 
 import functools
+import mmap
 from collections.abc import Iterator
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
@@ -23,7 +24,10 @@ class WireError(ValueError):
     """The bytes are not a well-formed protocol buffer."""
 
 
-def read_varint(buf: bytes | bytearray | memoryview, pos: int, end: int) -> tuple[int, int]:
+Buffer = bytes | bytearray | memoryview | mmap.mmap
+
+
+def read_varint(buf: Buffer, pos: int, end: int) -> tuple[int, int]:
     """Decode the varint at `pos`; returns (value, position after it)."""
     result = 0
     shift = 0
@@ -38,9 +42,7 @@ def read_varint(buf: bytes | bytearray | memoryview, pos: int, end: int) -> tupl
         shift += 7
 
 
-def iter_fields(
-    buf: bytes | bytearray | memoryview, start: int, end: int
-) -> Iterator[tuple[int, int, int, int, int]]:
+def iter_fields(buf: Buffer, start: int, end: int) -> Iterator[tuple[int, int, int, int, int]]:
     """Yield (field number, wire type, field start, value start, value end) for each field.
 
     For LENGTH fields the value is the payload after the length prefix; for VARINT fields

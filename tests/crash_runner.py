@@ -26,7 +26,7 @@ from typing import Any
 from surgery import io as surgery_io
 from surgery.cli import main
 
-COUNTED = ("open", "write", "rename", "replace", "link", "unlink", "rmdir", "mkdir")
+COUNTED = ("open", "write", "copy_file_range", "rename", "replace", "link", "unlink", "rmdir", "mkdir")
 
 
 def install(kill_at: int, *, pause_at: int = 0, gate: Path | None = None) -> list[str]:

@@ -39,6 +39,8 @@ from surgery.schema import DataType, FingerprintDef
 
 EDIT = ["rename-signature", "{model}", "fixed", "fixed_v2"]
 LARGE_MB = 32
+# The system calls that write a file's bytes: a large constant is copied by the kernel.
+WRITES = ("write", "copy_file_range")
 OLD_OUT = {"old.txt": b"old"}  # what OUT holds before a --force run replaces it
 
 
@@ -223,12 +225,12 @@ def test_kill_at_every_step_of_an_in_place_edit(tmp_path: Path) -> None:
 def test_kill_in_the_middle_of_large_writes(tmp_path: Path, large: Path) -> None:
     """A model of tens of MB: kills between the chunks of its big writes, for -o and in place."""
     steps = steps_of(edit_args(large, "-o", tmp_path / "probe"))
-    writes = [i + 1 for i, step in enumerate(steps) if step == "write"]
+    writes = [i + 1 for i, step in enumerate(steps) if step in WRITES]
     assert len(writes) >= LARGE_MB // 2, "the large model is written in many chunks"
     middle = [writes[len(writes) // 4], writes[len(writes) // 2], writes[-1]]
     _kill_copy(large, tmp_path / "copy", middle, force=False)
     steps = steps_of(edit_args(copy_model(large, tmp_path / "probe2"), "--in-place"))
-    writes = [i + 1 for i, step in enumerate(steps) if step == "write"]
+    writes = [i + 1 for i, step in enumerate(steps) if step in WRITES]
     middle = [writes[len(writes) // 3], writes[-1], len(steps)]
     (tmp_path / "in_place").mkdir()
     _kill_in_place(large, tmp_path / "in_place", middle)
@@ -299,14 +301,18 @@ class Fault:
         self.code = code
         self.sticky = sticky
         self.hit = False
-        for name in ("write", "fsync", "rename", "replace", "link", "mkdir", "unlink"):
+        for name in ("write", "copy_file_range", "fsync", "rename", "replace", "link", "mkdir", "unlink"):
             monkeypatch.setattr(os, name, self.wrap(getattr(os, name)))
         monkeypatch.setattr(surgery_io, "_rename2", self.wrap(surgery_io._rename2))  # type: ignore[attr-defined]
 
     def wrap(self, function: Callable[..., Any]) -> Callable[..., Any]:
         def step(*args: Any, **kwargs: Any) -> Any:
             self.count += 1
-            full = self.sticky and self.count > self.at and function.__name__ in ("write", "mkdir", "link")
+            full = (
+                self.sticky
+                and self.count > self.at
+                and function.__name__ in ("write", "copy_file_range", "mkdir", "link")
+            )
             if self.count == self.at or full:
                 self.hit = True
                 raise OSError(self.code, os.strerror(self.code))

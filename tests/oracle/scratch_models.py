@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 
 Case = dict[str, Any]
@@ -66,4 +67,50 @@ def build_composites(path: Path) -> list[Case]:
     ]
 
 
-BUILDERS: dict[str, Callable[[Path], list[Case]]] = {"composites": build_composites}
+class _BigConstants(tf.Module):
+    """Large constants in the three places TensorFlow puts them: a captured eager tensor (a Const
+    of the graph), a constant in a function body, and a captured string tensor (a vocabulary)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        rng = np.random.default_rng(0)
+        self.table = tf.constant(rng.standard_normal((8, 40000)).astype(np.float32))  # 1.25 MB
+        self.words = tf.constant([f"word{i:06d}" for i in range(20000)])  # 200 KB of strings
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, 8], tf.float32, name="x"),
+            tf.TensorSpec([None], tf.int32, name="ids"),
+            tf.TensorSpec([None], tf.float32, name="bias"),
+        ]
+    )
+    def score(self, x: tf.Tensor, ids: tf.Tensor, bias: tf.Tensor) -> dict[str, tf.Tensor]:
+        inner = tf.constant(np.linspace(-1.0, 1.0, 8 * 30000, dtype=np.float32).reshape(8, 30000))
+        return {
+            "y": tf.reduce_sum(tf.matmul(x, self.table), axis=1) + tf.reduce_sum(tf.matmul(x, inner), axis=1),
+            "n": tf.strings.length(tf.gather(self.words, ids)) + ids,
+            "b": bias * 3.0,
+        }
+
+
+def build_big_constants(path: Path) -> list[Case]:
+    """Signature `score` (inputs x, ids, bias; outputs y, n, b) over a few MB of constants."""
+    module = _BigConstants()
+    tf.saved_model.save(module, str(path), signatures={"score": module.score})
+    return [
+        {
+            "tags": ["serve"],
+            "signature": "score",
+            "inputs": {
+                "x": {"dtype": "float32", "value": [[0.5, -1.0, 2.0, 0.0, 1.0, 3.0, -2.0, 0.25]] * 2},
+                "ids": {"dtype": "int32", "value": [7, 19999]},
+                "bias": {"dtype": "float32", "value": [1.0, -2.0]},
+            },
+        }
+    ]
+
+
+BUILDERS: dict[str, Callable[[Path], list[Case]]] = {
+    "composites": build_composites,
+    "big_constants": build_big_constants,
+}

@@ -1,0 +1,5 @@
+"""The C extension only; all metadata is in pyproject.toml."""
+
+from setuptools import Extension, setup
+
+setup(ext_modules=[Extension("surgery._farmhash", ["surgery/_farmhash.c"], extra_compile_args=["-O3"])])

@@ -1,0 +1,325 @@
+"""Large `saved_model.pb` files: their big byte fields stay on disk.
+
+A model that captures large constants keeps almost all of its bytes in a few fields: a
+constant's `tensor_content` (or a `string_val`). No edit or check reads them, so reading does
+not parse them: `shrink` walks the file at the wire level and replaces each of those fields
+(and each unknown field) of at least `HOLE_MIN` bytes by a short token, a "hole", recomputing
+the length prefixes of the messages around it. What is left is a small valid SavedModel that
+protobuf parses and the edits change as usual. Writing serializes that small model and `Holes.expand` puts the
+original field records back where the tokens are, as `Span`s of the source file that are
+copied (`copy_file_range`) and hashed in chunks: memory stays bounded by the small part.
+
+The result is byte for byte what a full parse would write: a hole is the field record exactly
+as a canonical serializer writes it (its tag and length prefix are checked to be minimal, and
+a bytes field is never checked for UTF-8), and expansion re-encodes every prefix on the path to it.
+`SURGERY_FULL_PARSE=1` in the environment turns the whole mechanism off (for benchmarks).
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import mmap
+import os
+import secrets
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+
+from surgery.wire import LENGTH, WireError, iter_fields
+from surgery_proto import RENAME_PREFIX
+
+HOLE_MIN = 1 << 16
+"""A bytes field at least this long is left on disk."""
+
+_TOKEN_HEAD = b"<<surgery-hole:"
+_INDEX_DIGITS = 8
+_TOKEN_LEN = len(_TOKEN_HEAD) + 16 + 1 + _INDEX_DIGITS + 2
+_READ_CHUNK = 4 << 20
+# copy_file_range cannot work here (old kernel, another file system, a special file): copy by hand.
+_NO_COPY_RANGE = frozenset(
+    {errno.ENOSYS, errno.EXDEV, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EBADF}
+)
+# The fields that hold bulk data and that no edit or check reads: a constant's contents.
+BULK_FIELDS = frozenset(
+    RENAME_PREFIX + name
+    for name in ("tensorflow.TensorProto.tensor_content", "tensorflow.TensorProto.string_val")
+)
+
+
+class Span(NamedTuple):
+    """`length` bytes of the source file from `offset`."""
+
+    offset: int
+    length: int
+
+
+Piece = bytes | Span
+
+
+def enabled() -> bool:
+    """Whether reading leaves big fields on disk (not with SURGERY_FULL_PARSE=1)."""
+    return os.environ.get("SURGERY_FULL_PARSE", "") in ("", "0")
+
+
+def is_hole(value: bytes) -> bool:
+    """Whether `value`, a bytes field of a lazily read model, stands for bytes left on disk."""
+    return len(value) == _TOKEN_LEN and value.startswith(_TOKEN_HEAD)
+
+
+def encode_varint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _header(number: int, length: int) -> bytes:
+    return encode_varint(number << 3 | LENGTH) + encode_varint(length)
+
+
+@dataclass(eq=False)
+class Holes:
+    """The byte ranges of a source file that a lazily read model left on disk."""
+
+    fd: int
+    size: int
+    prefix: bytes
+    spans: list[Span]
+
+    def __post_init__(self) -> None:
+        self._closer = weakref.finalize(self, os.close, self.fd)
+
+    def close(self) -> None:
+        self._closer()
+
+    def expand(self, data: bytes, descriptor: Descriptor) -> list[Piece]:
+        """The full serialization of `data` (a message of type `descriptor`), holes filled."""
+        if self.prefix not in data:
+            return [data]
+        pieces: list[Piece] = []
+        self._expand(data, 0, len(data), descriptor, pieces)
+        return _coalesce(pieces)
+
+    def _expand(self, data: bytes, start: int, end: int, descriptor: Descriptor, out: list[Piece]) -> int:
+        size = 0
+        plain = start
+        for number, wire_type, field_start, value_start, value_end in iter_fields(data, start, end):
+            if wire_type != LENGTH or data.find(self.prefix, value_start, value_end) < 0:
+                continue
+            out.append(data[plain:field_start])
+            size += field_start - plain
+            plain = value_end
+            if value_end - value_start == _TOKEN_LEN and data.startswith(self.prefix, value_start):
+                span = self.spans[int(data[value_end - 2 - _INDEX_DIGITS : value_end - 2], 16)]
+                out.append(span)
+                size += span.length
+                continue
+            field = descriptor.fields_by_number.get(number)
+            if field is None or field.message_type is None:
+                raise WireError(f"a hole token inside field {number} of {descriptor.full_name}")
+            inner: list[Piece] = []
+            length = self._expand(data, value_start, value_end, field.message_type, inner)
+            header = _header(number, length)
+            out.append(header)
+            out.extend(inner)
+            size += len(header) + length
+        out.append(data[plain:end])
+        return size + end - plain
+
+    def chunks(self, pieces: Sequence[Piece]) -> Iterator[bytes | memoryview]:
+        """The bytes of `pieces` in order, spans read from the source in bounded chunks."""
+        buffer = bytearray(_READ_CHUNK)
+        view = memoryview(buffer)
+        for piece in pieces:
+            if not isinstance(piece, Span):
+                yield piece
+                continue
+            offset, left = piece
+            while left:
+                got = os.preadv(self.fd, [view[: min(left, _READ_CHUNK)]], offset)
+                if got <= 0:
+                    raise OSError(f"the model file shrank while it was read (at byte {offset})")
+                yield view[:got]
+                offset += got
+                left -= got
+
+    def write(
+        self,
+        fd: int,
+        pieces: Sequence[Piece],
+        write_all: Callable[[int, bytes | memoryview], None],
+        chunk: int,
+    ) -> None:
+        """Write `pieces` to `fd`: bytes through `write_all`, spans copied by the kernel.
+
+        At most `chunk` bytes a system call, as `write_all` does, so that a kill or a full disk
+        lands between two of them.
+        """
+        for piece in pieces:
+            if not isinstance(piece, Span):
+                write_all(fd, piece)
+                continue
+            offset, left = piece
+            while left:
+                try:
+                    done = os.copy_file_range(self.fd, fd, min(left, chunk), offset)
+                except OSError as err:
+                    if err.errno not in _NO_COPY_RANGE:
+                        raise
+                    for part in self.chunks([Span(offset, left)]):  # through user space
+                        write_all(fd, part)
+                    break
+                if done <= 0:
+                    raise OSError(f"the model file shrank while it was copied (at byte {offset})")
+                offset += done
+                left -= done
+
+
+def size_of(pieces: Sequence[Piece]) -> int:
+    return sum(p.length if isinstance(p, Span) else len(p) for p in pieces)
+
+
+def _coalesce(pieces: list[Piece]) -> list[Piece]:
+    out: list[Piece] = []
+    run: list[bytes] = []
+    for piece in pieces:
+        if isinstance(piece, Span):
+            if run:
+                out.append(b"".join(run))
+                run = []
+            out.append(piece)
+        elif piece:
+            run.append(piece)
+    if run:
+        out.append(b"".join(run))
+    return out
+
+
+class _Shrinker:
+    def __init__(self, buf: mmap.mmap, minimum: int) -> None:
+        self.buf = buf
+        self.minimum = minimum
+        self.prefix = _TOKEN_HEAD + secrets.token_hex(8).encode() + b":"
+        self.spans: list[Span] = []
+
+    def token(self, span: Span) -> bytes:
+        index = len(self.spans)
+        self.spans.append(span)
+        return self.prefix + f"{index:0{_INDEX_DIGITS}x}".encode() + b">>"
+
+    def hole_fits(self, number: int, field_start: int, value_start: int, value_end: int) -> bool:
+        """A record a canonical serializer would write exactly so: minimal tag and length."""
+        return self.buf[field_start:value_start] == _header(number, value_end - value_start)
+
+    def message(self, start: int, end: int, descriptor: Descriptor | None, out: list[bytes]) -> int:
+        """Append the shrunken payload of the message in [start, end) to `out`; its length.
+
+        A run of consecutive records of a repeated bulk field (a vocabulary's `string_val`)
+        becomes one hole, as a single big record does.
+        """
+        edits: list[tuple[int, int, list[bytes]]] = []  # (start, end, replacement) in order
+        repeated = _repeated_bulk(descriptor)
+        run = [0, 0, 0, True]  # field number (0: none), first start, last end, all canonical
+        for number, wire_type, field_start, value_start, value_end in iter_fields(self.buf, start, end):
+            if wire_type == LENGTH and number in repeated:
+                fits = self.hole_fits(number, field_start, value_start, value_end)
+                if number == run[0] and field_start == run[2]:
+                    run[2] = value_end
+                    run[3] = run[3] and fits
+                else:
+                    self._close(run, edits)
+                    run = [number, field_start, value_end, fits]
+                continue
+            self._close(run, edits)
+            if wire_type != LENGTH or value_end - value_start < self.minimum:
+                continue
+            field = None if descriptor is None else descriptor.fields_by_number.get(number)
+            if field is not None and field.type == FieldDescriptor.TYPE_MESSAGE:
+                inner: list[bytes] = []
+                before = len(self.spans)
+                length = self.message(value_start, value_end, field.message_type, inner)
+                if len(self.spans) > before:
+                    edits.append((field_start, value_end, [_header(number, length), *inner]))
+            elif (
+                (field is None or field.full_name in BULK_FIELDS)
+                and value_end - value_start > _TOKEN_LEN
+                and self.hole_fits(number, field_start, value_start, value_end)
+            ):
+                edits.append((field_start, value_end, self.hole(number, field_start, value_end)))
+            # else: a field the edits read, or packed numbers: kept as it is
+        self._close(run, edits)
+        size = 0
+        plain = start
+        for edit_start, edit_end, replacement in edits:
+            out.append(self.buf[plain:edit_start])
+            out.extend(replacement)
+            size += edit_start - plain + sum(len(r) for r in replacement)
+            plain = edit_end
+        out.append(self.buf[plain:end])
+        return size + end - plain
+
+    def hole(self, number: int, start: int, end: int) -> list[bytes]:
+        """The record that stands for the records in [start, end): field `number`, a token."""
+        token = self.token(Span(start, end - start))
+        return [_header(number, len(token)), token]
+
+    def _close(self, run: list[Any], edits: list[tuple[int, int, list[bytes]]]) -> None:
+        number, run_start, run_end, canonical = run
+        if number and canonical and run_end - run_start >= max(self.minimum, 2 * _TOKEN_LEN):
+            edits.append((run_start, run_end, self.hole(number, run_start, run_end)))
+        run[0] = 0
+
+
+@functools.cache
+def _repeated_bulk(descriptor: Descriptor | None) -> frozenset[int]:
+    """The numbers of the repeated bulk fields of messages of this type."""
+    if descriptor is None:
+        return frozenset()
+    return frozenset(f.number for f in descriptor.fields if f.full_name in BULK_FIELDS and f.is_repeated)
+
+
+def shrink(
+    fd: int, size: int, descriptor: Descriptor, minimum: int | None = None
+) -> tuple[bytes, Holes] | None:
+    """The file's message with its big fields left on disk, and the holes; None if it has none.
+
+    None too when the file is not well-formed at the wire level: the caller parses it whole,
+    which reports the problem as protobuf sees it.
+    """
+    minimum = HOLE_MIN if minimum is None else minimum
+    if size < minimum:
+        return None
+    with mmap.mmap(fd, size, access=mmap.ACCESS_READ) as buf:
+        shrinker = _Shrinker(buf, minimum)
+        out: list[bytes] = []
+        try:
+            shrinker.message(0, size, descriptor, out)
+        except (WireError, RecursionError):
+            return None
+        data = b"".join(out)
+        out.clear()
+    if not shrinker.spans or data.count(shrinker.prefix) != len(shrinker.spans):
+        return None  # no holes, or (astronomically unlikely) the model holds a token's bytes
+    return data, Holes(fd=os.dup(fd), size=size, prefix=shrinker.prefix, spans=shrinker.spans)
+
+
+def fingerprint64(pieces: Sequence[Piece], holes: Holes | None) -> int:
+    """FarmHash Fingerprint64 of the concatenated pieces, streaming the spans."""
+    from surgery.fingerprint import fingerprint64 as one_shot
+
+    if holes is None or all(not isinstance(p, Span) for p in pieces):
+        return one_shot(b"".join(p for p in pieces if not isinstance(p, Span)))
+    try:
+        from surgery._farmhash import Fingerprint64
+    except ImportError:  # pragma: no cover - the extension is built on install
+        return one_shot(b"".join(bytes(c) for c in holes.chunks(pieces)))
+    state = Fingerprint64(size_of(pieces))
+    for chunk in holes.chunks(pieces):
+        state.update(chunk)
+    return int(state.digest())

@@ -1,0 +1,384 @@
+"""The fast path for large models (surgery/lazy.py): the same bytes as a full parse, and served.
+
+Tier 1: every fixture and every operation, read lazily with every constant's bytes left on disk
+(HOLE_MIN = 1), writes exactly the files a full parse writes, fingerprint.pb included.
+Tier 2: a wire-level property: shrinking and expanding any message of constants gives its
+canonical bytes back. Tier 3 (oracle): a model with megabytes of constants in the graph, in a
+function body and in a vocabulary, edited lazily from the command line, serves the right numbers
+through both loaders and carries the fingerprint TensorFlow computes.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import random
+import shutil
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from signature_cases import Cases, assert_tensorflow_fingerprint, renamed
+
+import surgery
+from conftest import FIXTURES, Oracle, assert_serves, copy_fixture, run_cli, tree_bytes
+from surgery import lazy
+from surgery.errors import EditError, SavedModelIOError
+from surgery.io import Model
+from surgery.plans import parse_plan
+from surgery.schema import DataType, FingerprintDef, SavedModel
+from surgery.tensors import shape_from_proto
+
+FIXTURE_NAMES = sorted(p.name for p in FIXTURES.iterdir() if (p / "saved_model.pb").is_file())
+
+
+def _operations(name: str) -> list[tuple[str, list[dict[str, Any]]]]:
+    """One of each edit on the fixture's first two signatures (its first input and output)."""
+    meta = surgery.load(FIXTURES / name, lazy=False).proto.meta_graphs[0]
+    out: list[tuple[str, list[dict[str, Any]]]] = []
+    keys = [k for k in sorted(meta.signature_def) if not k.startswith("__")][:2]
+    for key in keys:
+        signature = meta.signature_def[key]
+        out += [
+            (f"rename-signature-{key}", [{"op": "rename-signature", "old": key, "new": f"zz_{key}"}]),
+            (
+                f"set-method-{key}",
+                [{"op": "set-method", "signature": key, "method": "tensorflow/serving/regress"}],
+            ),
+            (f"copy-signature-{key}", [{"op": "copy-signature", "src": key, "dst": f"{key}_copy"}]),
+            (f"remove-signature-{key}", [{"op": "remove-signature", "signature": key}]),
+        ]
+        for side, infos in (("input", signature.inputs), ("output", signature.outputs)):
+            if not infos:
+                continue
+            first = sorted(infos)[0]
+            out.append(
+                (
+                    f"rename-{side}-{key}",
+                    [{"op": f"rename-{side}", "signature": key, "old": first, "new": f"zz_{first}"}],
+                )
+            )
+            flag = {"output": True} if side == "output" else {}
+            shape = shape_from_proto(infos[first].tensor_shape)
+            if shape:
+                relaxed = [-1, *shape[1:]]
+                out.append(
+                    (
+                        f"set-shape-{side}-{key}",
+                        [{"op": "set-shape", "signature": key, "key": first, "shape": relaxed, **flag}],
+                    )
+                )
+            out.append(
+                (
+                    f"set-dtype-{side}-{key}",
+                    [{"op": "set-dtype", "signature": key, "key": first, "dtype": "float64", **flag}],
+                )
+            )
+    if name == "tf1_two_metagraphs":
+        out.append(("rename-tensor", [{"op": "rename-tensor", "old": "input_x:0", "new": "images:0"}]))
+    return out
+
+
+CASES = [
+    pytest.param(name, operations, id=f"{name}-{op_id}")
+    for name in FIXTURE_NAMES
+    for op_id, operations in _operations(name)
+]
+
+
+def _inflate(model: Model) -> None:
+    """Add constants where TensorFlow puts them: the graph, a function body, a vocabulary."""
+    rng = random.Random(len(model.serialize()))
+    for meta in model.proto.meta_graphs:
+        places = [meta.graph_def.node]
+        if meta.graph_def.library.function:
+            places.append(meta.graph_def.library.function[0].node_def)
+        for i, nodes in enumerate(places):
+            node = nodes.add(name=f"inflated_{i}", op="Const")
+            node.attr["dtype"].type = DataType.DT_FLOAT
+            tensor = node.attr["value"].tensor
+            tensor.dtype = DataType.DT_FLOAT
+            tensor.tensor_shape.dim.add().size = 1000
+            tensor.tensor_content = rng.randbytes(4000)
+            words = nodes.add(name=f"vocabulary_{i}", op="Const")
+            words.attr["dtype"].type = DataType.DT_STRING
+            strings = words.attr["value"].tensor
+            strings.dtype = DataType.DT_STRING
+            strings.tensor_shape.dim.add().size = 3
+            strings.string_val.extend([b"w" * 100, b"short", rng.randbytes(300)])
+
+
+@pytest.fixture(scope="module")
+def inflated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every fixture with constants added (what the edits of the fast-path tests start from)."""
+    root = tmp_path_factory.mktemp("inflated")
+    for name in FIXTURE_NAMES:
+        model = surgery.load(FIXTURES / name, lazy=False)
+        _inflate(model)
+        surgery.save(model, root / name)
+    return root
+
+
+def _edited(model: Model, operations: list[dict[str, Any]]) -> str | None:
+    """Apply the plan; the EditError's message when it is refused."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            parse_plan({"operations": operations}).apply(model)
+    except EditError as err:
+        return str(err)
+    return None
+
+
+def _files(directory: Path) -> dict[str, bytes]:
+    """The model files written, fingerprint.pb's random uuid cleared."""
+    out = {}
+    for name in ("saved_model.pb", "fingerprint.pb"):
+        if (directory / name).exists():
+            out[name] = (directory / name).read_bytes()
+    if "fingerprint.pb" in out:
+        fingerprint = FingerprintDef.FromString(out["fingerprint.pb"])
+        fingerprint.ClearField("uuid")
+        out["fingerprint.pb"] = fingerprint.SerializeToString(deterministic=True)
+    return out
+
+
+@pytest.fixture
+def every_constant_on_disk(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lazy, "HOLE_MIN", 1)
+
+
+@pytest.mark.usefixtures("every_constant_on_disk")
+@pytest.mark.parametrize(("name", "operations"), CASES)
+def test_fast_path_writes_what_a_full_parse_writes(
+    tmp_path: Path, inflated: Path, name: str, operations: list[dict[str, Any]]
+) -> None:
+    fast = surgery.load(inflated / name)
+    full = surgery.load(inflated / name, lazy=False)
+    assert fast.holes is not None and len(fast.holes.spans) >= 4, "the constants are left on disk"
+    assert full.holes is None
+    refused = _edited(fast, operations)
+    assert refused == _edited(full, operations)
+    if refused is not None:
+        return
+    surgery.save(fast, tmp_path / "fast")
+    surgery.save(full, tmp_path / "full")
+    assert _files(tmp_path / "fast") == _files(tmp_path / "full")
+    assert fast.serialize() == full.serialize()
+
+
+@pytest.mark.usefixtures("every_constant_on_disk")
+@pytest.mark.parametrize("name", FIXTURE_NAMES)
+def test_unedited_and_in_place(tmp_path: Path, inflated: Path, name: str) -> None:
+    """An unedited copy is the input byte for byte; an in-place edit equals the -o one."""
+    model = Path(shutil.copytree(inflated / name, tmp_path / "in"))
+    assert surgery.load(model).holes is not None
+    surgery.save(surgery.load(model), tmp_path / "copy")
+    assert tree_bytes(tmp_path / "copy") == tree_bytes(model)
+    key = next(
+        k for k in sorted(surgery.load(model).proto.meta_graphs[0].signature_def) if not k.startswith("__")
+    )
+    plan = [{"op": "rename-signature", "old": key, "new": "renamed"}]
+    for target in ("-o", "in-place"):
+        loaded = surgery.load(model if target == "in-place" else inflated / name)
+        assert _edited(loaded, plan) is None
+        if target == "-o":
+            surgery.save(loaded, tmp_path / "out")
+        else:
+            surgery.save(loaded, in_place=True)
+    assert _files(model) == _files(tmp_path / "out")
+
+
+def _const_model(contents: list[bytes], strings: list[list[bytes]], tail: bytes = b"") -> bytes:
+    proto = SavedModel()
+    meta = proto.meta_graphs.add()
+    for i, content in enumerate(contents):
+        node = meta.graph_def.node.add(name=f"c{i}", op="Const")
+        node.attr["value"].tensor.tensor_content = content
+    for i, values in enumerate(strings):
+        node = meta.graph_def.library.function.add().node_def.add(name=f"s{i}", op="Const")
+        node.attr["value"].tensor.string_val.extend(values)
+    return proto.SerializeToString(deterministic=True) + tail
+
+
+def _shrunk_round_trip(tmp_path: Path, data: bytes, minimum: int) -> tuple[bytes, int]:
+    file = tmp_path / "m.pb"
+    file.write_bytes(data)
+    fd = os.open(file, os.O_RDONLY)
+    try:
+        result = lazy.shrink(fd, len(data), SavedModel.DESCRIPTOR, minimum)
+    finally:
+        os.close(fd)
+    if result is None:  # what `load` then does: parse it whole
+        return SavedModel.FromString(data).SerializeToString(deterministic=True), 0
+    shrunk, holes = result
+    assert len(shrunk) <= len(data)
+    parsed = SavedModel.FromString(shrunk).SerializeToString(deterministic=True)
+    out = b"".join(bytes(c) for c in holes.chunks(holes.expand(parsed, SavedModel.DESCRIPTOR)))
+    holes.close()
+    return out, len(holes.spans)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    contents=st.lists(st.binary(max_size=300), max_size=5),
+    strings=st.lists(st.lists(st.binary(max_size=200), max_size=4), max_size=3),
+    minimum=st.integers(min_value=1, max_value=256),
+)
+def test_shrink_then_expand_gives_the_canonical_bytes(
+    tmp_path_factory: pytest.TempPathFactory, contents: list[bytes], strings: list[list[bytes]], minimum: int
+) -> None:
+    data = _const_model(contents, strings)
+    out, holes = _shrunk_round_trip(tmp_path_factory.mktemp("p"), data, minimum)
+    assert out == data
+    least = max(minimum, lazy._TOKEN_LEN + 1)
+    runs = [len(b"".join(lazy._header(8, len(v)) + v for v in values)) for values in strings]
+    big = sum(len(c) >= least for c in contents) + sum(n >= max(minimum, 2 * lazy._TOKEN_LEN) for n in runs)
+    assert holes == (big if len(data) >= minimum else 0)
+
+
+def _field(number: int, payload: bytes, *, pad: bool = False) -> bytes:
+    """A length-delimited field record; `pad` writes its length with one byte too many."""
+    length = lazy.encode_varint(len(payload))
+    if pad:
+        length = bytes([*length[:-1], length[-1] | 0x80, 0])
+    return lazy.encode_varint(number << 3 | 2) + length + payload
+
+
+def _const_with(tensor: bytes) -> bytes:
+    """A SavedModel whose one graph node is a Const holding the TensorProto bytes `tensor`."""
+    entry = _field(1, b"value") + _field(2, _field(8, tensor))
+    node = _field(1, b"c") + _field(2, b"Const") + _field(5, entry)
+    return _field(2, _field(2, _field(1, node)))
+
+
+@pytest.mark.parametrize(
+    ("tensor", "holes"),
+    [
+        (_field(4, b"A" * 200, pad=True), 0),  # a length prefix one byte longer than it need be
+        (_field(4, b"A" * 200) + _field(4, b"B" * 5), 1),  # given twice: the last one counts
+        (_field(4, b"B" * 5) + _field(4, b"A" * 200), 1),
+        (_field(4, b"A" * 200) + _field(4, b"C" * 300), 2),
+        (_field(8, b"A" * 100) + _field(8, b"D" * 200) + _field(4, b"E" * 150), 2),  # string_val: one run
+        (_field(8, b"A" * 100) + _field(4, b"E" * 150) + _field(8, b"D" * 200), 3),  # two runs
+    ],
+    ids=["overlong", "big-then-small", "small-then-big", "big-then-big", "run", "runs"],
+)
+def test_records_are_written_as_a_full_parse_writes_them(tmp_path: Path, tensor: bytes, holes: int) -> None:
+    """Non-canonical input: the parser's rules, not the input's bytes, decide what is written."""
+    data = _const_with(tensor)
+    expected = SavedModel.FromString(data).SerializeToString(deterministic=True)
+    assert _shrunk_round_trip(tmp_path, data, 16) == (expected, holes)
+
+
+def test_convert_of_a_lazily_read_model_holds_every_byte(
+    tmp_path: Path, inflated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lazy, "HOLE_MIN", 1)
+    fast = surgery.load(inflated / "module_multi")
+    assert fast.holes is not None
+    surgery.convert(fast, tmp_path / "text", "pbtxt")
+    text = (tmp_path / "text" / "saved_model.pbtxt").read_text()
+    assert "surgery-hole" not in text and "w" * 100 in text
+    surgery.convert(tmp_path / "text", tmp_path / "back", "pb")
+    assert tree_bytes(tmp_path / "back") == tree_bytes(inflated / "module_multi")
+
+
+def test_full_parse_switch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lazy, "HOLE_MIN", 1)
+    assert surgery.load(FIXTURES / "module_multi").holes is not None
+    monkeypatch.setenv("SURGERY_FULL_PARSE", "1")
+    assert surgery.load(FIXTURES / "module_multi").holes is None
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EIO])
+def test_a_failing_kernel_copy_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int
+) -> None:
+    """A full disk while a large constant is copied: one line, no OUT, the input untouched."""
+    monkeypatch.setattr(lazy, "HOLE_MIN", 1)
+    model = copy_fixture("module_multi", tmp_path / "in")
+    before = tree_bytes(model)
+
+    def failing(*args: Any) -> int:
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(os, "copy_file_range", failing)
+    loaded = surgery.load(model)
+    assert _edited(loaded, [{"op": "set-method", "signature": "fixed", "method": "x/y"}]) is None
+    with pytest.raises(SavedModelIOError) as caught:
+        surgery.save(loaded, tmp_path / "out")
+    assert str(caught.value) == f"cannot write {tmp_path / 'out'}: {os.strerror(code)}; nothing was written"
+    with pytest.raises(SavedModelIOError, match="nothing was changed"):
+        surgery.save(loaded, in_place=True)
+    assert tree_bytes(model) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+
+
+def test_kernel_copy_unsupported_falls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lazy, "HOLE_MIN", 1)
+
+    def unsupported(*args: Any) -> int:
+        raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))
+
+    monkeypatch.setattr(os, "copy_file_range", unsupported)
+    loaded = surgery.load(FIXTURES / "module_multi")
+    assert _edited(loaded, [{"op": "set-method", "signature": "fixed", "method": "x/y"}]) is None
+    surgery.save(loaded, tmp_path / "out")
+    full = surgery.load(FIXTURES / "module_multi", lazy=False)
+    assert _edited(full, [{"op": "set-method", "signature": "fixed", "method": "x/y"}]) is None
+    surgery.save(full, tmp_path / "full")
+    assert _files(tmp_path / "out") == _files(tmp_path / "full")
+
+
+# --- the oracle tier: megabytes of constants, read lazily with the real threshold ----------------------
+
+
+@pytest.fixture(scope="module")
+def big(oracle: Oracle, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Cases]:
+    path = tmp_path_factory.mktemp("big") / "big_constants"
+    cases: Cases = oracle.ok(op="build", kind="big_constants", model=str(path))["cases"]
+    return path, cases
+
+
+def test_big_constants_are_left_on_disk(big: tuple[Path, Cases]) -> None:
+    path, _ = big
+    model = surgery.load(path)
+    assert model.holes is not None
+    # The vocabulary's 20000 string_val records (tag, length, "word000123") as one run; the function
+    # body's constant (8 x 30000 floats) and the captured table (8 x 40000), each a tensor_content
+    # record with its 4-byte tag and length.
+    spans = sorted(span.length for span in model.holes.spans)
+    assert spans == [20000 * 12, 4 + 4 * 8 * 30000, 4 + 4 * 8 * 40000]
+    assert len(model.source) < (path / "saved_model.pb").stat().st_size // 10
+
+
+def test_big_constants_edited_lazily_serve(oracle: Oracle, big: tuple[Path, Cases], tmp_path: Path) -> None:
+    """rename-input with a reorder, set-shape, set-dtype and rename-signature, from the command line."""
+    path, cases = big
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(
+        "operations:\n"
+        "  - {op: rename-input, signature: score, old: bias, new: a_bias}\n"
+        "  - {op: rename-output, signature: score, old: y, new: a_y}\n"
+        "  - {op: set-shape, signature: score, key: ids, shape: [2]}\n"
+        "  - {op: set-dtype, signature: score, key: b, dtype: float64, output: true}\n"
+        "  - {op: rename-signature, old: score, new: predict}\n"
+    )
+    out = tmp_path / "out"
+    result = run_cli("apply", path, plan, "-o", out)
+    assert result.returncode == 0, result.stderr
+    expected = renamed(renamed(cases, "inputs", {"bias": "a_bias"}), "outputs", {"y": "a_y"})
+    for case in expected:
+        case["signature"] = "predict"
+        case["outputs"]["b"]["dtype"] = "float64"
+    assert_serves(oracle, out, expected)
+    assert_tensorflow_fingerprint(oracle, out)
+    in_place = tmp_path / "in_place"
+    surgery.save(surgery.load(path), in_place)
+    result = run_cli("apply", in_place, plan, "--in-place")
+    assert result.returncode == 0, result.stderr
+    assert _files(in_place) == _files(out)
