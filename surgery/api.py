@@ -13,7 +13,7 @@ from surgery import io
 from surgery.io import Model
 
 
-def load(path: str | os.PathLike[str]) -> Model:
+def load(path: str | os.PathLike[str], *, lazy: bool = True) -> Model:
     """Read the SavedModel in directory `path` (`saved_model.pb` or `saved_model.pbtxt`).
 
     Nothing else is read: `variables/`, `assets/` and other files stay on disk and are carried
@@ -21,6 +21,8 @@ def load(path: str | os.PathLike[str]) -> Model:
 
     Args:
         path: the SavedModel directory.
+        lazy: leave a large `saved_model.pb`'s big byte fields (large constants) on disk until
+            the model is written, so memory stays small (the default); False reads it all.
 
     Returns:
         The model: its `proto` (a `SavedModel` message), `path` and `format` (`"pb"` or `"pbtxt"`).
@@ -36,7 +38,7 @@ def load(path: str | os.PathLike[str]) -> Model:
         >>> "serving_default" in model.proto.meta_graphs[0].signature_def
         True
     """
-    return io.load(path)
+    return io.load(path, lazy=lazy)
 
 
 open = load  # `surgery.open(path)`; left out of `surgery.__all__`, so `import *` never shadows the builtin
