@@ -716,6 +716,10 @@ def _make_root(output_root: str | None) -> Path | None:
         return None
     try:
         os.makedirs(output_root)
+    except FileExistsError:
+        if os.path.isdir(output_root):
+            return None  # another run made it meanwhile: theirs, and shared
+        raise SavedModelIOError(f"{output_root} exists and is not a directory: choose another root") from None
     except OSError as err:
         raise SavedModelIOError(f"cannot create {output_root}: {err.strerror or err}") from None
     return Path(output_root)

@@ -10,6 +10,7 @@ OUT never clobber or mix each other's files.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -148,3 +149,25 @@ def test_two_batch_runs_into_one_output_root(tmp_path: Path, force: bool) -> Non
         assert "fixed_v2" in _signatures(out) and check(surgery.load(out)).ok
         assert sorted(p.name for p in out.iterdir()) == ["fingerprint.pb", "saved_model.pb", "variables"]
     assert sorted(p.name for p in root.iterdir()) == sorted(m.name for m in models)
+
+
+def test_an_output_root_another_run_creates_meanwhile_is_shared(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run that finds --output-root missing and then loses the race to create it goes on into it."""
+    root = tmp_path / "root"
+    real_makedirs = os.makedirs
+
+    def raced(path: str, *args: object, **kwargs: object) -> None:
+        real_makedirs(path)  # the other run wins
+        raise FileExistsError(17, "File exists", path)
+
+    monkeypatch.setattr(os, "makedirs", raced)
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("operations:\n  - {op: set-method, signature: fixed, method: x/y}\n")
+    outcome = run(["apply", str(FIXTURES / "module_multi"), str(plan), "--output-root", str(root)])
+    check_outcome(outcome)
+    assert outcome.status == 0, outcome.stderr
+    assert (
+        surgery.load(root / "module_multi").proto.meta_graphs[0].signature_def["fixed"].method_name == "x/y"
+    )
