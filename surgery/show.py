@@ -129,4 +129,11 @@ def show_text(model: Model) -> str:
         else:
             lines += _function_lines(saved_functions(meta))
         lines.append("")
-    return "\n".join(lines)
+    return printable("\n".join(lines))
+
+
+def printable(text: str) -> str:
+    """`text` with every control or invisible character (a terminal escape in a name) spelled out."""
+    if text.isprintable() or all(c == "\n" or c.isprintable() for c in text):
+        return text
+    return "".join(c if c == "\n" or c.isprintable() else c.encode("unicode_escape").decode() for c in text)

@@ -61,3 +61,18 @@ def test_show_never_needs_more_than_the_proto(tmp_path: Path) -> None:
     shutil.copytree(FIXTURES / "module_multi", tmp_path / "m")
     shutil.rmtree(tmp_path / "m" / "variables")
     assert "signature_def['masked']" in run_cli("show", tmp_path / "m", check=True).stdout
+
+
+def test_show_text_spells_out_terminal_escapes(tmp_path: Path) -> None:
+    """A signature key or tensor name holding control characters cannot drive the user's terminal."""
+    model = surgery.load(FIXTURES / "module_multi")
+    meta = model.proto.meta_graphs[0]
+    meta.signature_def["\x1b[31mred\x07"].CopyFrom(meta.signature_def["fixed"])
+    meta.signature_def["\x1b[31mred\x07"].inputs["row"].name = "row\r\x1b[2J:0"
+    text = show_text(model)
+    assert "\x1b" not in text and "\x07" not in text and "\r" not in text
+    assert "signature_def['\\x1b[31mred\\x07']:" in text
+    assert "name: row\\r\\x1b[2J:0" in text
+    assert (
+        show_text(surgery.load(FIXTURES / "module_multi")) == (GOLDEN / "show_module_multi.txt").read_text()
+    )
