@@ -6,6 +6,8 @@
 #   make generated  recompile generated/ from protos/
 #   make protos     re-extract protos/ from the pinned TensorFlow, then regenerate
 #   make fixtures   rebuild tests/fixtures/ with real TensorFlow
+#   make bench      issue 5's targets on a 1 GiB saved_model.pb (benchmarks/; builds the models once)
+#   make bench-quick  the same on a 64 MiB model, 3 runs
 
 PYTHON ?= python3
 VENV := .venv
@@ -16,7 +18,7 @@ DEMO := demo-out
 FIXTURES := tests/fixtures/models
 PIP_QUIET := --quiet --disable-pip-version-check --no-input
 
-.PHONY: demo test fuzz lint typecheck unit oracle generated protos fixtures clean browser-deps
+.PHONY: demo test fuzz lint typecheck unit oracle generated protos fixtures bench bench-quick clean browser-deps
 
 $(VENV)/.installed: pyproject.toml setup.py surgery/_farmhash.c
 	$(PYTHON) -m venv $(VENV)
@@ -82,6 +84,22 @@ protos: $(TFVENV)/.installed $(VENV)/.installed
 
 fixtures: $(TFVENV)/.installed
 	$(TFBIN)/python tests/fixtures/make_fixtures.py
+
+# Benchmarks: TensorFlow (.venv-tf) builds the large models, else protobuf inflates a fixture
+# (BENCH_ROUTE=protobuf). An existing .venv-tf is used as it is; a missing one is built. BENCH_ARGS passes more options to run.py, such as
+# BENCH_ARGS="--with-tensorflow --json bench.json".
+BENCH_ROUTE ?= auto
+BENCH_ARGS ?=
+BENCH_TF := $(if $(filter protobuf,$(BENCH_ROUTE)),,$(if $(wildcard $(TFBIN)/python),,$(TFVENV)/.installed))
+BENCH_DEPS := $(VENV)/.installed $(BENCH_TF)
+
+bench: $(BENCH_DEPS)
+	$(BIN)/python benchmarks/build_models.py --size-mb 1024 --route $(BENCH_ROUTE) > /dev/null
+	$(BIN)/python benchmarks/run.py --size-mb 1024 --route $(BENCH_ROUTE) $(BENCH_ARGS)
+
+bench-quick: $(BENCH_DEPS)
+	$(BIN)/python benchmarks/build_models.py --size-mb 64 --route $(BENCH_ROUTE) > /dev/null
+	$(BIN)/python benchmarks/run.py --quick --route $(BENCH_ROUTE) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(DEMO) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,640 @@
+"""Measure issue 5's targets ("Large models at disk speed") with the real CLI, side by side in one run.
+
+    .venv/bin/python benchmarks/run.py [--quick] [--runs 5] [--size-mb 1024] [--with-tensorflow] [--json F]
+
+Every measurement is one subprocess (`.venv/bin/savedmodel-surgery`, `cp`, `python`), forked and
+exec'd by a small launcher process that times it from fork to `os.wait4` and takes its peak RSS from
+wait4's `ru_maxrss` (KiB on Linux; for a process that waited for children, the largest of them, not
+their sum; never below the launcher's own RSS, shown as the floor): no polling. Each one runs
+`--runs` times, interleaved round by round (every case once per round), and the table shows medians
+(peak RSS: the largest of the runs). The models' files are read once before timing, so every run
+starts with a warm page cache; between runs outputs are deleted and `sync` runs, untimed, so no run
+pays for another's write-back. Columns: the tool as it is, the same command with
+`SURGERY_FULL_PARSE=1` (the plain full-parse protobuf implementation of the same edit), and the
+baselines `cp -r` of the model directory and `cp` of `saved_model.pb` alone (plus, opt-in, the
+TensorFlow load + re-save route). It exits 0 whatever it measured and ends with `targets met: X/Y`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from build_models import BENCH_DIR, DEFAULT_CACHE, ROOT, TF_PYTHON, BuiltModel, ensure_models
+
+VENV_BIN = ROOT / ".venv" / "bin"
+CLI = VENV_BIN / "savedmodel-surgery"
+PYTHON = VENV_BIN / "python"
+FIXTURES = ROOT / "tests" / "fixtures" / "models"
+WORK = BENCH_DIR / ".work"
+RSS_LIMIT_MIB = 256.0
+INPLACE_RSS_SLACK = 1.05  # "never more memory than the -o path", allowing 5% run-to-run noise
+BATCH_MIN_UTILISATION = 0.90  # "all cores busy"
+BATCH_OVERHEAD_FRACTION = 0.5  # "well under the interpreter's start-up time": at most half of it
+FULL_PARSE = "SURGERY_FULL_PARSE"
+
+
+@dataclass
+class Sample:
+    """One measured run."""
+
+    wall_s: float
+    user_s: float
+    sys_s: float
+    maxrss_mib: float
+    exit_code: int
+
+
+@dataclass
+class Series:
+    """All runs of one command in one column."""
+
+    samples: list[Sample] = field(default_factory=list)
+    error: str = ""
+
+    @property
+    def wall(self) -> float:
+        """Median wall time (s)."""
+        return statistics.median(s.wall_s for s in self.samples) if self.samples else float("nan")
+
+    @property
+    def cpu(self) -> float:
+        """Median user + sys time (s), children included."""
+        return statistics.median(s.user_s + s.sys_s for s in self.samples) if self.samples else float("nan")
+
+    @property
+    def rss(self) -> float:
+        """Largest peak RSS over the runs (MiB)."""
+        return max((s.maxrss_mib for s in self.samples), default=float("nan"))
+
+
+@dataclass
+class Case:
+    """A command to time: argv built from (model dir, output path); how its output is prepared."""
+
+    key: str
+    argv: Callable[[Path, Path], list[str]]
+    kind: str  # "out": writes OUT; "inplace": edits a fresh copy; "read": writes nothing
+    ok_codes: tuple[int, ...] = (0,)
+    tool: bool = True  # run in both columns (tool and SURGERY_FULL_PARSE=1) or once (a baseline)
+
+
+# --- measuring --------------------------------------------------------------------------------------
+
+
+# The launcher: a small interpreter (`python -S`) that forks, execs and wait4s each command. Linux
+# records the pre-exec memory of a forked child in its ru_maxrss, so a command started straight from
+# this (larger) process would report at least this process's peak RSS; from the launcher the floor is
+# the launcher's own few MiB (measured and shown as the table's RSS floor).
+LAUNCHER = r"""
+import json, os, sys, time
+for line in sys.stdin:
+    job = json.loads(line)
+    err = os.open(job["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    start = time.perf_counter()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            null = os.open(os.devnull, os.O_RDWR)
+            os.dup2(null, 0)
+            os.dup2(null, 1)
+            os.dup2(err, 2)
+            os.execvpe(job["argv"][0], job["argv"], job["env"])
+        finally:
+            os._exit(127)
+    _, status, ru = os.wait4(pid, 0)
+    wall = time.perf_counter() - start
+    os.close(err)
+    code = os.waitstatus_to_exitcode(status)
+    print(json.dumps([wall, ru.ru_utime, ru.ru_stime, ru.ru_maxrss, code]), flush=True)
+"""
+
+
+class Launcher:
+    """A persistent `python -S` child that runs each measured command (fork, exec, os.wait4)."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-S", "-c", LAUNCHER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+
+    def run(self, argv: Sequence[str], env: dict[str, str] | None = None) -> tuple[Sample, str]:
+        """Run argv once; its Sample (wait4 in the launcher) and the start of its stderr."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        with tempfile.NamedTemporaryFile(prefix="bench-stderr-") as err:
+            job = {"argv": list(argv), "env": dict(os.environ if env is None else env), "stderr": err.name}
+            self.proc.stdin.write(json.dumps(job) + "\n")
+            self.proc.stdin.flush()
+            wall, user, system, maxrss_kib, code = json.loads(self.proc.stdout.readline())
+            text = Path(err.name).read_bytes()[:4000].decode(errors="replace").strip()
+        return Sample(wall, user, system, maxrss_kib / 1024, code), text
+
+    def close(self) -> None:
+        """End the launcher."""
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.wait()
+
+
+_LAUNCHER: Launcher | None = None
+
+
+def measure(argv: Sequence[str], env: dict[str, str] | None = None) -> tuple[Sample, str]:
+    """Run argv once through the launcher; its Sample and the start of its stderr."""
+    global _LAUNCHER
+    if _LAUNCHER is None:
+        _LAUNCHER = Launcher()
+    return _LAUNCHER.run(argv, env)
+
+
+def tool_env(full_parse: bool) -> dict[str, str]:
+    """The environment of a tool run: SURGERY_FULL_PARSE=1 or unset."""
+    env = {k: v for k, v in os.environ.items() if k != FULL_PARSE}
+    env["NO_COLOR"] = "1"
+    if full_parse:
+        env[FULL_PARSE] = "1"
+    return env
+
+
+def remove(path: Path) -> None:
+    """Delete a file or directory tree if present."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def settle(*paths: Path) -> None:
+    """Untimed, between runs: delete outputs, then flush dirty pages so no run pays another's write-back."""
+    for path in paths:
+        remove(path)
+    os.sync()
+
+
+def warm(directory: Path) -> int:
+    """Read every file under directory once (page cache warm-up); bytes read."""
+    total = 0
+    for path in sorted(directory.rglob("*")):
+        if path.is_file():
+            with open(path, "rb") as f:
+                while chunk := f.read(1 << 24):
+                    total += len(chunk)
+    return total
+
+
+def run_case(case: Case, model: Path, env: dict[str, str] | None, series: Series) -> None:
+    """Prepare, run and clean up one run of `case`, appending to `series`."""
+    out = WORK / "out"
+    settle(out)
+    target = model
+    if case.kind == "inplace":
+        target = WORK / "inplace"
+        remove(target)
+        subprocess.run(["cp", "-r", str(model), str(target)], check=True)
+        os.sync()
+    sample, err = measure(case.argv(target, out), env)
+    if sample.exit_code in case.ok_codes:
+        series.samples.append(sample)
+    elif not series.error:
+        series.error = f"exit {sample.exit_code}: {err.splitlines()[-1] if err else 'no message'}"
+    settle(out, WORK / "inplace")
+
+
+# --- the cases ---------------------------------------------------------------------------------------
+
+
+def model_cases(p: dict[str, str]) -> list[Case]:
+    """Issue 5's single-model targets and their baselines, for a model with edit parameters p."""
+    sig = p["signature"]
+
+    def cli(*args: str) -> list[str]:
+        return [str(CLI), "-q", *args]
+
+    return [
+        Case("cp -r", lambda m, o: ["cp", "-r", str(m), str(o)], "out", tool=False),
+        Case(
+            "cp -r + fsync",
+            lambda m, o: [
+                "sh",
+                "-c",
+                'cp -r "$1" "$2" && find "$2" -type f -exec sync {} +',
+                "sh",
+                str(m),
+                str(o),
+            ],
+            "out",
+            tool=False,
+        ),
+        Case("cp saved_model.pb", lambda m, o: ["cp", str(m / "saved_model.pb"), str(o)], "out", tool=False),
+        Case(
+            "rename-signature",
+            lambda m, o: cli("rename-signature", str(m), sig, p["signature_new"], "-o", str(o)),
+            "out",
+        ),
+        Case("set-method", lambda m, o: cli("set-method", str(m), sig, p["method"], "-o", str(o)), "out"),
+        Case(
+            "rename-input (reorder)",
+            lambda m, o: cli("rename-input", str(m), sig, p["input_old"], p["input_new"], "-o", str(o)),
+            "out",
+        ),
+        Case(
+            "rename-output (reorder)",
+            lambda m, o: cli("rename-output", str(m), sig, p["output_old"], p["output_new"], "-o", str(o)),
+            "out",
+        ),
+        Case(
+            "set-shape",
+            lambda m, o: cli("set-shape", str(m), sig, p["shape_key"], p["shape"], "-o", str(o)),
+            "out",
+        ),
+        Case(
+            "set-dtype",
+            lambda m, o: cli("set-dtype", str(m), sig, p["dtype_key"], p["dtype"], "-o", str(o)),
+            "out",
+        ),
+        Case("show", lambda m, o: cli("show", str(m)), "read"),
+        Case("check", lambda m, o: cli("check", str(m)), "read"),
+        Case(
+            "rename-signature --in-place",
+            lambda m, o: cli("rename-signature", str(m), sig, p["signature_new"], "--in-place"),
+            "inplace",
+        ),
+    ]
+
+
+def tensorflow_case(p: dict[str, str]) -> Case:
+    """Opt-in baseline: the same signature rename by TensorFlow load + re-save."""
+    script = str(BENCH_DIR / "tf_resave.py")
+    return Case(
+        "TensorFlow load + re-save (rename-signature)",
+        lambda m, o: [str(TF_PYTHON), script, str(m), p["signature"], p["signature_new"], str(o)],
+        "out",
+        tool=False,
+    )
+
+
+# --- targets -----------------------------------------------------------------------------------------
+
+COPY_TARGETS = {"rename-signature": 2.0, "set-method": 2.0}
+EDIT_TARGETS = {
+    "rename-input (reorder)": 3.0,
+    "rename-output (reorder)": 3.0,
+    "set-shape": 3.0,
+    "set-dtype": 3.0,
+}
+
+
+@dataclass
+class Row:
+    """One line of the table."""
+
+    model: str
+    case: str
+    wall: float
+    rss: float
+    baseline: str = "—"
+    ratio: float | None = None
+    ratio_fsync: float | None = None
+    limit: str = "—"
+    full_wall: float | None = None
+    full_rss: float | None = None
+    result: str = "—"
+    note: str = ""
+
+
+def verdict(ok: bool) -> str:
+    """PASS or FAIL."""
+    return "PASS" if ok else "FAIL"
+
+
+def judge_model(name: str, results: dict[str, dict[str, Series]]) -> list[Row]:
+    """Rows (with PASS/FAIL) for one model's results: results[case][column]."""
+    rows: list[Row] = []
+    cp = results["cp -r"]["tool"].wall
+    cp_sync = results["cp -r + fsync"]["tool"].wall
+    cp_pb = results["cp saved_model.pb"]["tool"].wall
+    o_rss = results["rename-signature"]["tool"].rss
+    for key, cols in results.items():
+        fast, full = cols["tool"], cols.get("full")
+        row = Row(name, key, fast.wall, fast.rss, note=fast.error)
+        if full is not None:
+            row.full_wall, row.full_rss = full.wall, full.rss
+            if full.error:
+                row.note = (row.note + " | full-parse: " + full.error).strip(" |")
+        failed = bool(fast.error) or not fast.samples
+        rss_ok = fast.rss <= RSS_LIMIT_MIB
+        if key in COPY_TARGETS or key in EDIT_TARGETS:
+            factor = COPY_TARGETS.get(key) or EDIT_TARGETS[key]
+            row.baseline, row.ratio, row.ratio_fsync = "cp -r", fast.wall / cp, fast.wall / cp_sync
+            row.limit = f"≤ {factor:g}× cp -r, ≤ {RSS_LIMIT_MIB:.0f} MiB"
+            row.result = verdict(not failed and fast.wall <= factor * cp and rss_ok)
+        elif key in ("show", "check"):
+            row.limit = f"< 1 s, ≤ {RSS_LIMIT_MIB:.0f} MiB"
+            row.result = verdict(not failed and fast.wall < 1.0 and rss_ok)
+        elif key == "rename-signature --in-place":
+            row.baseline, row.ratio = "cp saved_model.pb", fast.wall / cp_pb
+            row.limit = f"≤ 2× cp pb, RSS ≤ -o path ({o_rss:.0f} MiB)"
+            row.result = verdict(
+                not failed and fast.wall <= 2 * cp_pb and fast.rss <= o_rss * INPLACE_RSS_SLACK
+            )
+        elif key.startswith("TensorFlow"):
+            row.baseline, row.ratio, row.ratio_fsync = "cp -r", fast.wall / cp, fast.wall / cp_sync
+            rename = results["rename-signature"]["tool"].wall
+            row.note = (row.note + f" ({fast.wall / rename:.1f}× the tool's rename-signature)").strip()
+        rows.append(row)
+    return rows
+
+
+# --- the batch ---------------------------------------------------------------------------------------
+
+
+def make_fleet(count: int) -> tuple[Path, Path]:
+    """`count` copies of the bundled fixtures (cycled) under WORK/fleet, and a plan for all of them."""
+    fleet = WORK / "fleet"
+    fixtures = sorted(p for p in FIXTURES.iterdir() if (p / "saved_model.pb").is_file())
+    marker = fleet / f".complete-{count}"
+    if not marker.exists():
+        remove(fleet)
+        fleet.mkdir(parents=True)
+        for i in range(count):
+            src = fixtures[i % len(fixtures)]
+            shutil.copytree(src, fleet / f"{i:04d}_{src.name}")
+        marker.touch()
+    plan = WORK / "plan.yaml"
+    plan.write_text('operations:\n  - {op: rename-signature, regex: "^(.+)$", new: "v2_\\\\1"}\n')
+    return fleet, plan
+
+
+@dataclass
+class BatchResult:
+    """The batch measurements and their verdict."""
+
+    models: int
+    jobs: int
+    cores: int
+    tool: Series
+    full: Series
+    python_pass: Series
+    import_cli: Series
+    rows: list[Row] = field(default_factory=list)
+
+
+def judge_batch(b: BatchResult) -> list[Row]:
+    """Rows for the batch target: CPU utilisation and per-model cost vs interpreter start-up."""
+    rows = [
+        Row("startup", "python -c pass", b.python_pass.wall, b.python_pass.rss),
+        Row("startup", 'python -c "import surgery.cli"', b.import_cli.wall, b.import_cli.rss),
+    ]
+    for name, series in (("tool", b.tool), ("full", b.full)):
+        if not series.samples:
+            rows.append(
+                Row(
+                    f"batch ×{b.models}",
+                    f"apply -j {b.jobs} ({name})",
+                    float("nan"),
+                    float("nan"),
+                    note=series.error,
+                )
+            )
+            continue
+        util = statistics.median((s.user_s + s.sys_s) / (s.wall_s * b.cores) for s in series.samples)
+        per_model = series.wall * b.cores / b.models
+        note = (
+            f"CPU utilisation {util:.0%}; per model {per_model * 1000:.1f} ms of core time = "
+            f"{per_model / b.python_pass.wall:.2f}× `python -c pass`, "
+            f"{per_model / b.import_cli.wall:.2f}× `import surgery.cli`"
+        )
+        if name == "tool":
+            ok = (
+                not series.error
+                and util >= BATCH_MIN_UTILISATION
+                and per_model <= BATCH_OVERHEAD_FRACTION * b.python_pass.wall
+            )
+            row = Row(f"batch ×{b.models}", f"apply -j {b.jobs} --output-root", series.wall, series.rss)
+            row.limit = (
+                f"CPU ≥ {BATCH_MIN_UTILISATION:.0%}, per model ≤ {BATCH_OVERHEAD_FRACTION:g}× python start-up"
+            )
+            row.result = verdict(ok)
+            row.full_wall, row.full_rss = b.full.wall, b.full.rss
+            row.note = (note + (" | " + series.error if series.error else "")).strip()
+            rows.append(row)
+        else:
+            rows[-1].note += f" | full-parse: {note}"
+    return rows
+
+
+def run_batch(count: int, jobs: int, cores: int, runs: int) -> BatchResult:
+    """Time `apply MODELS PLAN --output-root DIR -j jobs` over count small models, and start-up."""
+    fleet, plan = make_fleet(count)
+    warm(fleet)
+    out = WORK / "fleet_out"
+    argv = [str(CLI), "-q", "apply", str(fleet / "*"), str(plan), "--output-root", str(out), "-j", str(jobs)]
+    result = BatchResult(count, jobs, cores, Series(), Series(), Series(), Series())
+    startup = max(10, runs)
+    for i in range(max(runs, startup)):
+        if i < startup:
+            for series, code in ((result.python_pass, "pass"), (result.import_cli, "import surgery.cli")):
+                sample, _ = measure([str(PYTHON), "-c", code])
+                series.samples.append(sample)
+        if i < runs:
+            for series, full in ((result.tool, False), (result.full, True)):
+                settle(out)
+                sample, err = measure(argv, tool_env(full))
+                if sample.exit_code == 0:
+                    series.samples.append(sample)
+                elif not series.error:
+                    series.error = f"exit {sample.exit_code}: {err.splitlines()[-1] if err else ''}"
+    settle(out)
+    result.rows = judge_batch(result)
+    return result
+
+
+# --- machine and table -------------------------------------------------------------------------------
+
+
+def _first(path: str, prefix: str) -> str:
+    """The value of the first `prefix: value` line of a /proc file."""
+    try:
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(prefix):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+def machine() -> dict[str, str]:
+    """What the numbers came from."""
+    fs = subprocess.run(
+        ["findmnt", "-no", "SOURCE,FSTYPE,OPTIONS", "-T", str(WORK)],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    proto = subprocess.run(
+        [
+            str(PYTHON),
+            "-c",
+            "import google.protobuf as p; from google.protobuf.internal import api_implementation as a; "
+            "print(p.__version__, a.Type())",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    mem_kib = int(_first("/proc/meminfo", "MemTotal").split()[0] or 0)
+    return {
+        "cpu": _first("/proc/cpuinfo", "model name"),
+        "cores": str(len(os.sched_getaffinity(0))),
+        "ram": f"{mem_kib / (1 << 20):.1f} GiB",
+        "disk": fs or "unknown",
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "protobuf": proto or "unknown",
+        "commit": commit,
+    }
+
+
+def fmt(value: float | None, spec: str = ".2f", suffix: str = "") -> str:
+    """A number for the table, or a dash."""
+    if value is None or value != value:
+        return "—"
+    return f"{value:{spec}}{suffix}"
+
+
+def rss_floor() -> float:
+    """The smallest peak RSS a measured command can show: `true` through the launcher (MiB)."""
+    return min(measure(["true"])[0].maxrss_mib for _ in range(3))
+
+
+def table(rows: list[Row], runs: int, info: dict[str, str]) -> str:
+    """The markdown table, with the machine and method in its header."""
+    lines = [
+        f"Medians of {runs} runs each (peak RSS: largest run; wait4 ru_maxrss). Page cache warmed once "
+        "before timing (every input read in full); outputs deleted and `sync` run between runs, untimed. "
+        f"Columns: the tool; `{FULL_PARSE}=1` (full-parse baseline); ratios vs the baseline command.",
+        "",
+        "Machine: " + "; ".join(f"{k} {v}" for k, v in info.items()),
+        "",
+        "| model | case | wall s | peak RSS MiB | baseline | ratio | ratio vs cp+fsync | target | "
+        "full-parse wall s | full-parse RSS MiB | result | notes |",
+        "|---|---|---:|---:|---|---:|---:|---|---:|---:|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r.model} | {r.case} | {fmt(r.wall, '.3f')} | {fmt(r.rss, '.0f')} | {r.baseline} | "
+            f"{fmt(r.ratio, '.2f', '×')} | {fmt(r.ratio_fsync, '.2f', '×')} | {r.limit} | "
+            f"{fmt(r.full_wall, '.3f')} | {fmt(r.full_rss, '.0f')} | {r.result} | {r.note} |"
+        )
+    return "\n".join(lines)
+
+
+# --- main --------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build or reuse the models, measure everything, print the table; always exit 0."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a 64 MiB model, 3 runs, 200 batch models")
+    parser.add_argument("--runs", type=int, help="runs per case (default 5; 3 with --quick)")
+    parser.add_argument(
+        "--size-mb", type=int, help="size of the large constant (default 1024; 64 with --quick)"
+    )
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    parser.add_argument("--route", choices=["auto", "tensorflow", "protobuf"], default="auto")
+    parser.add_argument(
+        "--placement", action="append", choices=["captured", "function"], help="default: both"
+    )
+    parser.add_argument(
+        "--batch-models", type=int, help="models in the batch (default 1000; 200 with --quick)"
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=len(os.sched_getaffinity(0)), help="apply -j (default: cores)"
+    )
+    parser.add_argument("--no-batch", action="store_true", help="skip the batch target")
+    parser.add_argument(
+        "--with-tensorflow", action="store_true", help="add the TensorFlow load + re-save route"
+    )
+    parser.add_argument("--json", type=Path, help="also save every sample and verdict here")
+    parser.add_argument("--markdown", type=Path, help="also write the table here")
+    args = parser.parse_args(argv)
+    runs = args.runs or (3 if args.quick else 5)
+    size_mb = args.size_mb or (64 if args.quick else 1024)
+    batch_models = args.batch_models or (200 if args.quick else 1000)
+    placements = tuple(args.placement or ("captured", "function"))
+    cores = len(os.sched_getaffinity(0))
+    if not CLI.exists():
+        print(f"run.py: {CLI} is missing: run `make bench` (it creates .venv/)", file=sys.stderr)
+        return 2
+    models: list[BuiltModel] = ensure_models(size_mb, args.cache, args.route, placements)
+    WORK.mkdir(parents=True, exist_ok=True)
+    info = machine()
+    info["RSS floor"] = f"{rss_floor():.1f} MiB (`true` through the launcher)"
+    print("run.py: machine: " + json.dumps(info), file=sys.stderr)
+    measure([str(PYTHON), "-c", "import surgery.cli"])  # warm the imports and .pyc files, untimed
+    rows: list[Row] = []
+    raw: dict[str, Any] = {
+        "machine": info,
+        "runs": runs,
+        "models": [asdict(m) for m in models],
+        "results": {},
+    }
+    for built in models:
+        model = Path(built.path)
+        cases = model_cases(built.params)
+        if args.with_tensorflow and TF_PYTHON.exists():
+            cases.append(tensorflow_case(built.params))
+        print(f"run.py: {built.name}: warming {warm(model):,} bytes into the page cache", file=sys.stderr)
+        results: dict[str, dict[str, Series]] = {
+            c.key: {"tool": Series(), **({"full": Series()} if c.tool else {})} for c in cases
+        }
+        for round_no in range(runs):
+            print(f"run.py: {built.name}: round {round_no + 1}/{runs}", file=sys.stderr)
+            for case in cases:
+                run_case(case, model, tool_env(False), results[case.key]["tool"])
+                if case.tool:
+                    run_case(case, model, tool_env(True), results[case.key]["full"])
+        rows += judge_model(f"{built.name} ({built.pb_bytes / (1 << 20):.0f} MiB pb)", results)
+        raw["results"][built.name] = {k: {c: asdict(s) for c, s in v.items()} for k, v in results.items()}
+    if not args.no_batch:
+        print(f"run.py: batch of {batch_models} models, -j {args.jobs}", file=sys.stderr)
+        batch = run_batch(batch_models, args.jobs, cores, runs)
+        rows += batch.rows
+        raw["batch"] = asdict(batch)
+    if _LAUNCHER is not None:
+        _LAUNCHER.close()
+    text = table(rows, runs, info)
+    judged = [r for r in rows if r.result in ("PASS", "FAIL")]
+    met = sum(r.result == "PASS" for r in judged)
+    footer = f"targets met: {met}/{len(judged)}"
+    print(text)
+    print()
+    print(footer)
+    raw["rows"] = [asdict(r) for r in rows]
+    raw["targets_met"] = [met, len(judged)]
+    if args.json:
+        args.json.write_text(json.dumps(raw, indent=2, default=str) + "\n")
+    if args.markdown:
+        args.markdown.write_text(text + "\n\n" + footer + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
