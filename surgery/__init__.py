@@ -12,8 +12,6 @@ define it. Errors are `SurgeryError`s; an edit done with a caveat warns with a `
     True
 """
 
-from surgery.api import load, save
-from surgery.api import open as open
 from surgery.check import CheckReport, Finding, check
 from surgery.convert import ConvertResult, convert
 from surgery.diff import Change, diff
@@ -35,7 +33,7 @@ from surgery.errors import (
     SurgeryWarning,
 )
 from surgery.explain import Explanation, explain, explain_dot, explain_html, explain_text
-from surgery.io import Model
+from surgery.io import Model, load, save
 from surgery.plans import Plan, load_plan
 from surgery.tensor_edits import rename_tensor, set_dtype, set_shape
 
@@ -43,6 +41,7 @@ __version__ = "0.1.0"
 
 # `open` is public too (`surgery.open(path)` is `load`), but left out of `__all__` so that
 # `from surgery import *` never shadows the builtin.
+open = load
 __all__ = [
     "Change",
     "CheckReport",

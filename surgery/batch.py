@@ -190,19 +190,14 @@ def apply_one(plan: Plan, target: Target, *, force: bool = False) -> BatchResult
 
     The edits' caveats (`SurgeryWarning`s) are collected into the result, not printed by workers.
     """
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", SurgeryWarning)
-            written = edit_model(
-                target.model, plan.apply, target.output, in_place=target.output is None, force=force
-            )
-    except SurgeryError as err:
-        return BatchResult(model=target.model, output=None, ok=False, error=_one_line(err, target.model))
-    except Exception as err:  # a bug: reported for this model, the others go on
-        error = f"internal error: {type(err).__name__}: {_one_line(err, target.model)}"
-        return BatchResult(model=target.model, output=None, ok=False, error=error)
-    notes = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, SurgeryWarning)))
-    return BatchResult(model=target.model, output=str(written), ok=True, warnings=notes)
+
+    def write() -> BatchResult:
+        written = edit_model(
+            target.model, plan.apply, target.output, in_place=target.output is None, force=force
+        )
+        return BatchResult(model=target.model, output=str(written), ok=True)
+
+    return _guarded(target, write)
 
 
 def preview_one(plan: Plan, target: Target, *, force: bool = False) -> BatchResult:
@@ -211,20 +206,35 @@ def preview_one(plan: Plan, target: Target, *, force: bool = False) -> BatchResu
     `output` is where the real run would write (the model itself for an in-place target).
     """
     where = target.output if target.output is not None else target.model
+
+    def preview() -> BatchResult:
+        model = load(target.model)
+        changes = diff(model, preview_edit(model, plan.apply))
+        if target.output is not None:
+            check_output_free(target.output, force=force)
+        return BatchResult(model=target.model, output=where, ok=True, changes=changes)
+
+    return _guarded(target, preview)
+
+
+def _guarded(target: Target, work: Callable[[], BatchResult]) -> BatchResult:
+    """`work()` for one model of a batch, its SurgeryWarnings collected into the result.
+
+    An error (or a bug) becomes this model's failed result: the other models go on.
+    """
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", SurgeryWarning)
-            model = load(target.model)
-            changes = diff(model, preview_edit(model, plan.apply))
-            if target.output is not None:
-                check_output_free(target.output, force=force)
+            result = work()
     except SurgeryError as err:
         return BatchResult(model=target.model, output=None, ok=False, error=_one_line(err, target.model))
     except Exception as err:  # a bug: reported for this model, the others go on
         error = f"internal error: {type(err).__name__}: {_one_line(err, target.model)}"
         return BatchResult(model=target.model, output=None, ok=False, error=error)
-    notes = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, SurgeryWarning)))
-    return BatchResult(model=target.model, output=where, ok=True, warnings=notes, changes=changes)
+    result.warnings = list(
+        dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, SurgeryWarning))
+    )
+    return result
 
 
 def _run_one(plan: Plan, target: Target, *, force: bool, dry_run: bool) -> BatchResult:

@@ -201,10 +201,29 @@ def find_model_file(path: Path) -> tuple[Path, Format]:
 
 
 def load(path: str | os.PathLike[str], *, lazy: bool = True) -> Model:
-    """Read the SavedModel in directory `path`.
+    """Read the SavedModel in directory `path` (`saved_model.pb` or `saved_model.pbtxt`).
 
-    A large `saved_model.pb` is read lazily unless `lazy` is False: its big byte fields (large
-    constants) stay on disk until it is written, so memory stays small (see `surgery.lazy`).
+    Nothing else is read: `variables/`, `assets/` and other files stay on disk and are carried
+    over by `save`. TensorFlow is never imported.
+
+    Args:
+        path: the SavedModel directory.
+        lazy: leave a large `saved_model.pb`'s big byte fields (large constants) on disk until
+            the model is written, so memory stays small (the default); False reads it all.
+
+    Returns:
+        The model: its `proto` (a `SavedModel` message), `path` and `format` (`"pb"` or `"pbtxt"`).
+
+    Raises:
+        SavedModelIOError: the directory is missing, unreadable or holds no model file.
+        SchemaError: the model file is not a valid SavedModel.
+
+    Example:
+        >>> model = surgery.load("my_model")
+        >>> model.format, sorted(model.proto.meta_graphs[0].meta_info_def.tags)
+        ('pb', ['serve'])
+        >>> "serving_default" in model.proto.meta_graphs[0].signature_def
+        True
     """
     directory = Path(path)
     file, fmt = find_model_file(directory)
@@ -243,7 +262,33 @@ def save(
     in_place: bool = False,
     force: bool = False,
 ) -> Path:
-    """Write `model` to the new directory `output`, or over its own files with `in_place`."""
+    """Write `model` to the new directory `output`, or over its own files with `in_place=True`.
+
+    The output is built beside `output` and renamed into place when complete; `variables/`,
+    `assets/` and every other file of the model's directory come along (hard-linked where the
+    file system allows). An unedited model is written byte for byte as it was read; an edited
+    one gets TensorFlow's deterministic serialization and a recomputed `fingerprint.pb`.
+
+    Args:
+        model: a model from `load`, edited or not.
+        output: the new directory (refused if it exists, unless `force`).
+        in_place: replace the model's own `saved_model.pb` and `fingerprint.pb` instead.
+        force: replace an existing `output` (atomically).
+
+    Returns:
+        The directory written.
+
+    Raises:
+        SavedModelIOError: the output exists, is inside the input, or cannot be written;
+            nothing was written.
+
+    Example:
+        >>> model = surgery.rename_signature(surgery.load("my_model"), "fixed", "fixed_v2")
+        >>> surgery.save(model, "saved_copy")
+        PosixPath('saved_copy')
+        >>> "fixed_v2" in surgery.load("saved_copy").proto.meta_graphs[0].signature_def
+        True
+    """
     if in_place == (output is not None):
         raise SavedModelIOError("give either an output directory or in_place=True")
     if (model.path / PB).is_file() and (model.path / PBTXT).is_file():
