@@ -12,6 +12,8 @@ define it. Errors are `SurgeryError`s; an edit done with a caveat warns with a `
     True
 """
 
+from typing import TYPE_CHECKING, Any
+
 from surgery.check import CheckReport, Finding, check
 from surgery.convert import ConvertResult, convert
 from surgery.diff import Change, diff
@@ -34,8 +36,29 @@ from surgery.errors import (
 )
 from surgery.explain import Explanation, explain, explain_dot, explain_html, explain_text
 from surgery.io import Model, load, save
-from surgery.plans import Plan, load_plan
 from surgery.tensor_edits import rename_tensor, set_dtype, set_shape
+
+if TYPE_CHECKING:
+    from surgery.plans import Plan, load_plan
+
+# Imported on first use: no edit on the command line needs YAML or the dozen plan models.
+# (Only names unlike their module's: importing `surgery.convert` binds that name to the module.)
+_LAZY = {"Plan": "surgery.plans", "load_plan": "surgery.plans"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __version__ = "0.1.0"
 

@@ -14,7 +14,7 @@ import traceback
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -41,7 +41,6 @@ from surgery.explain import FORMATS as EXPLAIN_FORMATS
 from surgery.explain import explain, explain_dot, explain_html, explain_text, render_svg
 from surgery.io import Format as ConvertFormat
 from surgery.io import Model, load
-from surgery.plans import Plan, load_plan
 from surgery.remote import (
     fetched,
     is_url,
@@ -55,6 +54,9 @@ from surgery.schema import TENSORFLOW_VERSION
 from surgery.show import show_json, show_text
 from surgery.signatures import user_keys
 from surgery.tensors import parse_dtype, parse_shape
+
+if TYPE_CHECKING:
+    from surgery.plans import Plan
 
 PROG = "savedmodel-surgery"
 
@@ -588,7 +590,7 @@ def set_tags_command(
 )
 @click.option("--force", is_flag=True, help="Replace outputs that exist.")
 @click.option(
-    "-j", "--jobs", type=click.IntRange(min=1), help="Worker processes for several models [default: CPUs]."
+    "-j", "--jobs", type=click.IntRange(min=1), help="Worker processes for several models [default: CPUs+1]."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary of the run.")
 @click.option(
@@ -632,6 +634,8 @@ def apply_command(
         raise click.MissingParameter(param_type="argument", param_hint="'MODEL'")
     if len(paths) == 1:
         raise click.MissingParameter(param_type="argument", param_hint="'PLAN'")
+    from surgery.plans import load_plan  # YAML and the plan models: only `apply` needs them
+
     *patterns, plan = paths
     several = len(patterns) > 1 or any(is_pattern(p) for p in patterns)
     if not (several or suffix is not None or output_root is not None or as_json):

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 from google.protobuf.message import DecodeError
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from surgery.fingerprint import compute_fingerprint
 from surgery.io import FINGERPRINT, PB, PBTXT, Format, Model, load, save
@@ -40,6 +40,8 @@ HASHES = (
 
 class ConvertResult(BaseModel):
     """What `convert` wrote: the model file, its size, and what became of `fingerprint.pb`."""
+
+    model_config = ConfigDict(defer_build=True)  # the CLI imports this module for every command
 
     input: str
     output: str

@@ -57,7 +57,8 @@ FORMATS = ("text", "dot", "svg", "html")
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Built on first use: the CLI imports this module for every command.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class Link(_Model):

@@ -52,10 +52,15 @@ def _hash_message(message: Message, holes: lazy.Holes | None = None) -> int:
 
 
 def _hash_serialized(data: bytes, descriptor: Descriptor, holes: lazy.Holes | None) -> int:
-    canonical = cpp_deterministic(data, descriptor)
+    return _hash_all([(data, descriptor)], holes)[0]
+
+
+def _hash_all(messages: list[tuple[bytes, Descriptor]], holes: lazy.Holes | None) -> list[int]:
+    """Fingerprint64 of each serialized message in C++'s deterministic order; spans read once."""
+    canonical = [(cpp_deterministic(data, descriptor), descriptor) for data, descriptor in messages]
     if holes is None:
-        return fingerprint64(canonical)
-    return lazy.fingerprint64(holes.expand(canonical, descriptor), holes)
+        return [fingerprint64(data) for data, _ in canonical]
+    return lazy.fingerprint64([holes.expand(data, descriptor) for data, descriptor in canonical], holes)
 
 
 def _shift_mix(value: int) -> int:
@@ -84,6 +89,11 @@ def _strip_suffix(name: str, uid: int) -> str:
 
 
 def graph_def_program_hash(graph_def: GraphDef, holes: lazy.Holes | None = None) -> int:
+    return _hash_message(_regularized(graph_def), holes)
+
+
+def _regularized(graph_def: GraphDef) -> GraphDef:
+    """The GraphDef as TensorFlow hashes it (see the module docstring, item 2)."""
     graph = GraphDef()
     graph.CopyFrom(graph_def)
     # C++ clears them through mutable_*(), which leaves them present (serialized, empty).
@@ -101,7 +111,7 @@ def graph_def_program_hash(graph_def: GraphDef, holes: lazy.Holes | None = None)
                 node.attr["config_proto"].s = b""
         if node.op == "Const" and "dtype" in node.attr and node.attr["dtype"].type == DataType.DT_STRING:
             node.attr["value"].ClearField("value")
-    return _hash_message(graph, holes)
+    return graph
 
 
 def signature_def_hash(signature_defs: dict[str, SignatureDef], holes: lazy.Holes | None = None) -> int:
@@ -151,9 +161,13 @@ def compute_fingerprint(
     object_graph_hash = saved_object_graph_hash(meta.object_graph_def, holes)
     if object_graph_hash is None:
         return None
+    # The two hashes over the whole graph, computed side by side: a captured constant is read once.
+    graph = _regularized(meta.graph_def).SerializeToString(deterministic=True)
+    streams = [(serialized, SavedModel.DESCRIPTOR), (graph, GraphDef.DESCRIPTOR)]
+    checksum, graph_hash = _hash_all([(data, cast(Descriptor, d)) for data, d in streams], holes)
     fingerprint = FingerprintDef(
-        saved_model_checksum=_hash_serialized(serialized, cast(Descriptor, SavedModel.DESCRIPTOR), holes),
-        graph_def_program_hash=graph_def_program_hash(meta.graph_def, holes),
+        saved_model_checksum=checksum,
+        graph_def_program_hash=graph_hash,
         signature_def_hash=signature_def_hash(dict(meta.signature_def), holes),
         saved_object_graph_hash=object_graph_hash,
         checkpoint_hash=checkpoint_hash(model_dir),

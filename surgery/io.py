@@ -344,8 +344,9 @@ Content = bytes | list[Piece] | _Background
 def _model_files(model: Model, data: bytes, *, edited: bool) -> dict[str, Content]:
     """The contents of the model file (and fingerprint.pb, when edited) to write.
 
-    A large model's fingerprint streams over the whole file twice: it is computed on a thread
-    while the model file is copied and synced (which wait on the kernel and the disk).
+    A large model's fingerprint streams over the file's big spans (once, for the checksum and
+    the graph hash together): it is computed on a thread while the model file is copied and
+    synced, which wait on the kernel and the disk.
     """
     name = PB if model.format == "pb" else PBTXT
     if not edited:
@@ -852,11 +853,52 @@ def _refuse_changed_on_disk(model: Model, file: Path) -> None:
 # --- files -----------------------------------------------------------------------------------
 
 
-def _write_all(fd: int, data: bytes | memoryview) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view[:_CHUNK])
-        view = view[written:]
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+@functools.cache
+def _sync_file_range() -> Callable[..., int] | None:
+    """libc's sync_file_range (Linux), or None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        function = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function
+
+
+class _Writer:
+    """Appends to a new file, at most `_CHUNK` bytes a system call, and starts each chunk's
+    writeback as soon as it is written.
+
+    The file is fsynced at the end either way; started early, the disk writes while the next
+    chunks are copied and that fsync has little left to wait for (a 1 GB model: copy + fsync
+    0.70 s without, 0.38 s with, where `cp` alone takes 0.30 s).
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._written = 0
+        self._started = 0
+
+    def write(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        while view:
+            count = os.write(self.fd, view[:_CHUNK])
+            view = view[count:]
+            self.wrote(count)
+
+    def wrote(self, count: int) -> None:
+        """Account for `count` bytes appended to the file (by `write` or by a kernel copy)."""
+        self._written += count
+        if self._written - self._started >= _CHUNK:
+            function = _sync_file_range()
+            if function is not None:  # advisory: a failure shows up in the closing fsync
+                function(self.fd, self._started, self._written - self._started, _SYNC_FILE_RANGE_WRITE)
+            self._started = self._written
 
 
 def _write_new(
@@ -874,14 +916,15 @@ def _write_new(
                 os.fchmod(fd, stat.S_IMODE(info.st_mode))
                 if os.geteuid() == 0:
                     os.fchown(fd, info.st_uid, info.st_gid)  # root editing someone's model keeps it theirs
+        writer = _Writer(fd)
         if isinstance(data, bytes):
-            _write_all(fd, data)
+            writer.write(data)
         else:
             assert holes is not None or all(isinstance(p, bytes) for p in data)
             if holes is None:
-                _write_all(fd, b"".join(p for p in data if isinstance(p, bytes)))
+                writer.write(b"".join(p for p in data if isinstance(p, bytes)))
             else:
-                holes.write(fd, data, _write_all, _CHUNK)
+                holes.write(writer, data, _CHUNK)
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -23,9 +23,9 @@ import mmap
 import os
 import secrets
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
@@ -58,6 +58,16 @@ class Span(NamedTuple):
 
 
 Piece = bytes | Span
+
+
+class Sink(Protocol):
+    """A file being written: `write` appends bytes; `wrote` counts bytes appended to `fd` directly."""
+
+    fd: int
+
+    def write(self, data: bytes | memoryview) -> None: ...
+
+    def wrote(self, count: int) -> None: ...
 
 
 def enabled() -> bool:
@@ -149,34 +159,28 @@ class Holes:
                 offset += got
                 left -= got
 
-    def write(
-        self,
-        fd: int,
-        pieces: Sequence[Piece],
-        write_all: Callable[[int, bytes | memoryview], None],
-        chunk: int,
-    ) -> None:
-        """Write `pieces` to `fd`: bytes through `write_all`, spans copied by the kernel.
+    def write(self, sink: Sink, pieces: Sequence[Piece], chunk: int) -> None:
+        """Write `pieces` to `sink`: bytes through its `write`, spans copied by the kernel.
 
-        At most `chunk` bytes a system call, as `write_all` does, so that a kill or a full disk
-        lands between two of them.
+        At most `chunk` bytes a system call, so that a kill or a full disk lands between two.
         """
         for piece in pieces:
             if not isinstance(piece, Span):
-                write_all(fd, piece)
+                sink.write(piece)
                 continue
             offset, left = piece
             while left:
                 try:
-                    done = os.copy_file_range(self.fd, fd, min(left, chunk), offset)
+                    done = os.copy_file_range(self.fd, sink.fd, min(left, chunk), offset)
                 except OSError as err:
                     if err.errno not in _NO_COPY_RANGE:
                         raise
                     for part in self.chunks([Span(offset, left)]):  # through user space
-                        write_all(fd, part)
+                        sink.write(part)
                     break
                 if done <= 0:
                     raise OSError(f"the model file shrank while it was copied (at byte {offset})")
+                sink.wrote(done)
                 offset += done
                 left -= done
 
@@ -309,17 +313,45 @@ def shrink(
     return data, Holes(fd=os.dup(fd), size=size, prefix=shrinker.prefix, spans=shrinker.spans)
 
 
-def fingerprint64(pieces: Sequence[Piece], holes: Holes | None) -> int:
-    """FarmHash Fingerprint64 of the concatenated pieces, streaming the spans."""
+def fingerprint64(streams: Sequence[Sequence[Piece]], holes: Holes | None) -> list[int]:
+    """FarmHash Fingerprint64 of each stream of pieces, reading each span from disk once.
+
+    The streams hash side by side: whatever span the streams wait for first (in file order) is
+    read once, in chunks, and fed to every stream waiting for it. A SavedModel's checksum and
+    its graph hash both run over a constant captured in the graph: one read serves both.
+    """
     from surgery.fingerprint import fingerprint64 as one_shot
 
-    if holes is None or all(not isinstance(p, Span) for p in pieces):
-        return one_shot(b"".join(p for p in pieces if not isinstance(p, Span)))
+    if holes is None or not any(isinstance(p, Span) for stream in streams for p in stream):
+        return [one_shot(b"".join(p for p in stream if not isinstance(p, Span))) for stream in streams]
     try:
         from surgery._farmhash import Fingerprint64
     except ImportError:  # pragma: no cover - the extension is built on install
-        return one_shot(b"".join(bytes(c) for c in holes.chunks(pieces)))
-    state = Fingerprint64(size_of(pieces))
-    for chunk in holes.chunks(pieces):
-        state.update(chunk)
-    return int(state.digest())
+        return [one_shot(b"".join(bytes(c) for c in holes.chunks(stream))) for stream in streams]
+    states = [Fingerprint64(size_of(stream)) for stream in streams]
+    positions = [0] * len(streams)
+    waiting: dict[Span, list[int]] = {}
+
+    def advance(index: int) -> None:
+        """Feed stream `index` its bytes up to its next span, and wait there."""
+        stream = streams[index]
+        while positions[index] < len(stream):
+            piece = stream[positions[index]]
+            if isinstance(piece, Span):
+                waiting.setdefault(piece, []).append(index)
+                return
+            states[index].update(piece)
+            positions[index] += 1
+
+    for index in range(len(streams)):
+        advance(index)
+    while waiting:
+        span = min(waiting)
+        readers = waiting.pop(span)
+        for chunk in holes.chunks([span]):
+            for index in readers:
+                states[index].update(chunk)
+        for index in readers:
+            positions[index] += 1
+            advance(index)
+    return [int(state.digest()) for state in states]

@@ -219,3 +219,18 @@ def test_errors_are_coloured_on_a_terminal_unless_no_color() -> None:
     )
     plain = _on_a_terminal(["show", "nope"], {"NO_COLOR": "1"})
     assert ESC not in plain and "savedmodel-surgery: error: nope: no such directory" in plain
+
+
+def test_an_edit_starts_without_what_only_other_commands_need() -> None:
+    """Start-up is a third of a 1 GB edit's time: YAML, plans and the process pool load on first use."""
+    later = ("yaml", "surgery.plans", "concurrent.futures.process")
+    code = f"import sys, surgery.cli; print(' '.join(m for m in {later!r} if m in sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == ""
+    import surgery
+    import surgery.plans
+
+    assert surgery.Plan is surgery.plans.Plan and surgery.load_plan is surgery.plans.load_plan
+    assert set(surgery.__all__) <= set(dir(surgery))
+    with pytest.raises(AttributeError, match="has no attribute 'nothing'"):
+        _ = surgery.nothing  # type: ignore[attr-defined]

@@ -11,6 +11,7 @@ through both loaders and carries the fingerprint TensorFlow computes.
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import random
 import shutil
@@ -24,7 +25,9 @@ from hypothesis import strategies as st
 from signature_cases import Cases, assert_tensorflow_fingerprint, renamed
 
 import surgery
+import surgery.fingerprint
 from conftest import FIXTURES, Oracle, assert_serves, copy_fixture, run_cli, tree_bytes
+from surgery import io as surgery_io
 from surgery import lazy
 from surgery.errors import EditError, SavedModelIOError
 from surgery.io import Model
@@ -332,6 +335,91 @@ def test_kernel_copy_unsupported_falls_back(tmp_path: Path, monkeypatch: pytest.
     assert _edited(full, [{"op": "set-method", "signature": "fixed", "method": "x/y"}]) is None
     surgery.save(full, tmp_path / "full")
     assert _files(tmp_path / "out") == _files(tmp_path / "full")
+
+
+def _holes_over(tmp_path: Path, data: bytes, spans: list[lazy.Span]) -> lazy.Holes:
+    file = tmp_path / "source"
+    file.write_bytes(data)
+    return lazy.Holes(fd=os.open(file, os.O_RDONLY), size=len(data), prefix=b"<<never>>", spans=spans)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    data=st.binary(min_size=1, max_size=3000),
+    layout=st.lists(
+        st.lists(st.one_of(st.binary(max_size=70), st.integers(min_value=0, max_value=5)), max_size=8),
+        min_size=1,
+        max_size=4,
+    ),
+    cuts=st.lists(st.integers(min_value=0, max_value=3000), min_size=1, max_size=6),
+)
+def test_streams_hash_side_by_side_as_they_hash_alone(
+    tmp_path_factory: pytest.TempPathFactory, data: bytes, layout: list[list[bytes | int]], cuts: list[int]
+) -> None:
+    """Streams of bytes and spans, shared or not, in any order: each hash is its one-shot hash."""
+    edges = sorted({0, len(data), *(min(c, len(data)) for c in cuts)})
+    spans = [lazy.Span(a, b - a) for a, b in itertools.pairwise(edges)]
+    streams = [[p if isinstance(p, bytes) else spans[p % len(spans)] for p in stream] for stream in layout]
+    holes = _holes_over(tmp_path_factory.mktemp("s"), data, spans)
+    try:
+        expected = [
+            surgery.fingerprint.fingerprint64(
+                b"".join(p if isinstance(p, bytes) else data[p.offset : p.offset + p.length] for p in stream)
+            )
+            for stream in streams
+        ]
+        assert lazy.fingerprint64(streams, holes) == expected
+    finally:
+        holes.close()
+
+
+def test_a_span_two_streams_share_is_read_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checksum and the graph hash both cover a captured constant: one read serves both."""
+    data = bytes(range(256)) * 40_000  # 10 MB: three 4 MB reads
+    span = lazy.Span(1000, len(data) - 2000)
+    holes = _holes_over(tmp_path, data, [span])
+    reads: list[int] = []
+    real = os.preadv
+
+    def counted(fd: int, buffers: list[memoryview], offset: int) -> int:
+        got = real(fd, buffers, offset)
+        reads.append(got)
+        return got
+
+    monkeypatch.setattr(os, "preadv", counted)
+    try:
+        checksum, graph = lazy.fingerprint64([[b"head", span, b"tail"], [b"graph", span]], holes)
+    finally:
+        holes.close()
+    assert sum(reads) == span.length
+    whole = data[span.offset : span.offset + span.length]
+    assert checksum == surgery.fingerprint.fingerprint64(b"head" + whole + b"tail")
+    assert graph == surgery.fingerprint.fingerprint64(b"graph" + whole)
+
+
+def test_writeback_starts_chunk_by_chunk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large model file's writeback is started after each chunk, over the whole file, in order."""
+    monkeypatch.setattr(lazy, "HOLE_MIN", 1)
+    started: list[tuple[int, int]] = []
+
+    def sync_file_range(fd: int, offset: int, count: int, flags: int) -> int:
+        assert flags == 2  # SYNC_FILE_RANGE_WRITE: start, do not wait
+        started.append((offset, count))
+        return 0
+
+    monkeypatch.setattr(surgery_io, "_sync_file_range", lambda: sync_file_range)
+    monkeypatch.setattr(surgery_io, "_CHUNK", 4096)
+    loaded = surgery.load(copy_fixture("module_multi", tmp_path / "in"))
+    assert loaded.holes is not None
+    assert _edited(loaded, [{"op": "set-method", "signature": "fixed", "method": "x/y"}]) is None
+    surgery.save(loaded, tmp_path / "out")
+    size = (tmp_path / "out" / "saved_model.pb").stat().st_size
+    assert size > 4 * 4096
+    assert [o for o, _ in started] == [0, *(o + n for o, n in started[:-1])]  # contiguous, from 0
+    assert all(n >= 4096 for _, n in started) and size - sum(n for _, n in started) < 4096
+    monkeypatch.setattr(surgery_io, "_sync_file_range", lambda: None)  # no such call (not Linux)
+    surgery.save(loaded, tmp_path / "plain")
+    assert _files(tmp_path / "plain") == _files(tmp_path / "out")
 
 
 # --- the oracle tier: megabytes of constants, read lazily with the real threshold ----------------------

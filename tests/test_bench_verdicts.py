@@ -1,0 +1,62 @@
+"""benchmarks/run.py's verdicts: each target judged against its baseline from the same run."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import run
+
+
+def _series(wall: float, rss: float = 40.0) -> run.Series:
+    return run.Series(samples=[run.Sample(wall, wall / 2, wall / 4, rss, 0) for _ in range(3)])
+
+
+def _results(**walls: float) -> dict[str, dict[str, run.Series]]:
+    base = {
+        "cp -r": 0.30,
+        "cp -r + fsync": 0.60,
+        "cp saved_model.pb": 0.30,
+        "cp over an existing saved_model.pb": 1.10,
+        "rename-signature": 0.55,
+        "set-method": 0.55,
+        "set-shape": 0.80,
+        "show": 0.20,
+        "rename-signature --in-place": 1.30,
+    }
+    base.update({k.replace("_", "-"): v for k, v in walls.items()})
+    tools = {"rename-signature", "set-method", "set-shape", "show", "rename-signature --in-place"}
+    return {
+        key: {"tool": _series(wall), **({"full": _series(20.0, 9000.0)} if key in tools else {})}
+        for key, wall in base.items()
+    }
+
+
+def _verdicts(results: dict[str, dict[str, run.Series]]) -> dict[str, run.Row]:
+    return {row.case: row for row in run.judge_model("m", results)}
+
+
+def test_targets_are_ratios_to_the_baselines_of_the_same_run() -> None:
+    rows = _verdicts(_results())
+    assert rows["rename-signature"].result == "PASS"
+    assert rows["rename-signature"].ratio == pytest.approx(0.55 / 0.30)
+    assert rows["set-shape"].result == "PASS"  # 2.67x, under 3x
+    assert rows["show"].result == "PASS"
+    assert rows["rename-signature"].full_wall == 20.0
+
+
+def test_over_the_limit_fails() -> None:
+    rows = _verdicts(_results(rename_signature=0.61, set_shape=0.91, show=1.0))
+    assert [rows[k].result for k in ("rename-signature", "set-shape", "show")] == ["FAIL"] * 3
+
+
+def test_in_place_is_judged_against_replacing_the_file_and_shows_both_ratios() -> None:
+    row = _verdicts(_results())["rename-signature --in-place"]
+    assert (row.baseline, row.result) == ("cp over the pb", "PASS")
+    assert row.ratio == pytest.approx(1.30 / 1.10)
+    assert "4.33× cp of the pb to a new file" in row.note
+    slow = _results(**{"rename-signature --in-place": 2.3})
+    assert _verdicts(slow)["rename-signature --in-place"].result == "FAIL"
