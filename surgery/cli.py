@@ -14,7 +14,7 @@ import traceback
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -1111,3 +1111,16 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     return 0
+
+
+def run() -> NoReturn:
+    """The `savedmodel-surgery` command: `main`, then exit without tearing the interpreter down.
+
+    By then every file the command wrote is fsynced and closed, and its locks go with the
+    process; the module teardown skipped here would add about 30 ms to every command.
+    """
+    status = main()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # the reader of a pipe may have gone
+            stream.flush()
+    os._exit(status)

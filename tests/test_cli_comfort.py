@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pty
@@ -234,3 +235,28 @@ def test_an_edit_starts_without_what_only_other_commands_need() -> None:
     assert set(surgery.__all__) <= set(dir(surgery))
     with pytest.raises(AttributeError, match="has no attribute 'nothing'"):
         _ = surgery.nothing  # type: ignore[attr-defined]
+
+
+def test_the_command_exits_with_mains_status_after_flushing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`run` (the console script) flushes what it printed, even into a pipe whose reader left,
+    and exits at once with `main`'s status."""
+    import surgery.cli as cli_module
+
+    class GonePipe(io.StringIO):
+        def flush(self) -> None:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    kept = io.StringIO()
+    exits: list[int] = []
+    monkeypatch.setattr(sys, "stdout", GonePipe())
+    monkeypatch.setattr(sys, "stderr", kept)
+    monkeypatch.setattr(cli_module, "main", lambda: (print("error line", file=sys.stderr), 2)[1])
+
+    def exit_now(status: int) -> None:
+        exits.append(status)
+        raise SystemExit(status)
+
+    monkeypatch.setattr(os, "_exit", exit_now)
+    with pytest.raises(SystemExit):
+        cli_module.run()
+    assert exits == [2] and kept.getvalue() == "error line\n"
