@@ -357,14 +357,15 @@ def judge_model(name: str, results: dict[str, dict[str, Series]]) -> list[Row]:
             row.limit = f"< 1 s, ≤ {RSS_LIMIT_MIB:.0f} MiB"
             row.result = verdict(not failed and fast.wall < 1.0 and rss_ok)
         elif key == "rename-signature --in-place":
-            # Judged against cp onto the existing file: replacing a file frees the old one's blocks and
-            # cached pages, which a copy to a new path never pays (see the README, "Benchmarks").
-            row.baseline, row.ratio = "cp over the pb", fast.wall / cp_replace
-            row.limit = f"≤ 2× cp over the pb, RSS ≤ -o path ({o_rss:.0f} MiB)"
+            # Issue 5's baseline: cp of saved_model.pb alone, to a new file. Replacing a file also frees
+            # the old one's blocks and cached pages, which that cp never pays: cp over an existing pb,
+            # which does, is shown beside it (see the README, "Benchmarks").
+            row.baseline, row.ratio = "cp saved_model.pb", fast.wall / cp_pb
+            row.limit = f"≤ 2× cp saved_model.pb, RSS ≤ -o path ({o_rss:.0f} MiB)"
             row.result = verdict(
-                not failed and fast.wall <= 2 * cp_replace and fast.rss <= o_rss * INPLACE_RSS_SLACK
+                not failed and fast.wall <= 2 * cp_pb and fast.rss <= o_rss * INPLACE_RSS_SLACK
             )
-            row.note = (row.note + f" {fast.wall / cp_pb:.2f}× cp of the pb to a new file").strip()
+            row.note = (row.note + f" {fast.wall / cp_replace:.2f}× cp over an existing pb").strip()
         elif key.startswith("TensorFlow"):
             row.baseline, row.ratio, row.ratio_fsync = "cp -r", fast.wall / cp, fast.wall / cp_sync
             rename = results["rename-signature"]["tool"].wall

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from surgery.check import Finding, check
 from surgery.diff import Change, diff
@@ -104,6 +104,7 @@ class Target:
 class BatchResult(BaseModel):
     """What happened to one model of a batch: `output` is the directory written, if any."""
 
+    model_config = ConfigDict(defer_build=True)
     model: str
     output: str | None
     ok: bool

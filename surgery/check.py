@@ -33,7 +33,7 @@ from surgery.tensors import dtype_name, shape_from_proto, split_tensor_name
 class Finding(BaseModel):
     """One disagreement: `code` names the kind, `message` says where and what."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     code: str
     tags: list[str]
@@ -42,6 +42,8 @@ class Finding(BaseModel):
 
 
 class CheckReport(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     ok: bool
     findings: list[Finding]
 

@@ -9,7 +9,7 @@ from surgery.signatures import Signature, TensorSpec, v1_signatures
 
 
 class Change(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     tags: list[str]
     signature: str | None

@@ -54,7 +54,7 @@ from google.protobuf.text_format import ParseError
 
 from surgery.errors import SavedModelIOError, SchemaError, SurgeryWarning
 from surgery.fingerprint import compute_fingerprint
-from surgery.lazy import Holes, Piece, Span, enabled, shrink
+from surgery.lazy import END, Holes, Piece, Release, Span, enabled, shrink
 from surgery.schema import SavedModel, from_text, to_text
 from surgery_proto import RENAME_PREFIX
 
@@ -301,8 +301,11 @@ def save(
         _check_output(model.path, out, force=force)
     data = model.serialize_shrunk()
     edited = not model.unchanged(data)
-    files = _model_files(model, data, edited=edited)
+    if out is None and edited and model.holes is not None:
+        # The source file is replaced: its pages go as the copy and the hash pass them.
+        model.holes.release = Release(model.holes.fd, ("copy", "hash"))
     try:
+        files = _model_files(model, data, edited=edited)
         if out is None:
             with model_lock(model.path, exclusive=True):
                 _save_in_place(model, files, edited=edited)
@@ -313,6 +316,9 @@ def save(
     except OSError as err:  # anything not already reported with its context
         where = model.path if in_place else output
         raise SavedModelIOError(f"cannot write {where}: {_why(err)}; nothing was changed") from None
+    finally:
+        if model.holes is not None:
+            model.holes.release = None
 
 
 class _Background:
@@ -357,8 +363,14 @@ def _model_files(model: Model, data: bytes, *, edited: bool) -> dict[str, Conten
         name: to_text(model.proto).encode() if model.format == "pbtxt" else model.pieces(data)
     }
 
+    release = model.holes.release if model.holes is not None else None
+
     def fingerprint_file() -> bytes | None:
-        fingerprint = compute_fingerprint(model.proto, data, model.path, model.holes)
+        try:
+            fingerprint = compute_fingerprint(model.proto, data, model.path, model.holes)
+        finally:
+            if release is not None:
+                release.mark("hash", END)
         if fingerprint is None:
             return None
         fingerprint.uuid = str(uuid.uuid4().int)  # TensorFlow writes a random 128-bit number in decimal

@@ -22,6 +22,7 @@ import functools
 import mmap
 import os
 import secrets
+import threading
 import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ _TOKEN_HEAD = b"<<surgery-hole:"
 _INDEX_DIGITS = 8
 _TOKEN_LEN = len(_TOKEN_HEAD) + 16 + 1 + _INDEX_DIGITS + 2
 _READ_CHUNK = 4 << 20
+_RELEASE_STEP = 8 << 20  # pages are dropped in runs of at least this many bytes
+END = 1 << 63  # a reader's mark once it will read nothing more
 # copy_file_range cannot work here (old kernel, another file system, a special file): copy by hand.
 _NO_COPY_RANGE = frozenset(
     {errno.ENOSYS, errno.EXDEV, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EBADF}
@@ -93,14 +96,59 @@ def _header(number: int, length: int) -> bytes:
     return encode_varint(number << 3 | LENGTH) + encode_varint(length)
 
 
+class Release:
+    """Drops the source file's cached pages once every reader has gone past them.
+
+    For an in-place edit only, whose source file is replaced: its pages would be freed when the
+    old file goes, all at once and after the copy. Dropped as the copy and the hash move on,
+    they are freed while the copy runs and the kernel reuses them for the new file's pages at
+    once (a 1 GB model in a VM: replacing the file took 0.57-0.68 s this way, 1.1-2.6 s
+    without). Each reader marks the offset below which it will read nothing more; the pages
+    below the lowest mark go. Readers on other threads mark concurrently.
+    """
+
+    def __init__(self, fd: int, readers: Sequence[str]) -> None:
+        self._fd = fd
+        self._marks = dict.fromkeys(readers, 0)
+        self._released = 0
+        self._lock = threading.Lock()
+
+    def mark(self, reader: str, low: int) -> None:
+        """`reader` reads nothing below `low` from now on (`END`: nothing more at all)."""
+        with self._lock:
+            if reader not in self._marks:
+                return
+            self._marks[reader] = low
+            upto = min(self._marks.values())
+            start = self._released
+            if upto <= start or (upto - start < _RELEASE_STEP and upto != END):
+                return
+            self._released = upto
+        # advisory: clean pages go, dirty ones are written back first and stay
+        os.posix_fadvise(self._fd, start, 0 if upto == END else upto - start, os.POSIX_FADV_DONTNEED)
+
+
+def _suffix_low(pieces: Sequence[Piece]) -> list[int]:
+    """For each index, the lowest source offset any span from there on reads (`END`: none)."""
+    low = [END] * (len(pieces) + 1)
+    for index in range(len(pieces) - 1, -1, -1):
+        piece = pieces[index]
+        low[index] = min(low[index + 1], piece.offset) if isinstance(piece, Span) else low[index + 1]
+    return low
+
+
 @dataclass(eq=False)
 class Holes:
-    """The byte ranges of a source file that a lazily read model left on disk."""
+    """The byte ranges of a source file that a lazily read model left on disk.
+
+    `release`, set by an in-place save, drops the source's pages behind the copy and the hash.
+    """
 
     fd: int
     size: int
     prefix: bytes
     spans: list[Span]
+    release: Release | None = None
 
     def __post_init__(self) -> None:
         self._closer = weakref.finalize(self, os.close, self.fd)
@@ -164,7 +212,9 @@ class Holes:
 
         At most `chunk` bytes a system call, so that a kill or a full disk lands between two.
         """
-        for piece in pieces:
+        release = self.release
+        low = _suffix_low(pieces) if release is not None else []
+        for index, piece in enumerate(pieces):
             if not isinstance(piece, Span):
                 sink.write(piece)
                 continue
@@ -183,6 +233,10 @@ class Holes:
                 sink.wrote(done)
                 offset += done
                 left -= done
+                if release is not None:
+                    release.mark("copy", min(offset, low[index + 1]))
+        if release is not None:
+            release.mark("copy", END)
 
 
 def size_of(pieces: Sequence[Piece]) -> int:
@@ -343,14 +397,26 @@ def fingerprint64(streams: Sequence[Sequence[Piece]], holes: Holes | None) -> li
             states[index].update(piece)
             positions[index] += 1
 
+    release = holes.release
+    lows = [_suffix_low(stream) for stream in streams] if release is not None else []
     for index in range(len(streams)):
         advance(index)
     while waiting:
         span = min(waiting)
         readers = waiting.pop(span)
+        # What the streams read after this span (or, waiting elsewhere, from their next span on).
+        beyond = (
+            min((lows[i][positions[i] + (i in readers)] for i in range(len(streams))), default=END)
+            if release is not None
+            else END
+        )
+        read = span.offset
         for chunk in holes.chunks([span]):
             for index in readers:
                 states[index].update(chunk)
+            read += len(chunk)
+            if release is not None:
+                release.mark("hash", min(read, beyond))
         for index in readers:
             positions[index] += 1
             advance(index)

@@ -23,7 +23,7 @@ from surgery.tensors import parse_dtype
 
 
 class _Op(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     tag_set: list[str] | None = None
 
@@ -193,7 +193,7 @@ Operation = Annotated[
 
 
 class Plan(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     operations: list[Operation]
 

@@ -39,7 +39,7 @@ KERAS_METADATA = "keras_metadata.pb"
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class CooSparse(_Model):

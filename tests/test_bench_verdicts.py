@@ -53,10 +53,13 @@ def test_over_the_limit_fails() -> None:
     assert [rows[k].result for k in ("rename-signature", "set-shape", "show")] == ["FAIL"] * 3
 
 
-def test_in_place_is_judged_against_replacing_the_file_and_shows_both_ratios() -> None:
-    row = _verdicts(_results())["rename-signature --in-place"]
-    assert (row.baseline, row.result) == ("cp over the pb", "PASS")
-    assert row.ratio == pytest.approx(1.30 / 1.10)
-    assert "4.33× cp of the pb to a new file" in row.note
-    slow = _results(**{"rename-signature --in-place": 2.3})
-    assert _verdicts(slow)["rename-signature --in-place"].result == "FAIL"
+def test_in_place_is_judged_against_cp_of_the_pb_and_shows_the_replace_ratio() -> None:
+    row = _verdicts(_results(**{"rename-signature --in-place": 0.55}))["rename-signature --in-place"]
+    assert (row.baseline, row.result) == ("cp saved_model.pb", "PASS")
+    assert row.ratio == pytest.approx(0.55 / 0.30)
+    assert "0.50× cp over an existing pb" in row.note
+    slow = _verdicts(_results())["rename-signature --in-place"]  # 1.30 s: 4.33x
+    assert (slow.result, slow.ratio) == ("FAIL", pytest.approx(1.30 / 0.30))
+    bloated = _results(**{"rename-signature --in-place": 0.55})
+    bloated["rename-signature --in-place"]["tool"] = _series(0.55, rss=80.0)
+    assert _verdicts(bloated)["rename-signature --in-place"].result == "FAIL"

@@ -422,6 +422,156 @@ def test_writeback_starts_chunk_by_chunk(tmp_path: Path, monkeypatch: pytest.Mon
     assert _files(tmp_path / "plain") == _files(tmp_path / "out")
 
 
+class _Reads:
+    """What a save or a hash reads from a source file and which ranges it drops from the cache, in order.
+
+    `posix_fadvise` only records: a test checks that nothing is read again once dropped.
+    """
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, fd: int) -> None:
+        self.fd = fd
+        self.events: list[tuple[str, int, int]] = []
+        real_copy, real_read = os.copy_file_range, os.preadv
+
+        def copy(src: int, dst: int, count: int, offset_src: int | None = None, *args: Any) -> int:
+            done = real_copy(src, dst, count, offset_src, *args)
+            if src == fd and offset_src is not None:
+                self.events.append(("read", offset_src, done))
+            return done
+
+        def read(src: int, buffers: list[memoryview], offset: int) -> int:
+            got = real_read(src, buffers, offset)
+            if src == fd:
+                self.events.append(("read", offset, got))
+            return got
+
+        def fadvise(target: int, offset: int, length: int, advice: int) -> None:
+            assert target == fd and advice == os.POSIX_FADV_DONTNEED
+            self.events.append(("drop", offset, length or (1 << 62)))
+
+        monkeypatch.setattr(os, "copy_file_range", copy)
+        monkeypatch.setattr(os, "preadv", read)
+        monkeypatch.setattr(os, "posix_fadvise", fadvise)
+
+    def drops(self) -> list[tuple[int, int]]:
+        return [(o, n) for kind, o, n in self.events if kind == "drop"]
+
+    def assert_nothing_read_once_dropped(self) -> None:
+        dropped: list[tuple[int, int]] = []
+        for kind, offset, length in self.events:
+            if kind == "drop":
+                dropped.append((offset, offset + length))
+            else:
+                for start, end in dropped:
+                    assert offset + length <= start or offset >= end, (
+                        f"bytes {offset}..{offset + length} read after {start}..{end} was dropped"
+                    )
+
+
+def test_an_in_place_edit_drops_the_source_pages_behind_the_copy_and_the_hash(
+    tmp_path: Path, inflated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file an in-place edit replaces leaves the page cache as the copy and the hash pass it."""
+    monkeypatch.setattr(lazy, "HOLE_MIN", 1)
+    monkeypatch.setattr(lazy, "_RELEASE_STEP", 512)
+    monkeypatch.setattr(surgery_io, "_CHUNK", 512)
+    plan = [{"op": "set-method", "signature": "fixed", "method": "x/y"}]
+    reference = surgery.load(inflated / "module_multi")
+    assert _edited(reference, plan) is None
+    surgery.save(reference, tmp_path / "out")
+
+    model = Path(shutil.copytree(inflated / "module_multi", tmp_path / "in"))
+    loaded = surgery.load(model)
+    assert loaded.holes is not None and sum(span.length for span in loaded.holes.spans) > 8 * 512
+    reads = _Reads(monkeypatch, loaded.holes.fd)
+    assert _edited(loaded, plan) is None
+    surgery.save(loaded, in_place=True)
+
+    assert _files(model) == _files(tmp_path / "out")
+    drops = reads.drops()
+    assert len(drops) >= 4, "dropped as the copy goes, not all at the end"
+    assert [o for o, _ in drops] == [0, *(o + n for o, n in drops[:-1])]  # contiguous, from 0
+    assert drops[-1][1] == 1 << 62, "the last drop runs to the end of the file"
+    reads.assert_nothing_read_once_dropped()
+    assert loaded.holes.release is None
+
+
+def test_a_copy_keeps_the_source_pages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Written to -o, the model stays as it was: its cached pages stay too."""
+    monkeypatch.setattr(lazy, "HOLE_MIN", 1)
+    loaded = surgery.load(copy_fixture("module_multi", tmp_path / "in"))
+    assert loaded.holes is not None
+    reads = _Reads(monkeypatch, loaded.holes.fd)
+    assert _edited(loaded, [{"op": "set-method", "signature": "fixed", "method": "x/y"}]) is None
+    surgery.save(loaded, tmp_path / "out")
+    assert [kind for kind, _, _ in reads.events if kind == "read"], "the spans were read"
+    assert reads.drops() == []
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    data=st.binary(min_size=1, max_size=3000),
+    order=st.lists(st.integers(min_value=0, max_value=7), min_size=1, max_size=10),
+    streams=st.lists(
+        st.lists(st.one_of(st.binary(max_size=20), st.integers(min_value=0, max_value=7)), max_size=8),
+        min_size=1,
+        max_size=3,
+    ),
+    cuts=st.lists(st.integers(min_value=0, max_value=3000), min_size=1, max_size=6),
+    copy_first=st.booleans(),
+)
+def test_pages_are_dropped_only_behind_every_reader(
+    tmp_path_factory: pytest.TempPathFactory,
+    data: bytes,
+    order: list[int],
+    streams: list[list[bytes | int]],
+    cuts: list[int],
+    copy_first: bool,
+) -> None:
+    """Spans in any order, shared between the copy and the hash streams: the bytes stay right, and
+    no byte is read after its page was dropped; once both are done, the rest of the file goes."""
+    edges = sorted({0, len(data), *(min(c, len(data)) for c in cuts)})
+    spans = [lazy.Span(a, b - a) for a, b in itertools.pairwise(edges)]
+    copy_pieces = [spans[i % len(spans)] for i in order]
+    hash_streams = [[p if isinstance(p, bytes) else spans[p % len(spans)] for p in s] for s in streams]
+    directory = tmp_path_factory.mktemp("r")
+    holes = _holes_over(directory, data, spans)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(lazy, "_RELEASE_STEP", 1)
+        reads = _Reads(monkeypatch, holes.fd)
+        release = holes.release = lazy.Release(holes.fd, ("copy", "hash"))
+
+        def copy() -> None:
+            fd = os.open(directory / "out", os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+            try:
+                holes.write(surgery_io._Writer(fd), copy_pieces, 100)  # type: ignore[attr-defined]
+            finally:
+                os.close(fd)
+
+        try:
+            if copy_first:  # the copy has let go of everything: the hash's marks decide
+                copy()
+            hashes = lazy.fingerprint64(hash_streams, holes)
+            release.mark("hash", lazy.END)
+            if not copy_first:
+                copy()
+        finally:
+            holes.close()
+    whole = [data[p.offset : p.offset + p.length] for p in copy_pieces]
+    assert (directory / "out").read_bytes() == b"".join(whole)
+    expected = [
+        surgery.fingerprint.fingerprint64(
+            b"".join(p if isinstance(p, bytes) else data[p.offset : p.offset + p.length] for p in s)
+        )
+        for s in hash_streams
+    ]
+    assert hashes == expected
+    reads.assert_nothing_read_once_dropped()
+    drops = reads.drops()
+    assert drops and drops[-1][1] == 1 << 62
+    assert [o for o, _ in drops] == [0, *(o + n for o, n in drops[:-1])]
+
+
 # --- the oracle tier: megabytes of constants, read lazily with the real threshold ----------------------
 
 
