@@ -301,7 +301,7 @@ def save(
         _check_output(model.path, out, force=force)
     data = model.serialize_shrunk()
     edited = not model.unchanged(data)
-    if out is None and edited and model.holes is not None:
+    if out is None and edited and model.holes is not None and hasattr(os, "posix_fadvise"):
         # The source file is replaced: its pages go as the copy and the hash pass them.
         model.holes.release = Release(model.holes.fd, ("copy", "hash"))
     try:

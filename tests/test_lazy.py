@@ -508,6 +508,23 @@ def test_a_copy_keeps_the_source_pages(tmp_path: Path, monkeypatch: pytest.Monke
     assert reads.drops() == []
 
 
+def test_without_posix_fadvise_an_in_place_edit_drops_nothing(
+    tmp_path: Path, inflated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the call does not exist (macOS), the edit is the same, the pages just stay."""
+    monkeypatch.setattr(lazy, "HOLE_MIN", 1)
+    monkeypatch.delattr(os, "posix_fadvise")
+    plan = [{"op": "set-method", "signature": "fixed", "method": "x/y"}]
+    reference = surgery.load(inflated / "module_multi")
+    assert _edited(reference, plan) is None
+    surgery.save(reference, tmp_path / "out")
+    model = Path(shutil.copytree(inflated / "module_multi", tmp_path / "in"))
+    loaded = surgery.load(model)
+    assert _edited(loaded, plan) is None
+    surgery.save(loaded, in_place=True)
+    assert _files(model) == _files(tmp_path / "out")
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     data=st.binary(min_size=1, max_size=3000),
