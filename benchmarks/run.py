@@ -18,6 +18,7 @@ TensorFlow load + re-save route). It exits 0 whatever it measured and ends with 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -533,7 +534,23 @@ def machine() -> dict[str, str]:
         "python": platform.python_version(),
         "protobuf": proto or "unknown",
         "commit": commit,
+        "free page reporting": page_reporting(),
     }
+
+
+PAGE_REPORTING = Path("/sys/module/page_reporting/parameters")
+
+
+def page_reporting(params: Path = PAGE_REPORTING) -> str:
+    """Whether a VM guest hands freed pages back to the host, and how soon: it decides what a fresh
+    page costs, hence the copies every case makes (see the README, "Benchmarks")."""
+    if not params.is_dir():
+        return "none"
+    values = []
+    for name in ("page_reporting_order", "min_free_ms"):
+        with contextlib.suppress(OSError):
+            values.append(f"{name}={(params / name).read_text().strip()}")
+    return "on (" + ", ".join(values) + ")" if values else "on"
 
 
 def fmt(value: float | None, spec: str = ".2f", suffix: str = "") -> str:

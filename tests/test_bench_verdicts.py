@@ -63,3 +63,10 @@ def test_in_place_is_judged_against_cp_of_the_pb_and_shows_the_replace_ratio() -
     bloated = _results(**{"rename-signature --in-place": 0.55})
     bloated["rename-signature --in-place"]["tool"] = _series(0.55, rss=80.0)
     assert _verdicts(bloated)["rename-signature --in-place"].result == "FAIL"
+
+
+def test_the_machine_line_says_whether_freed_pages_go_back_to_the_host(tmp_path: Path) -> None:
+    assert run.page_reporting(tmp_path / "missing") == "none"
+    (tmp_path / "page_reporting_order").write_text("9\n")
+    (tmp_path / "min_free_ms").write_text("0\n")
+    assert run.page_reporting(tmp_path) == "on (page_reporting_order=9, min_free_ms=0)"
