@@ -105,6 +105,7 @@ class BatchResult(BaseModel):
     """What happened to one model of a batch: `output` is the directory written, if any."""
 
     model_config = ConfigDict(defer_build=True)
+
     model: str
     output: str | None
     ok: bool
