@@ -17,6 +17,7 @@ a bytes field is never checked for UTF-8), and expansion re-encodes every prefix
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import mmap
@@ -124,8 +125,10 @@ class Release:
             if upto <= start or (upto - start < _RELEASE_STEP and upto != END):
                 return
             self._released = upto
-        # advisory: clean pages go, dirty ones are written back first and stay
-        os.posix_fadvise(self._fd, start, 0 if upto == END else upto - start, os.POSIX_FADV_DONTNEED)
+        # Advisory: clean pages go, dirty ones are written back first and stay. A refusal costs
+        # speed only, never the edit.
+        with contextlib.suppress(OSError):
+            os.posix_fadvise(self._fd, start, 0 if upto == END else upto - start, os.POSIX_FADV_DONTNEED)
 
 
 def _suffix_low(pieces: Sequence[Piece]) -> list[int]:

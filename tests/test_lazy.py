@@ -468,23 +468,36 @@ class _Reads:
                     )
 
 
+_SET_METHOD = [{"op": "set-method", "signature": "fixed", "method": "x/y"}]
+
+
+def _copy_and_reference(tmp_path: Path, inflated: Path) -> Path:
+    """A copy of the inflated module_multi to edit in place (returned), and `_SET_METHOD` of it
+    written to tmp_path/out: what the in-place edit must write."""
+    reference = surgery.load(inflated / "module_multi")
+    assert _edited(reference, _SET_METHOD) is None
+    surgery.save(reference, tmp_path / "out")
+    return Path(shutil.copytree(inflated / "module_multi", tmp_path / "in"))
+
+
+@pytest.fixture
+def small_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every constant on disk, written and dropped 512 bytes at a time: many steps on a small model."""
+    monkeypatch.setattr(lazy, "HOLE_MIN", 1)
+    monkeypatch.setattr(lazy, "_RELEASE_STEP", 512)
+    monkeypatch.setattr(surgery_io, "_CHUNK", 512)
+
+
+@pytest.mark.usefixtures("small_steps")
 def test_an_in_place_edit_drops_the_source_pages_behind_the_copy_and_the_hash(
     tmp_path: Path, inflated: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The file an in-place edit replaces leaves the page cache as the copy and the hash pass it."""
-    monkeypatch.setattr(lazy, "HOLE_MIN", 1)
-    monkeypatch.setattr(lazy, "_RELEASE_STEP", 512)
-    monkeypatch.setattr(surgery_io, "_CHUNK", 512)
-    plan = [{"op": "set-method", "signature": "fixed", "method": "x/y"}]
-    reference = surgery.load(inflated / "module_multi")
-    assert _edited(reference, plan) is None
-    surgery.save(reference, tmp_path / "out")
-
-    model = Path(shutil.copytree(inflated / "module_multi", tmp_path / "in"))
+    model = _copy_and_reference(tmp_path, inflated)
     loaded = surgery.load(model)
     assert loaded.holes is not None and sum(span.length for span in loaded.holes.spans) > 8 * 512
     reads = _Reads(monkeypatch, loaded.holes.fd)
-    assert _edited(loaded, plan) is None
+    assert _edited(loaded, _SET_METHOD) is None
     surgery.save(loaded, in_place=True)
 
     assert _files(model) == _files(tmp_path / "out")
@@ -514,14 +527,30 @@ def test_without_posix_fadvise_an_in_place_edit_drops_nothing(
     """Where the call does not exist (macOS), the edit is the same, the pages just stay."""
     monkeypatch.setattr(lazy, "HOLE_MIN", 1)
     monkeypatch.delattr(os, "posix_fadvise")
-    plan = [{"op": "set-method", "signature": "fixed", "method": "x/y"}]
-    reference = surgery.load(inflated / "module_multi")
-    assert _edited(reference, plan) is None
-    surgery.save(reference, tmp_path / "out")
-    model = Path(shutil.copytree(inflated / "module_multi", tmp_path / "in"))
+    model = _copy_and_reference(tmp_path, inflated)
     loaded = surgery.load(model)
-    assert _edited(loaded, plan) is None
+    assert _edited(loaded, _SET_METHOD) is None
     surgery.save(loaded, in_place=True)
+    assert _files(model) == _files(tmp_path / "out")
+
+
+@pytest.mark.usefixtures("small_steps")
+def test_a_refused_page_drop_does_not_fail_the_edit(
+    tmp_path: Path, inflated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """posix_fadvise is advice: if the kernel refuses it, the edit goes on and writes the same files."""
+    calls: list[int] = []
+
+    def refused(fd: int, offset: int, length: int, advice: int) -> None:
+        calls.append(offset)
+        raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+
+    monkeypatch.setattr(os, "posix_fadvise", refused)
+    model = _copy_and_reference(tmp_path, inflated)
+    loaded = surgery.load(model)
+    assert _edited(loaded, _SET_METHOD) is None
+    surgery.save(loaded, in_place=True)
+    assert calls, "the drops were asked for"
     assert _files(model) == _files(tmp_path / "out")
 
 
