@@ -20,7 +20,7 @@ PIP_QUIET := --quiet --disable-pip-version-check --no-input
 
 .PHONY: demo test fuzz lint typecheck unit oracle generated protos fixtures bench bench-quick clean browser-deps
 
-$(VENV)/.installed: pyproject.toml setup.py surgery/_farmhash.c
+$(VENV)/.installed: pyproject.toml setup.py surgery/_farmhash.c surgery/_wire.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install $(PIP_QUIET) --upgrade pip
 	$(BIN)/pip install $(PIP_QUIET) -e ".[dev]"

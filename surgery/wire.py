@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import functools
 import mmap
+import struct
 from collections.abc import Iterator
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
+
+from surgery._wire import canonicalize
 
 VARINT, FIXED64, LENGTH, START_GROUP, END_GROUP, FIXED32 = 0, 1, 2, 3, 4, 5
 
@@ -72,36 +75,6 @@ def iter_fields(buf: Buffer, start: int, end: int) -> Iterator[tuple[int, int, i
         pos = value_end
 
 
-_SIGNED = {
-    FieldDescriptor.TYPE_INT32,
-    FieldDescriptor.TYPE_INT64,
-    FieldDescriptor.TYPE_SFIXED32,
-    FieldDescriptor.TYPE_SFIXED64,
-}
-_ZIGZAG = {FieldDescriptor.TYPE_SINT32, FieldDescriptor.TYPE_SINT64}
-
-
-def _map_key(entry: bytes | bytearray | memoryview, key_field: FieldDescriptor) -> bytes | int:
-    """The key of a serialized map entry, as C++ `std::less` orders it."""
-    text = key_field.type in (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_BYTES)
-    for number, wire_type, _, start, end in iter_fields(entry, 0, len(entry)):
-        if number != 1 or (wire_type == LENGTH) != text:
-            continue  # a key of the wrong wire type (a corrupt entry kept as unknown): not the key
-        if wire_type == LENGTH:
-            return bytes(entry[start:end])
-        if wire_type == VARINT:
-            value, _ = read_varint(entry, start, end)
-        else:
-            value = int.from_bytes(entry[start:end], "little")
-        if key_field.type in _ZIGZAG:
-            return (value >> 1) ^ -(value & 1)
-        if key_field.type in _SIGNED:
-            bits = 32 if key_field.type == FieldDescriptor.TYPE_SFIXED32 else 64
-            return value - (1 << bits) if value >= 1 << (bits - 1) else value
-        return value
-    return b"" if text else 0
-
-
 def _message_type(field: FieldDescriptor) -> Descriptor:
     assert field.message_type is not None, field.full_name
     return field.message_type
@@ -128,41 +101,46 @@ def _holds_map(descriptor: Descriptor) -> bool:
     return visit(descriptor)
 
 
-def _canonicalize(buf: bytearray, start: int, end: int, descriptor: Descriptor) -> None:
-    fields = descriptor.fields_by_number
-    run: list[tuple[int, int]] = []  # (entry field start, entry end) of the current map field
-    run_field: FieldDescriptor | None = None
+_KEY_KINDS = {
+    FieldDescriptor.TYPE_STRING: 1,
+    FieldDescriptor.TYPE_BYTES: 1,
+    FieldDescriptor.TYPE_INT32: 3,
+    FieldDescriptor.TYPE_INT64: 3,
+    FieldDescriptor.TYPE_SFIXED64: 3,
+    FieldDescriptor.TYPE_SFIXED32: 4,
+    FieldDescriptor.TYPE_SINT32: 5,
+    FieldDescriptor.TYPE_SINT64: 5,
+}  # how surgery._wire compares a map key: 1 as bytes, 3-5 as signed integers, else 2 (unsigned)
+_CODE_MAP, _CODE_WALK = 1, 2
 
-    def flush() -> None:
-        if run_field is not None and len(run) > 1:
-            key_field = _message_type(run_field).fields_by_number[1]
-            chunks = []
-            for chunk_start, chunk_end in run:
-                _, _, _, value_start, _ = next(iter_fields(buf, chunk_start, chunk_end))
-                chunks.append(
-                    (_map_key(buf[value_start:chunk_end], key_field), bytes(buf[chunk_start:chunk_end]))
-                )
-            chunks.sort(key=lambda item: item[0])
-            buf[run[0][0] : run[-1][1]] = b"".join(chunk for _, chunk in chunks)
-        run.clear()
 
-    for number, wire_type, field_start, value_start, value_end in iter_fields(buf, start, end):
-        field = fields.get(number)
-        if field is None or wire_type != LENGTH or field.type != FieldDescriptor.TYPE_MESSAGE:
-            flush()
-            run_field = None
-            continue
-        if _holds_map(_message_type(field)):
-            _canonicalize(buf, value_start, value_end, _message_type(field))
-        if _is_map(field):
-            if run_field is None or run_field.number != field.number:
-                flush()
-                run_field = field
-            run.append((field_start, value_end))
-        else:
-            flush()
-            run_field = None
-    flush()
+@functools.cache
+def _table(root: Descriptor) -> tuple[bytes, ...]:
+    """The schema table `surgery._wire.canonicalize` walks: root first, then every message type
+    reachable from it that can hold a map, each as int32 codes by field number (see _wire.c)."""
+    index = {root.full_name: 0}
+    types = [root]
+    table: list[bytes] = []
+    for desc in types:  # grows as new types are reached
+        codes: dict[int, int] = {}
+        for field in desc.fields:
+            if field.type != FieldDescriptor.TYPE_MESSAGE:
+                continue
+            child = _message_type(field)
+            code = 0
+            if _is_map(field):
+                key = child.fields_by_number[1]
+                code |= _CODE_MAP | _KEY_KINDS.get(key.type, 2) << 2
+            if _holds_map(child):
+                if child.full_name not in index:
+                    index[child.full_name] = len(types)
+                    types.append(child)
+                code |= _CODE_WALK | index[child.full_name] << 8
+            if code:
+                codes[field.number] = code
+        dense = [codes.get(number, 0) for number in range(max(codes, default=0) + 1)]
+        table.append(struct.pack(f"={len(dense)}i", *dense))
+    return tuple(table)
 
 
 def cpp_deterministic(data: bytes, descriptor: Descriptor) -> bytes:
@@ -170,5 +148,7 @@ def cpp_deterministic(data: bytes, descriptor: Descriptor) -> bytes:
     if not _holds_map(descriptor):
         return data
     buf = bytearray(data)
-    _canonicalize(buf, 0, len(buf), descriptor)
+    error = canonicalize(buf, _table(descriptor), 0)
+    if error is not None:
+        raise WireError(error)
     return bytes(buf)
