@@ -2,7 +2,8 @@
 
 `edit_model` is what every edit command runs: load, edit, refuse a result that `check` finds newly
 inconsistent, save. `apply_plan` runs it for many models, each in a worker process; one failing
-model does not stop the others, and nothing is written for it.
+model does not stop the others, and nothing is written for it. A worker's copies are published a
+few models at a time, all made durable by one flush (`surgery.io.commit_group`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pydantic import BaseModel, ConfigDict
 from surgery.check import Finding, check
 from surgery.diff import Change, diff
 from surgery.errors import ConsistencyError, SavedModelIOError, SurgeryError, SurgeryWarning
-from surgery.io import Model, load, model_lock, recover, save
+from surgery.io import Model, commit_group, load, model_lock, recover, save
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -127,6 +128,7 @@ def expand_models(patterns: Sequence[str]) -> list[str]:
     """
     models: list[str] = []
     seen: set[str] = set()
+    real = _RealPaths()
     for pattern in patterns:
         if is_pattern(pattern):
             matches = sorted(glob.glob(pattern))
@@ -135,7 +137,7 @@ def expand_models(patterns: Sequence[str]) -> list[str]:
         else:
             matches = [pattern]
         for match in matches:
-            key = os.path.realpath(match)
+            key = real(match)
             if key not in seen:
                 seen.add(key)
                 models.append(match)
@@ -167,11 +169,12 @@ def batch_targets(
         else:
             assert output_root is not None
             targets.append(Target(model, os.path.join(output_root, os.path.basename(name))))
-    inputs = {os.path.realpath(t.model): t.model for t in targets}
+    real = _RealPaths()
+    inputs = {real(t.model): t.model for t in targets}
     claimed: dict[str, str] = {}
     for target in targets:
         assert target.output is not None
-        key = os.path.realpath(target.output)
+        key = real(target.output)
         if key in claimed:
             raise SavedModelIOError(
                 f"{claimed[key]} and {target.model} would both be written to {target.output}: "
@@ -184,6 +187,23 @@ def batch_targets(
             )
         claimed[key] = target.model
     return targets
+
+
+class _RealPaths:
+    """`os.path.realpath` that resolves each parent directory once (a batch's paths mostly share
+    one): a path that is not a symbolic link is its parent's real path and its own name."""
+
+    def __init__(self) -> None:
+        self._parents: dict[str, str] = {}
+
+    def __call__(self, path: str) -> str:
+        full = os.path.abspath(path)
+        parent, name = os.path.split(full)
+        if not name or ".." in path.split(os.sep) or os.path.islink(full):
+            return os.path.realpath(path)  # ".." after a link is not what abspath makes of it
+        if parent not in self._parents:
+            self._parents[parent] = os.path.realpath(parent)
+        return os.path.join(self._parents[parent], name)
 
 
 def _one_line(err: BaseException, model: str) -> str:
@@ -243,10 +263,6 @@ def _guarded(target: Target, work: Callable[[], BatchResult]) -> BatchResult:
     return result
 
 
-def _run_one(plan: Plan, target: Target, *, force: bool, dry_run: bool) -> BatchResult:
-    return preview_one(plan, target, force=force) if dry_run else apply_one(plan, target, force=force)
-
-
 # A worker's share of the batch, set once when the worker starts (not sent with every model).
 _JOB: tuple[Plan, bool, bool] | None = None
 
@@ -261,13 +277,34 @@ def _start_worker(plan: Plan, force: bool, dry_run: bool) -> None:
 def _run_chunk(chunk: list[Target]) -> list[BatchResult]:
     assert _JOB is not None
     plan, force, dry_run = _JOB
-    return [_run_one(plan, target, force=force, dry_run=dry_run) for target in chunk]
+    return run_group(plan, chunk, force=force, dry_run=dry_run)
+
+
+def run_group(plan: Plan, targets: Sequence[Target], *, force: bool, dry_run: bool) -> list[BatchResult]:
+    """`apply_one` (or `preview_one`) for each target, the copies published together at the end.
+
+    A copy that could not be published (its output appeared meanwhile, the disk failed) turns
+    into that model's failed result, with the error `save` gives alone.
+    """
+    if dry_run:
+        return [preview_one(plan, target, force=force) for target in targets]
+    with commit_group() as group:
+        results = [apply_one(plan, target, force=force) for target in targets]
+    for result in results:
+        failure = group.failures.get(Path(result.output)) if result.ok and result.output else None
+        if failure is not None:
+            result.ok, result.output = False, None
+            result.error = _one_line(failure, result.model)
+    return results
+
+
+GROUP_SIZE = 8  # models whose copies are published together: 1,000 took the same time with 8, 16 or 32
 
 
 def _chunks(count: int, workers: int) -> list[range]:
-    """Index ranges of the targets handed to workers: small models go a few at a time, so the
-    parent's hand-over costs little beside them, but every worker still gets several chunks."""
-    size = max(1, min(8, count // (workers * 8)))
+    """Index ranges of the targets run as one group each: in one process, GROUP_SIZE at a time;
+    handed to workers, a few at a time, so that every worker still gets several chunks."""
+    size = GROUP_SIZE if workers <= 1 else max(1, min(GROUP_SIZE, count // (workers * 8)))
     return [range(start, min(start + size, count)) for start in range(0, count, size)]
 
 
@@ -298,9 +335,10 @@ def apply_plan(
     report = on_result or (lambda result: None)
     if workers <= 1:
         results = []
-        for target in targets:
-            results.append(_run_one(plan, target, force=force, dry_run=dry_run))
-            report(results[-1])
+        for chunk in _chunks(len(targets), 1):
+            for result in run_group(plan, [targets[i] for i in chunk], force=force, dry_run=dry_run):
+                results.append(result)
+                report(result)
         return results
     done: dict[int, BatchResult] = {}
     from concurrent.futures import ProcessPoolExecutor, as_completed  # only with workers

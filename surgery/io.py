@@ -14,6 +14,9 @@ What makes a write safe, even when the process is killed at any moment or the di
   `--force`, so that OUT is the old or the new directory at every instant. The input is never
   touched. A staging directory a killed run left is removed by the next write to the same OUT,
   once its owner is dead (its pid is gone and nobody holds its lock).
+- A batch (`commit_group`) stages several copies this way, makes them durable together with one
+  `syncfs` instead of several fsyncs each, and only then renames each into place: each OUT is
+  still absent or complete at every instant.
 - `in_place`: `saved_model.pb` and `fingerprint.pb` must change as a pair; a pb with a stale
   fingerprint must never be seen. The new files are written as temporary files beside them
   and fsynced; then the old fingerprint is renamed to a backup, the new pb renamed over the
@@ -32,6 +35,7 @@ What makes a write safe, even when the process is killed at any moment or the di
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import ctypes
 import errno
 import functools
@@ -570,7 +574,7 @@ def _recover_locked(path: Path) -> None:
             elif new_fingerprint is not None:  # committed: the edit is finished
                 os.replace(new_fingerprint, path / FINGERPRINT)
                 new_fingerprint = None
-            _fsync_dir(path)
+            _fsync(path)
         except OSError:
             continue  # cannot write here: the journal stays as it is, for a run that can
         # The pb's temporary file goes last: while it exists, the edit reads as not committed.
@@ -621,39 +625,186 @@ def _check_output(source: Path, out: Path, *, force: bool) -> None:
 def _save_copy(model: Model, files: dict[str, Content], out: Path, *, edited: bool, force: bool) -> None:
     _clean_stale_outputs(out)
     skip = {PB, PBTXT, FINGERPRINT} if edited else {PB, PBTXT}
-    with _staging_dir(out) as staging:
-        _carry_over(model.path, staging, skip=skip)
+    group = _GROUP.get()
+    staged = _make_staging(out, replace=force)
+    try:
+        made = _carry_over(model.path, staged.path, skip=skip)
         for name, data in files.items():
             content = data.result() if isinstance(data, _Background) else data
             if content is not None:
-                _write_new(staging / name, content, holes=model.holes)
-        _fsync_dir(staging)
-        _publish(staging, out, replace=force)
-
-
-@contextlib.contextmanager
-def _staging_dir(out: Path) -> Iterator[Path]:
-    """A locked temporary directory beside `out`, removed unless it was published."""
-    staging = out.parent / _temp_name(out.name, "tmp", _new_tx())
-    try:
-        os.mkdir(staging)  # 0o777 less the umask, as the published directory should be
-    except OSError as err:
-        raise SavedModelIOError(f"cannot write into {out.parent}: {_why(err)}") from None
-    _ACTIVE.add(str(staging))
-    fd = -1
-    try:
-        if fcntl is not None:  # held while this run lives: how the next run knows it is not dead
-            fd = os.open(staging, os.O_RDONLY)
-            with contextlib.suppress(OSError):
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        yield staging
+                _write_new(staged.path / name, content, holes=model.holes, sync=group is None)
+        if group is not None:
+            group.staged.append(staged)  # the group makes it durable, publishes it and drops it
+            return
+        for path in made:
+            _fsync(path)
+        _fsync(staged.path)
+        _publish(staged.path, out, replace=force)
     except OSError as err:
         raise SavedModelIOError(f"cannot write {out}: {_why(err)}; nothing was written") from None
     finally:
-        _remove(staging)
-        _ACTIVE.discard(str(staging))
-        if fd >= 0:
+        if group is None or staged not in group.staged:
+            _drop_staging(staged)
+
+
+@dataclass
+class _Staged:
+    """A staging directory beside `out`, locked while this run lives, published by rename."""
+
+    path: Path
+    out: Path
+    replace: bool
+    fd: int = -1
+
+
+def _make_staging(out: Path, *, replace: bool) -> _Staged:
+    """Create a locked temporary directory beside `out` (`_drop_staging` removes it)."""
+    path = out.parent / _temp_name(out.name, "tmp", _new_tx())
+    try:
+        os.mkdir(path)  # 0o777 less the umask, as the published directory should be
+    except OSError as err:
+        raise SavedModelIOError(f"cannot write into {out.parent}: {_why(err)}") from None
+    _ACTIVE.add(str(path))
+    staged = _Staged(path, out, replace)
+    if fcntl is not None:  # held while this run lives: how the next run knows it is not dead
+        try:
+            staged.fd = os.open(path, os.O_RDONLY)
+            with contextlib.suppress(OSError):
+                fcntl.flock(staged.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            _drop_staging(staged)
+            raise SavedModelIOError(f"cannot write {out}: {_why(err)}; nothing was written") from None
+    return staged
+
+
+def _drop_staging(staged: _Staged) -> None:
+    """Remove the staging directory unless it was published; release its lock."""
+    _remove(staged.path)
+    _ACTIVE.discard(str(staged.path))
+    if staged.fd >= 0:
+        os.close(staged.fd)
+        staged.fd = -1
+
+
+# --- writing many copies together (batches) --------------------------------------------------
+
+
+class CommitGroup:
+    """The copies `save` wrote inside `commit_group()`: made durable together, then published.
+
+    A copy must be on disk before it is renamed into place. Alone, that is an fsync of every
+    file and directory it made, each a flush of the disk's cache: on the 2-CPU VM of the
+    benchmarks, four flushes were 1.5 ms of a small model's 6 ms, and its workers spent a third
+    of their time waiting on them. A group makes everything its copies hold durable at once
+    (one `syncfs` per file system: one flush for all of them), then publishes each copy
+    exactly as `save` would have, and syncs each output's parent directory once.
+    """
+
+    def __init__(self) -> None:
+        self.staged: list[_Staged] = []
+        self.failures: dict[Path, SavedModelIOError] = {}
+        """The outputs that could not be published, each with the error `save` would have raised."""
+
+    def commit(self) -> None:
+        """Make the staged copies durable and rename them into place; failures go to `failures`."""
+        staged, self.staged = self.staged, []
+        try:
+            try:
+                _make_durable(staged)
+            except OSError as err:
+                for s in staged:
+                    self.failures[s.out] = SavedModelIOError(
+                        f"cannot write {s.out}: {_why(err)}; nothing was written"
+                    )
+                return
+            parents: dict[Path, None] = {}
+            for s in staged:
+                try:
+                    _publish(s.path, s.out, replace=s.replace, sync=False)
+                    parents[s.out.parent] = None
+                except SavedModelIOError as err:
+                    self.failures[s.out] = err
+                except OSError as err:
+                    self.failures[s.out] = SavedModelIOError(
+                        f"cannot write {s.out}: {_why(err)}; nothing was written"
+                    )
+            for parent in parents:  # published: what is left is best effort, as in `_publish`
+                with contextlib.suppress(OSError):
+                    _fsync(parent)
+        finally:
+            for s in staged:
+                _drop_staging(s)
+
+    def discard(self) -> None:
+        """Drop the staged copies unpublished."""
+        staged, self.staged = self.staged, []
+        for s in staged:
+            _drop_staging(s)
+
+
+_GROUP: contextvars.ContextVar[CommitGroup | None] = contextvars.ContextVar("commit_group", default=None)
+
+
+@contextlib.contextmanager
+def commit_group() -> Iterator[CommitGroup]:
+    """Within it, `save(model, output)` stages the copy; the copies are published together at the end.
+
+    `save` returns the output it will publish; the group's `failures` then names the outputs
+    that could not be (the same errors `save` raises alone). If the block raises, nothing it
+    staged is published. In-place saves are not grouped: each is its own journaled transaction.
+    """
+    group = CommitGroup()
+    token = _GROUP.set(group)
+    try:
+        yield group
+    except BaseException:
+        group.discard()
+        raise
+    finally:
+        _GROUP.reset(token)
+    group.commit()
+
+
+@functools.cache
+def _syncfs() -> Callable[[int], int] | None:
+    """libc's syncfs (Linux), or None."""
+    return _linux_libc("syncfs", ctypes.c_int)
+
+
+def _make_durable(staged: list[_Staged]) -> None:
+    """Put on disk everything the staging directories hold: syncfs once per file system, or
+    (without it) an fsync of every directory and every file not hard-linked from the input."""
+    function = _syncfs()
+    if function is None:
+        for s in staged:
+            for path in _tree(s.path):
+                _fsync(path)
+        return
+    synced: set[int] = set()
+    for s in staged:
+        device = os.stat(s.path).st_dev
+        if device in synced:
+            continue
+        fd = os.open(s.path, os.O_RDONLY)
+        try:
+            if function(fd) != 0:
+                code = ctypes.get_errno()
+                raise OSError(code, os.strerror(code), str(s.path))
+        finally:
             os.close(fd)
+        synced.add(device)
+
+
+def _tree(root: Path) -> list[Path]:
+    """The directories under `root` (itself last) and the files only it links to."""
+    found: list[Path] = []
+    for directory, _, names in os.walk(root, topdown=False):
+        for name in names:
+            path = Path(directory, name)
+            if os.lstat(path).st_nlink == 1:
+                found.append(path)
+        found.append(Path(directory))
+    return found
 
 
 _RENAME_NOREPLACE = 1
@@ -661,18 +812,25 @@ _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 
 
-@functools.cache
-def _renameat2() -> Callable[..., int] | None:
-    """libc's renameat2 (Linux, glibc 2.28+), or None."""
+def _linux_libc(name: str, *argtypes: type) -> Callable[..., int] | None:
+    """The libc function `name` returning an int, with errno kept (Linux only), or None."""
     if not sys.platform.startswith("linux"):
         return None
     try:
-        function = ctypes.CDLL(None, use_errno=True).renameat2
+        function = getattr(ctypes.CDLL(None, use_errno=True), name)
     except (OSError, AttributeError):
         return None
-    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    function.argtypes = list(argtypes)
     function.restype = ctypes.c_int
-    return function
+    return cast(Callable[..., int], function)
+
+
+@functools.cache
+def _renameat2() -> Callable[..., int] | None:
+    """libc's renameat2 (Linux, glibc 2.28+), or None."""
+    return _linux_libc(
+        "renameat2", ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint
+    )
 
 
 def _rename2(src: Path, dst: Path, flags: int) -> bool:
@@ -688,8 +846,11 @@ def _rename2(src: Path, dst: Path, flags: int) -> bool:
     raise OSError(code, os.strerror(code), str(dst))
 
 
-def _publish(staging: Path, out: Path, *, replace: bool) -> None:
-    """Rename the finished directory into place: never over another writer's, atomically over --force's."""
+def _publish(staging: Path, out: Path, *, replace: bool, sync: bool = True) -> None:
+    """Rename the finished directory into place: never over another writer's, atomically over --force's.
+
+    With `sync`, the parent directory is then synced (a group syncs each parent once instead).
+    """
     if not _place_new(staging, out):
         if not replace:
             raise SavedModelIOError(
@@ -698,8 +859,9 @@ def _publish(staging: Path, out: Path, *, replace: bool) -> None:
             )
         _replace_existing(staging, out)
     # Published: what is left is best effort (a leftover is removed by the next write to OUT).
-    with contextlib.suppress(OSError):
-        _fsync_dir(out.parent)
+    if sync:
+        with contextlib.suppress(OSError):
+            _fsync(out.parent)
 
 
 def _place_new(staging: Path, out: Path) -> bool:
@@ -734,16 +896,22 @@ def _replace_existing(staging: Path, out: Path) -> None:
         _ACTIVE.discard(str(trash))
 
 
-def _carry_over(source: Path, dest: Path, *, skip: set[str]) -> None:
-    """Copy every other file of the model (variables/, assets/, keras_metadata.pb, ...)."""
+def _carry_over(source: Path, dest: Path, *, skip: set[str]) -> list[Path]:
+    """Copy every other file of the model (variables/, assets/, keras_metadata.pb, ...).
+
+    Returns what must be synced before `dest` is published: the files copied rather than linked,
+    and the directories made (innermost first).
+    """
     root = _resolve(source)
+    made: list[Path] = []
     for entry in sorted(source.iterdir()):
         if entry.name in skip or is_temporary(entry.name):
             continue
-        _copy_entry(entry, dest / entry.name, root, ())
+        _copy_entry(entry, dest / entry.name, root, (), made)
+    return made
 
 
-def _copy_entry(src: Path, dst: Path, root: Path, parents: tuple[Path, ...]) -> None:
+def _copy_entry(src: Path, dst: Path, root: Path, parents: tuple[Path, ...], made: list[Path]) -> None:
     """Hard-link (or copy) `src` to `dst`; links are followed only inside the model directory."""
     if src.is_symlink():
         target = _resolve(src)
@@ -758,12 +926,14 @@ def _copy_entry(src: Path, dst: Path, root: Path, parents: tuple[Path, ...]) -> 
     if stat.S_ISDIR(mode):
         dst.mkdir()
         for child in sorted(src.iterdir()):
-            _copy_entry(child, dst / child.name, root, (*parents, _resolve(src)))
+            _copy_entry(child, dst / child.name, root, (*parents, _resolve(src)), made)
+        made.append(dst)
     elif stat.S_ISREG(mode):
         try:
             os.link(src, dst)
         except OSError:
             shutil.copy2(src, dst)
+            made.append(dst)
     else:
         raise SavedModelIOError(
             f"{src} is not a regular file or directory (a FIFO, socket or device): remove it from the model"
@@ -797,15 +967,15 @@ def _save_in_place(model: Model, files: dict[str, Content], *, edited: bool) -> 
         if os.path.lexists(fingerprint):
             os.rename(fingerprint, directory / _temp_name(FINGERPRINT, "old", tx))
             backup = directory / _temp_name(FINGERPRINT, "old", tx)
-            _fsync_dir(directory)
+            _fsync(directory)
         os.replace(temps[main], directory / main)
         del temps[main]
         committed = True
-        _fsync_dir(directory)
+        _fsync(directory)
         if FINGERPRINT in temps:
             os.replace(temps[FINGERPRINT], fingerprint)
             del temps[FINGERPRINT]
-            _fsync_dir(directory)
+            _fsync(directory)
         if backup is not None:
             _remove(backup)  # if this fails, the next command that opens the model removes it
             backup = None
@@ -871,15 +1041,7 @@ _SYNC_FILE_RANGE_WRITE = 2
 @functools.cache
 def _sync_file_range() -> Callable[..., int] | None:
     """libc's sync_file_range (Linux), or None."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        function = ctypes.CDLL(None, use_errno=True).sync_file_range
-    except (OSError, AttributeError):
-        return None
-    function.argtypes = [ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint]
-    function.restype = ctypes.c_int
-    return function
+    return _linux_libc("sync_file_range", ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint)
 
 
 class _Writer:
@@ -914,11 +1076,17 @@ class _Writer:
 
 
 def _write_new(
-    path: Path, data: bytes | list[Piece], *, like: Path | None = None, holes: Holes | None = None
+    path: Path,
+    data: bytes | list[Piece],
+    *,
+    like: Path | None = None,
+    holes: Holes | None = None,
+    sync: bool = True,
 ) -> None:
     """Create `path` (it must not exist), write `data`, fsync; with the permissions of `like`.
 
-    `data` is bytes, or pieces whose spans `holes` copies from the model's source file.
+    `data` is bytes, or pieces whose spans `holes` copies from the model's source file. Without
+    `sync`, the caller makes the file durable (a commit group's syncfs).
     """
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
@@ -937,12 +1105,14 @@ def _write_new(
                 writer.write(b"".join(p for p in data if isinstance(p, bytes)))
             else:
                 holes.write(writer, data, _CHUNK)
-        os.fsync(fd)
+        if sync:
+            os.fsync(fd)
     finally:
         os.close(fd)
 
 
-def _fsync_dir(path: Path) -> None:
+def _fsync(path: Path) -> None:
+    """fsync a file or directory by name."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import surgery
 from conftest import (
@@ -32,7 +34,8 @@ from conftest import (
     run_cli,
     tree_bytes,
 )
-from surgery.batch import BatchResult, Target, apply_plan, batch_targets
+from surgery import io as surgery_io
+from surgery.batch import BatchResult, Target, _RealPaths, apply_plan, batch_targets
 from surgery.check import check
 from surgery.errors import SavedModelIOError
 from surgery.plans import load_plan
@@ -368,3 +371,67 @@ def test_warnings_of_each_model_are_in_its_summary_line(tmp_path: Path) -> None:
     assert "warning" not in result.stderr
     summary = json.loads(run_cli("apply", *models, plan, "--suffix", "_h2", "--json").stdout)
     assert [r["warnings"] for r in summary["results"]] == [[warning]] * 3
+
+
+def test_a_copy_the_group_cannot_publish_fails_alone(
+    fleet: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An output that appears between a model's write and its group's commit: that model's result
+    is the error `save` gives alone, and the rest of the group is published."""
+    (tmp_path / "plan.yaml").write_text(PLAN)
+    plan = load_plan(tmp_path / "plan.yaml")
+    models = [str(m) for m in _models(fleet) if _kind(m) == "module_multi"][:3]
+    root = tmp_path / "out"
+    root.mkdir()
+    targets = batch_targets(models, output_root=str(root))
+    taken = Path(targets[1].output or "")
+    commit = surgery_io.CommitGroup.commit
+
+    def another_writer_first(group: surgery_io.CommitGroup) -> None:
+        assert len(group.staged) == 3, "the three copies are one group"
+        taken.mkdir()
+        commit(group)
+
+    monkeypatch.setattr(surgery_io.CommitGroup, "commit", another_writer_first)
+    results = apply_plan(plan, targets, jobs=1)
+    assert [(r.ok, r.output) for r in results] == [
+        (True, targets[0].output),
+        (False, None),
+        (True, targets[2].output),
+    ]
+    assert results[1].error == (
+        f"{taken} already exists (another run wrote it meanwhile): choose a new directory or pass --force"
+    )
+    assert list(taken.iterdir()) == []
+    for result in (results[0], results[2]):
+        assert_edited(Path(result.output or ""), "module_multi")
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["a", "b", "c", "link", "rel", "dangling", "f", "x", "..", "."]),
+        min_size=1,
+        max_size=5,
+    ),
+    st.booleans(),
+)
+def test_real_paths_are_os_path_realpath(
+    tmp_path_factory: pytest.TempPathFactory, parts: list[str], absolute: bool
+) -> None:
+    """The batch's path resolution (one realpath per parent directory) agrees with os.path.realpath."""
+    root = tmp_path_factory.getbasetemp() / "realpaths"
+    if not root.exists():
+        (root / "a" / "b").mkdir(parents=True)
+        (root / "c").mkdir()
+        (root / "link").symlink_to(root / "a" / "b")
+        (root / "a" / "rel").symlink_to("../c")
+        (root / "dangling").symlink_to("nowhere")
+        (root / "a" / "b" / "f").touch()
+    path = os.path.join(str(root) if absolute else "", *parts)
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        assert _RealPaths()(path) == os.path.realpath(path)
+    finally:
+        os.chdir(cwd)

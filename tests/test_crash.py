@@ -161,6 +161,48 @@ def test_kill_at_every_step_of_a_forced_copy(tmp_path: Path) -> None:
     assert kills >= 10
 
 
+def test_kill_at_every_step_of_a_batch(tmp_path: Path) -> None:
+    """A batch publishes its copies together (one sync for the group): killed at any step, each
+    OUT under the root is absent or complete, and rerunning the batch finishes the rest."""
+    fleet = tmp_path / "fleet"
+    fleet.mkdir()
+    for name in ("module_multi", "tf1_two_metagraphs", "lookup_asset"):
+        copy_fixture(name, fleet)
+    before = tree_bytes(fleet)
+    plan = tmp_path / "plan.yaml"
+    plan.write_text('operations:\n  - {op: rename-signature, regex: "^(.+)$", new: "v2_\\\\1"}\n')
+
+    def batch(root: Path, *extra: str) -> list[str]:
+        return ["apply", f"{fleet}/*", str(plan), "--output-root", str(root), "-j", "1", *extra]
+
+    reference = tmp_path / "reference"
+    steps = steps_of(batch(reference))
+    done = {
+        name: normalized(tree_bytes(reference / name)) for name in sorted(p.name for p in fleet.iterdir())
+    }
+    assert all("v2_" in str(surgery.load(reference / name).proto) for name in done)
+    renames = [i + 1 for i, step in enumerate(steps) if step == "renameat2"]
+    assert len(renames) == len(done) and renames[0] > steps.index("write") + 1, (
+        "one group: every copy written before the first is published"
+    )
+    published = set()
+    for at in range(1, len(steps) + 1):
+        root = tmp_path / f"kill{at}"
+        killed(batch(root), at)
+        assert tree_bytes(fleet) == before, "an input changed"
+        outs = (
+            [p.name for p in root.iterdir() if not surgery_io.is_temporary(p.name)] if root.exists() else []
+        )
+        for name in outs:
+            assert normalized(tree_bytes(root / name)) == done[name], f"step {at}: {name} is incomplete"
+        published.add(len(outs))
+        rerun(*batch(root, "--force"))
+        assert {name: normalized(tree_bytes(root / name)) for name in done} == done
+        assert temporaries(root) == []
+    # The last step is the last rename: a kill before it leaves the other two published.
+    assert published == {0, 1, 2}, "kills land before and between the group's renames"
+
+
 # --- --in-place --------------------------------------------------------------------------------
 
 

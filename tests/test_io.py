@@ -11,6 +11,7 @@ import pytest
 import surgery
 from conftest import FIXTURE_NAMES, FIXTURES, copy_fixture, tree_bytes
 from fuzzing import varint
+from surgery import io as surgery_io
 from surgery.edits import rename_signature
 from surgery.schema import SavedModel, from_text, to_text
 
@@ -258,3 +259,163 @@ def test_unedited_in_place_save_writes_nothing(tmp_path: Path) -> None:
     inode = os.stat(src / "saved_model.pb").st_ino
     surgery.save(surgery.load(src), in_place=True)
     assert os.stat(src / "saved_model.pb").st_ino == inode
+
+
+# --- copies published together (a batch's commit group) --------------------------------------
+
+
+def _normalized_fingerprint(tree: dict[str, bytes]) -> dict[str, bytes]:
+    from surgery.schema import FingerprintDef
+
+    out = dict(tree)
+    if "fingerprint.pb" in tree:
+        fingerprint = FingerprintDef.FromString(tree["fingerprint.pb"])
+        fingerprint.ClearField("uuid")
+        out["fingerprint.pb"] = fingerprint.SerializeToString(deterministic=True)
+    return out
+
+
+def _record_fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """(device, inode) of every fsync from now on."""
+    synced: list[tuple[int, int]] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        info = os.fstat(fd)
+        synced.append((info.st_dev, info.st_ino))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return synced
+
+
+def _inode(path: Path) -> tuple[int, int]:
+    info = os.stat(path)
+    return info.st_dev, info.st_ino
+
+
+@pytest.mark.parametrize("name", FIXTURE_NAMES)
+def test_a_group_writes_what_save_writes_alone(name: str, tmp_path: Path) -> None:
+    from surgery.signatures import RESERVED_KEYS
+
+    alone, grouped = tmp_path / "alone", tmp_path / "grouped"
+    key = min(
+        k for k in surgery.load(FIXTURES / name).proto.meta_graphs[0].signature_def if k not in RESERVED_KEYS
+    )
+    surgery.save(rename_signature(surgery.load(FIXTURES / name), key, "renamed"), alone)
+    with surgery_io.commit_group() as group:
+        assert (
+            surgery.save(rename_signature(surgery.load(FIXTURES / name), key, "renamed"), grouped) == grouped
+        )
+        assert not grouped.exists(), "published before the group commits"
+    assert group.failures == {}
+    assert _normalized_fingerprint(tree_bytes(grouped)) == _normalized_fingerprint(tree_bytes(alone))
+    assert [p.name for p in tmp_path.iterdir() if surgery_io.is_temporary(p.name)] == []
+
+
+def test_a_group_syncs_the_file_system_once_then_publishes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+    real = surgery_io._syncfs()
+    assert real is not None, "this test runs on Linux"
+
+    def syncfs(fd: int) -> int:
+        calls.append(os.fstat(fd).st_dev)
+        assert not any((tmp_path / f"out{i}").exists() for i in range(3)), "published before the sync"
+        return real(fd)
+
+    monkeypatch.setattr(surgery_io, "_syncfs", lambda: syncfs)
+    synced = _record_fsyncs(monkeypatch)
+    with surgery_io.commit_group() as group:
+        for i in range(3):
+            surgery.save(
+                rename_signature(surgery.load(FIXTURES / "module_multi"), "fixed", "f2"), tmp_path / f"out{i}"
+            )
+    assert group.failures == {}
+    assert calls == [os.stat(tmp_path).st_dev]
+    # Then only the outputs' parent, once: the files and directories were covered by syncfs.
+    assert synced == [_inode(tmp_path)]
+    for i in range(3):
+        assert "f2" in surgery.load(tmp_path / f"out{i}").proto.meta_graphs[0].signature_def
+
+
+def test_a_group_without_syncfs_fsyncs_every_file_and_directory_it_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(surgery_io, "_syncfs", lambda: None)
+    synced = _record_fsyncs(monkeypatch)
+    out = tmp_path / "out"
+    with surgery_io.commit_group():
+        surgery.save(rename_signature(surgery.load(FIXTURES / "module_multi"), "fixed", "f2"), out)
+    made = {_inode(p) for p in [out, *out.rglob("*")] if p.is_dir() or os.stat(p).st_nlink == 1}
+    assert _inode(out / "saved_model.pb") in made and _inode(out / "variables") in made
+    assert _inode(out / "variables" / "variables.index") not in made  # hard-linked to the input's
+    assert set(synced) == made | {_inode(tmp_path)}
+    assert len(synced) == len(made) + 1
+
+
+def test_a_failed_sync_publishes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ctypes
+    import errno
+
+    def syncfs(fd: int) -> int:
+        ctypes.set_errno(errno.EIO)
+        return -1
+
+    monkeypatch.setattr(surgery_io, "_syncfs", lambda: syncfs)
+    outs = [tmp_path / "a", tmp_path / "b"]
+    with surgery_io.commit_group() as group:
+        for out in outs:
+            surgery.save(rename_signature(surgery.load(FIXTURES / "module_multi"), "fixed", "f2"), out)
+    assert {out: str(err) for out, err in group.failures.items()} == {
+        out: f"cannot write {out}: Input/output error; nothing was written" for out in outs
+    }
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_group_fails_only_the_output_that_appeared_meanwhile(tmp_path: Path) -> None:
+    taken, free = tmp_path / "taken", tmp_path / "free"
+    with surgery_io.commit_group() as group:
+        for out in (taken, free):
+            surgery.save(rename_signature(surgery.load(FIXTURES / "module_multi"), "fixed", "f2"), out)
+        taken.mkdir()
+        (taken / "theirs.txt").write_text("another writer's")
+    assert list(group.failures) == [taken]
+    assert str(group.failures[taken]) == (
+        f"{taken} already exists (another run wrote it meanwhile): choose a new directory or pass --force"
+    )
+    assert tree_bytes(taken) == {"theirs.txt": b"another writer's"}
+    assert "f2" in surgery.load(free).proto.meta_graphs[0].signature_def
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["free", "taken"]
+
+
+def test_a_group_whose_block_raises_publishes_nothing(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="stop"), surgery_io.commit_group():
+        surgery.save(surgery.load(FIXTURES / "module_multi"), tmp_path / "out")
+        raise RuntimeError("stop")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_in_place_saves_are_not_grouped(tmp_path: Path) -> None:
+    model = copy_fixture("module_multi", tmp_path)
+    with surgery_io.commit_group() as group:
+        surgery.save(rename_signature(surgery.load(model), "fixed", "f2"), in_place=True)
+        assert "f2" in surgery.load(model).proto.meta_graphs[0].signature_def
+    assert group.failures == {} and group.staged == []
+
+
+def test_a_copy_alone_fsyncs_the_directories_and_copied_files_it_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where hard links fail (another file system), the copied files are synced before publishing."""
+
+    def no_link(src: object, dst: object) -> None:
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", no_link)
+    synced = _record_fsyncs(monkeypatch)
+    out = tmp_path / "out"
+    surgery.save(rename_signature(surgery.load(FIXTURES / "module_multi"), "fixed", "f2"), out)
+    made = {_inode(p) for p in [out, *out.rglob("*")]}
+    assert set(synced) == made | {_inode(tmp_path)}
