@@ -70,3 +70,24 @@ def test_the_machine_line_says_whether_freed_pages_go_back_to_the_host(tmp_path:
     (tmp_path / "page_reporting_order").write_text("9\n")
     (tmp_path / "min_free_ms").write_text("0\n")
     assert run.page_reporting(tmp_path) == "on (page_reporting_order=9, min_free_ms=0)"
+
+
+def test_the_batch_is_judged_on_the_whole_run_and_notes_the_start_up() -> None:
+    def series(wall: float, busy: float) -> run.Series:
+        return run.Series(samples=[run.Sample(wall, busy * 0.8, busy * 0.2, 40.0, 0) for _ in range(3)])
+
+    batch = run.BatchResult(
+        models=1000,
+        jobs=None,
+        cores=2,
+        tool=series(4.0, 7.0),  # 87.5% of 2 cores for 4 s
+        full=series(4.0, 7.2),
+        python_pass=series(0.04, 0.04),
+        import_cli=series(0.5, 0.5),
+    )
+    row = run.judge_batch(batch)[-1]
+    assert row.result == "FAIL"
+    # 7.0 s busy, 0.5 s of it the start-up on one core: 6.5 / (3.5 s x 2 cores) = 93%.
+    assert row.note.startswith("CPU utilisation 87.5% (93% after start-up, estimated); per model 8.0 ms")
+    batch.tool = series(4.0, 7.3)
+    assert run.judge_batch(batch)[-1].result == "PASS"
