@@ -309,9 +309,9 @@ def _chunks(count: int, workers: int) -> list[range]:
 
 
 def default_jobs() -> int:
-    """One worker more than the CPUs this process may use: each model ends waiting on fsync,
-    and the extra worker runs meanwhile. More do not finish sooner: 1,000 small models on 2 CPUs
-    took 3.6-4.9 s with 3, 4, 6 or 8 workers (83% to 91% of the cores busy)."""
+    """One worker more than the CPUs this process may use: each group of models ends waiting on
+    its syncfs, and the extra worker runs meanwhile. 1,000 small models on 2 CPUs: 2.9-4.0 s with
+    2 workers, 2.4-3.8 s with 3, 2.6-3.7 s with 4 (the machine's own drift was larger)."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return cpus + 1
 
