@@ -627,23 +627,28 @@ def _save_copy(model: Model, files: dict[str, Content], out: Path, *, edited: bo
     skip = {PB, PBTXT, FINGERPRINT} if edited else {PB, PBTXT}
     group = _GROUP.get()
     staged = _make_staging(out, replace=force)
+    handed_over = False
     try:
-        made = _carry_over(model.path, staged.path, skip=skip)
+        staged.unsynced = _carry_over(model.path, staged.path, skip=skip)
         for name, data in files.items():
             content = data.result() if isinstance(data, _Background) else data
             if content is not None:
+                # Alone, each file is fsynced as it is written (a large one while its hash runs).
                 _write_new(staged.path / name, content, holes=model.holes, sync=group is None)
+                if group is not None:
+                    staged.unsynced.append(staged.path / name)
+        staged.unsynced.append(staged.path)
         if group is not None:
             group.staged.append(staged)  # the group makes it durable, publishes it and drops it
+            handed_over = True
             return
-        for path in made:
+        for path in staged.unsynced:
             _fsync(path)
-        _fsync(staged.path)
         _publish(staged.path, out, replace=force)
     except OSError as err:
         raise SavedModelIOError(f"cannot write {out}: {_why(err)}; nothing was written") from None
     finally:
-        if group is None or staged not in group.staged:
+        if not handed_over:
             _drop_staging(staged)
 
 
@@ -655,6 +660,8 @@ class _Staged:
     out: Path
     replace: bool
     fd: int = -1
+    unsynced: list[Path] = field(default_factory=list)
+    """What must be synced before it is published: files written or copied, directories made."""
 
 
 def _make_staging(out: Path, *, replace: bool) -> _Staged:
@@ -773,11 +780,11 @@ def _syncfs() -> Callable[[int], int] | None:
 
 def _make_durable(staged: list[_Staged]) -> None:
     """Put on disk everything the staging directories hold: syncfs once per file system, or
-    (without it) an fsync of every directory and every file not hard-linked from the input."""
+    (without it) an fsync of every file and directory each one made."""
     function = _syncfs()
     if function is None:
         for s in staged:
-            for path in _tree(s.path):
+            for path in s.unsynced:
                 _fsync(path)
         return
     synced: set[int] = set()
@@ -793,18 +800,6 @@ def _make_durable(staged: list[_Staged]) -> None:
         finally:
             os.close(fd)
         synced.add(device)
-
-
-def _tree(root: Path) -> list[Path]:
-    """The directories under `root` (itself last) and the files only it links to."""
-    found: list[Path] = []
-    for directory, _, names in os.walk(root, topdown=False):
-        for name in names:
-            path = Path(directory, name)
-            if os.lstat(path).st_nlink == 1:
-                found.append(path)
-        found.append(Path(directory))
-    return found
 
 
 _RENAME_NOREPLACE = 1
