@@ -44,8 +44,10 @@ def edit_model(
     *,
     in_place: bool = False,
     force: bool = False,
+    sync: bool = True,
 ) -> Path:
-    """Load the model at `path`, `edit` it, refuse a newly inconsistent result, then save it.
+    """Load the model at `path`, `edit` it, refuse a newly inconsistent result, then save it
+    (`sync`: as `surgery.save`'s).
 
     Returns the directory written. Raises a `SurgeryError` (nothing written) when the model
     cannot be read, the edit is refused, the result would be inconsistent, or the write fails.
@@ -56,7 +58,7 @@ def edit_model(
     with model_lock(path, exclusive=in_place):
         model = load(path)
         _edit_checked(model, edit)
-        return save(model, output, in_place=in_place, force=force)
+        return save(model, output, in_place=in_place, force=force, sync=sync)
 
 
 def _edit_checked(model: Model, edit: Callable[[Model], object]) -> None:
@@ -211,7 +213,7 @@ def _one_line(err: BaseException, model: str) -> str:
     return message.removeprefix(f"{model}: ")
 
 
-def apply_one(plan: Plan, target: Target, *, force: bool = False) -> BatchResult:
+def apply_one(plan: Plan, target: Target, *, force: bool = False, sync: bool = True) -> BatchResult:
     """Apply `plan` to one model with `edit_model`; a failure becomes the result's one-line error.
 
     The edits' caveats (`SurgeryWarning`s) are collected into the result, not printed by workers.
@@ -219,7 +221,7 @@ def apply_one(plan: Plan, target: Target, *, force: bool = False) -> BatchResult
 
     def write() -> BatchResult:
         written = edit_model(
-            target.model, plan.apply, target.output, in_place=target.output is None, force=force
+            target.model, plan.apply, target.output, in_place=target.output is None, force=force, sync=sync
         )
         return BatchResult(model=target.model, output=str(written), ok=True)
 
@@ -264,23 +266,25 @@ def _guarded(target: Target, work: Callable[[], BatchResult]) -> BatchResult:
 
 
 # A worker's share of the batch, set once when the worker starts (not sent with every model).
-_JOB: tuple[Plan, bool, bool] | None = None
+_JOB: tuple[Plan, bool, bool, bool] | None = None
 
 
-def _start_worker(plan: Plan, force: bool, dry_run: bool) -> None:
+def _start_worker(plan: Plan, force: bool, dry_run: bool, sync: bool) -> None:
     """Workers leave Ctrl-C to the parent, which cancels what has not started."""
     global _JOB
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _JOB = (plan, force, dry_run)
+    _JOB = (plan, force, dry_run, sync)
 
 
 def _run_chunk(chunk: list[Target]) -> list[BatchResult]:
     assert _JOB is not None
-    plan, force, dry_run = _JOB
-    return run_group(plan, chunk, force=force, dry_run=dry_run)
+    plan, force, dry_run, sync = _JOB
+    return run_group(plan, chunk, force=force, dry_run=dry_run, sync=sync)
 
 
-def run_group(plan: Plan, targets: Sequence[Target], *, force: bool, dry_run: bool) -> list[BatchResult]:
+def run_group(
+    plan: Plan, targets: Sequence[Target], *, force: bool, dry_run: bool, sync: bool = True
+) -> list[BatchResult]:
     """`apply_one` (or `preview_one`) for each target, the copies published together at the end.
 
     A copy that could not be published (its output appeared meanwhile, the disk failed) turns
@@ -289,7 +293,7 @@ def run_group(plan: Plan, targets: Sequence[Target], *, force: bool, dry_run: bo
     if dry_run:
         return [preview_one(plan, target, force=force) for target in targets]
     with commit_group() as group:
-        results = [apply_one(plan, target, force=force) for target in targets]
+        results = [apply_one(plan, target, force=force, sync=sync) for target in targets]
     for result in results:
         failure = group.failures.get(Path(result.output)) if result.ok and result.output else None
         if failure is not None:
@@ -324,26 +328,29 @@ def apply_plan(
     jobs: int | None = None,
     on_result: Callable[[BatchResult], None] | None = None,
     dry_run: bool = False,
+    sync: bool = True,
 ) -> list[BatchResult]:
     """Apply `plan` to every target in up to `jobs` worker processes (default: `default_jobs()`).
 
     Returns one result per target, in the targets' order; `on_result` is called as each one
     finishes. With one job (or one target) the work runs in this process. With `dry_run`,
     nothing is written: each result carries the changes the plan would make (`preview_one`).
+    `sync=False` writes without fsync (`surgery.save`).
     """
     workers = min(jobs or default_jobs(), len(targets))
     report = on_result or (lambda result: None)
     if workers <= 1:
         results = []
         for chunk in _chunks(len(targets), 1):
-            for result in run_group(plan, [targets[i] for i in chunk], force=force, dry_run=dry_run):
+            group = [targets[i] for i in chunk]
+            for result in run_group(plan, group, force=force, dry_run=dry_run, sync=sync):
                 results.append(result)
                 report(result)
         return results
     done: dict[int, BatchResult] = {}
     from concurrent.futures import ProcessPoolExecutor, as_completed  # only with workers
 
-    start = (plan, force, dry_run)
+    start = (plan, force, dry_run, sync)
     pool = ProcessPoolExecutor(max_workers=workers, initializer=_start_worker, initargs=start)
     try:
         futures: dict[Future[list[BatchResult]], range] = {

@@ -232,6 +232,16 @@ def check_command(model: str, as_json: bool) -> None:
         raise Failure(1)
 
 
+_NO_SYNC_OPTION = click.option(
+    "--no-sync",
+    is_flag=True,
+    help=(
+        "Skip fsync (as cp and TensorFlow do): faster on slow disks; a killed run still leaves "
+        "the old or the new model, but a power cut may leave the output incomplete."
+    ),
+)
+
+
 def _edit_options(func: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option(
@@ -239,6 +249,7 @@ def _edit_options(func: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option("--in-place", is_flag=True, help="Replace the model's own files atomically."),
         click.option("--force", is_flag=True, help="Replace OUTPUT if it exists."),
+        _NO_SYNC_OPTION,
         click.option("--tag-set", help="Only the meta graph with exactly these tags (comma-separated)."),
         *_DRY_RUN_OPTIONS,
     ]
@@ -268,6 +279,7 @@ def _run_edit(
     *,
     dry_run: bool = False,
     as_json: bool = False,
+    sync: bool = True,
 ) -> None:
     """Load, edit, refuse a result that `check` finds newly inconsistent, then write.
 
@@ -285,16 +297,16 @@ def _run_edit(
         raise click.UsageError("give either -o/--output OUT or --in-place")
     if in_place and is_url(model_path):
         with remote_in_place(model_path) as local:
-            edit_model(local, edit, in_place=True)
+            edit_model(local, edit, in_place=True, sync=sync)
         _say(f"wrote {model_path}")
         return
     if output is not None and is_url(output):
         with remote_output(output, force=force) as local_out:  # refuses an existing OUT first
-            edit_model(_model_dir(model_path), edit, local_out)
+            edit_model(_model_dir(model_path), edit, local_out, sync=sync)
         _say(f"wrote {output}")
         return
     out = local_path(output) if output is not None else None
-    written = edit_model(_model_dir(model_path), edit, out, in_place=in_place, force=force)
+    written = edit_model(_model_dir(model_path), edit, out, in_place=in_place, force=force, sync=sync)
     _say(f"wrote {written}")
     _detail(_files(written))
 
@@ -338,6 +350,7 @@ def rename_signature_command(
     tag_set: str | None,
     dry_run: bool,
     as_json: bool,
+    no_sync: bool,
 ) -> None:
     """Rename signature key OLD to NEW (for both the v1 and the TF2 loader).
 
@@ -355,6 +368,7 @@ def rename_signature_command(
         lambda m: edits.rename_signature(m, old, new, tag_set=tags),
         dry_run=dry_run,
         as_json=as_json,
+        sync=not no_sync,
     )
 
 
@@ -379,6 +393,7 @@ def rename_input_command(
     tag_set: str | None,
     dry_run: bool,
     as_json: bool,
+    no_sync: bool,
 ) -> None:
     """Rename input key OLD of SIGNATURE to NEW.
 
@@ -397,6 +412,7 @@ def rename_input_command(
         lambda m: edits.rename_input(m, signature, old, new, tag_set=tags),
         dry_run=dry_run,
         as_json=as_json,
+        sync=not no_sync,
     )
 
 
@@ -417,6 +433,7 @@ def rename_output_command(
     tag_set: str | None,
     dry_run: bool,
     as_json: bool,
+    no_sync: bool,
 ) -> None:
     """Rename output key OLD of SIGNATURE to NEW.
 
@@ -435,6 +452,7 @@ def rename_output_command(
         lambda m: edits.rename_output(m, signature, old, new, tag_set=tags),
         dry_run=dry_run,
         as_json=as_json,
+        sync=not no_sync,
     )
 
 
@@ -451,6 +469,7 @@ def remove_signature_command(
     tag_set: str | None,
     dry_run: bool,
     as_json: bool,
+    no_sync: bool,
 ) -> None:
     """Delete SIGNATURE (for both loaders).
 
@@ -467,6 +486,7 @@ def remove_signature_command(
         lambda m: edits.remove_signature(m, signature, tag_set=tags),
         dry_run=dry_run,
         as_json=as_json,
+        sync=not no_sync,
     )
 
 
@@ -485,6 +505,7 @@ def copy_signature_command(
     tag_set: str | None,
     dry_run: bool,
     as_json: bool,
+    no_sync: bool,
 ) -> None:
     """Add DST as a second signature that serves exactly what SRC serves.
 
@@ -501,6 +522,7 @@ def copy_signature_command(
         lambda m: edits.copy_signature(m, src, dst, tag_set=tags),
         dry_run=dry_run,
         as_json=as_json,
+        sync=not no_sync,
     )
 
 
@@ -519,6 +541,7 @@ def set_method_command(
     tag_set: str | None,
     dry_run: bool,
     as_json: bool,
+    no_sync: bool,
 ) -> None:
     """Set the method_name of SIGNATURE (e.g. tensorflow/serving/regress).
 
@@ -535,6 +558,7 @@ def set_method_command(
         lambda m: edits.set_method(m, signature, method, tag_set=tags),
         dry_run=dry_run,
         as_json=as_json,
+        sync=not no_sync,
     )
 
 
@@ -547,6 +571,7 @@ def set_method_command(
 )
 @click.option("--in-place", is_flag=True, help="Replace the model's own files atomically.")
 @click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
+@_NO_SYNC_OPTION
 @_DRY_RUN_OPTIONS[0]
 @_DRY_RUN_OPTIONS[1]
 def set_tags_command(
@@ -556,6 +581,7 @@ def set_tags_command(
     output: str | None,
     in_place: bool,
     force: bool,
+    no_sync: bool,
     dry_run: bool,
     as_json: bool,
 ) -> None:
@@ -573,6 +599,7 @@ def set_tags_command(
         lambda m: edits.set_tags(m, old_tags.split(","), new_tags.split(",")),
         dry_run=dry_run,
         as_json=as_json,
+        sync=not no_sync,
     )
 
 
@@ -589,6 +616,7 @@ def set_tags_command(
     help="Write each model's result to DIR/<name of the model's directory>.",
 )
 @click.option("--force", is_flag=True, help="Replace outputs that exist.")
+@_NO_SYNC_OPTION
 @click.option(
     "-j", "--jobs", type=click.IntRange(min=1), help="Worker processes for several models [default: CPUs+1]."
 )
@@ -605,6 +633,7 @@ def apply_command(
     suffix: str | None,
     output_root: str | None,
     force: bool,
+    no_sync: bool,
     jobs: int | None,
     as_json: bool,
     dry_run: bool,
@@ -640,7 +669,16 @@ def apply_command(
     several = len(patterns) > 1 or any(is_pattern(p) for p in patterns)
     if not (several or suffix is not None or output_root is not None or as_json):
         parsed = load_plan(plan)
-        _run_edit(patterns[0], output, in_place, force, parsed.apply, dry_run=dry_run, as_json=as_json)
+        _run_edit(
+            patterns[0],
+            output,
+            in_place,
+            force,
+            parsed.apply,
+            dry_run=dry_run,
+            as_json=as_json,
+            sync=not no_sync,
+        )
         return
     # Several models: everything is checked before the first model is touched.
     chosen = [output is not None, in_place, suffix is not None, output_root is not None].count(True)
@@ -677,7 +715,7 @@ def apply_command(
             raise Failure(1)
         return
     created = _make_root(output_root)
-    results = _run_with_progress(parsed, targets, force, jobs)
+    results = _run_with_progress(parsed, targets, force, jobs, sync=not no_sync)
     failed = sum(not r.ok for r in results)
     if created is not None and failed == len(results):
         with contextlib.suppress(OSError):
@@ -730,14 +768,26 @@ def _make_root(output_root: str | None) -> Path | None:
 
 
 def _run_with_progress(
-    plan: Plan, targets: list[Target], force: bool, jobs: int | None, *, dry_run: bool = False
+    plan: Plan,
+    targets: list[Target],
+    force: bool,
+    jobs: int | None,
+    *,
+    dry_run: bool = False,
+    sync: bool = True,
 ) -> list[BatchResult]:
     """Run the batch, with a progress bar on stderr when it is a terminal."""
     if not sys.stderr.isatty():
-        return apply_plan(plan, targets, force=force, jobs=jobs, dry_run=dry_run)
+        return apply_plan(plan, targets, force=force, jobs=jobs, dry_run=dry_run, sync=sync)
     with click.progressbar(length=len(targets), label="apply", file=sys.stderr) as bar:
         return apply_plan(
-            plan, targets, force=force, jobs=jobs, on_result=lambda _: bar.update(1), dry_run=dry_run
+            plan,
+            targets,
+            force=force,
+            jobs=jobs,
+            on_result=lambda _: bar.update(1),
+            dry_run=dry_run,
+            sync=sync,
         )
 
 
@@ -784,10 +834,17 @@ def _change_role(kind: str) -> str:
 @click.option("--to", "fmt", type=click.Choice(CONVERT_FORMATS), help="pbtxt: text format; pb: binary.")
 @click.option("-o", "--output", type=click.Path(path_type=str), help="Write the copy to this new directory.")
 @click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
+@_NO_SYNC_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print what was written, machine-readable.")
 @click.option("--in-place", is_flag=True, hidden=True)
 def convert_command(
-    model: str, fmt: str | None, output: str | None, force: bool, as_json: bool, in_place: bool
+    model: str,
+    fmt: str | None,
+    output: str | None,
+    force: bool,
+    no_sync: bool,
+    as_json: bool,
+    in_place: bool,
 ) -> None:
     """Write a copy of MODEL as saved_model.pbtxt (text, to review and diff) or saved_model.pb.
 
@@ -808,9 +865,11 @@ def convert_command(
     to: ConvertFormat = "pbtxt" if fmt == "pbtxt" else "pb"
     if is_url(output):
         with remote_output(output, force=force) as local_out:  # refuses an existing OUT first
-            result = convert(_load(model), local_out, to).model_copy(update={"output": output})
+            result = convert(_load(model), local_out, to, sync=not no_sync).model_copy(
+                update={"output": output}
+            )
     else:
-        result = convert(_load(model), local_path(output), to, force=force)
+        result = convert(_load(model), local_path(output), to, force=force, sync=not no_sync)
     if is_url(model):
         result = result.model_copy(update={"input": model})
     _detail(f"fingerprint.pb: {result.fingerprint}")
@@ -898,6 +957,7 @@ def _tensor_edit_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--output-key", is_flag=True, help="KEY is an output (same as a bare --output)."),
         click.option("--in-place", is_flag=True, help="Replace the model's own files atomically."),
         click.option("--force", is_flag=True, help="Replace OUT if it exists."),
+        _NO_SYNC_OPTION,
         click.option("--tag-set", help="Only the meta graph with exactly these tags (comma-separated)."),
         *_DRY_RUN_OPTIONS,
     ]
@@ -934,6 +994,7 @@ def set_shape_command(
     tag_set: str | None,
     dry_run: bool,
     as_json: bool,
+    no_sync: bool,
 ) -> None:
     """Set the shape of input KEY of SIGNATURE (of output KEY with --output).
 
@@ -956,6 +1017,7 @@ def set_shape_command(
         lambda m: tensor_edits.set_shape(m, signature, key, parsed, output=is_output, tag_set=tags),
         dry_run=dry_run,
         as_json=as_json,
+        sync=not no_sync,
     )
 
 
@@ -978,6 +1040,7 @@ def set_dtype_command(
     tag_set: str | None,
     dry_run: bool,
     as_json: bool,
+    no_sync: bool,
 ) -> None:
     """Set the dtype of input KEY of SIGNATURE (of output KEY with --output), inserting a Cast.
 
@@ -997,6 +1060,7 @@ def set_dtype_command(
         lambda m: tensor_edits.set_dtype(m, signature, key, parsed, output=is_output, tag_set=tags),
         dry_run=dry_run,
         as_json=as_json,
+        sync=not no_sync,
     )
 
 
@@ -1015,6 +1079,7 @@ def rename_tensor_command(
     tag_set: str | None,
     dry_run: bool,
     as_json: bool,
+    no_sync: bool,
 ) -> None:
     """Rename graph tensor OLD to NEW (input_x:0 -> images:0) and every reference to it.
 
@@ -1033,6 +1098,7 @@ def rename_tensor_command(
         lambda m: tensor_edits.rename_tensor(m, old, new, tag_set=tags),
         dry_run=dry_run,
         as_json=as_json,
+        sync=not no_sync,
     )
 
 

@@ -87,11 +87,17 @@ def converted(model: Model, to: Format) -> tuple[Model, FingerprintAction]:
 
 
 def convert(
-    model: Model | str | os.PathLike[str], output: str | os.PathLike[str], to: Format, *, force: bool = False
+    model: Model | str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    to: Format,
+    *,
+    force: bool = False,
+    sync: bool = True,
 ) -> ConvertResult:
     """Write `model` (loaded, or the directory to load) to the new directory `output` in format `to`.
 
-    Every other file (variables/, assets/, ...) is carried over as `save` does. Raises a
+    Every other file (variables/, assets/, ...) is carried over as `save` does (`sync` as
+    `save`'s). Raises a
     `SurgeryError` (nothing written) when the model cannot be read or the output is refused.
 
     Example:
@@ -104,7 +110,7 @@ def convert(
     if not isinstance(model, Model):
         model = load(model)
     copy, state = converted(model, to)
-    out = save(copy, output, force=force)
+    out = save(copy, output, force=force, sync=sync)
     name = PBTXT if to == "pbtxt" else PB
     return ConvertResult(
         input=str(model.path),

@@ -27,6 +27,10 @@ What makes a write safe, even when the process is killed at any moment or the di
   opens the model rolls back (the pb temp file still exists: the backup is restored, the
   original is back byte for byte) or finishes (the pb was renamed: the new fingerprint goes
   into place) what a killed run left.
+- `sync=False` (`--no-sync`) skips every fsync and syncfs, as `cp` and TensorFlow's own writer
+  do: the renames above still make each write atomic when the process is killed (the page cache
+  outlives it), but not when the machine loses power or the kernel crashes before the disk
+  has the bytes.
 - Concurrency: an in-place edit holds an exclusive `flock` on the model directory itself (no
   lock file inside the model) from reading to writing; a second one fails at once with a clear
   message instead of mixing or losing edits. Writing a copy holds a shared lock on its input.
@@ -265,6 +269,7 @@ def save(
     *,
     in_place: bool = False,
     force: bool = False,
+    sync: bool = True,
 ) -> Path:
     """Write `model` to the new directory `output`, or over its own files with `in_place=True`.
 
@@ -278,6 +283,8 @@ def save(
         output: the new directory (refused if it exists, unless `force`).
         in_place: replace the model's own `saved_model.pb` and `fingerprint.pb` instead.
         force: replace an existing `output` (atomically).
+        sync: fsync what was written before it is published (so that it survives a power cut);
+            False skips that, and the write is atomic under a kill only (see the module docstring).
 
     Returns:
         The directory written.
@@ -312,10 +319,10 @@ def save(
         files = _model_files(model, data, edited=edited)
         if out is None:
             with model_lock(model.path, exclusive=True):
-                _save_in_place(model, files, edited=edited)
+                _save_in_place(model, files, edited=edited, sync=sync)
             return model.path
         with model_lock(model.path, exclusive=False):
-            _save_copy(model, files, out, edited=edited, force=force)
+            _save_copy(model, files, out, edited=edited, force=force, sync=sync)
         return out
     except OSError as err:  # anything not already reported with its context
         where = model.path if in_place else output
@@ -622,11 +629,13 @@ def _check_output(source: Path, out: Path, *, force: bool) -> None:
         raise SavedModelIOError(f"{out.parent}: no such directory to write {out.name} into")
 
 
-def _save_copy(model: Model, files: dict[str, Content], out: Path, *, edited: bool, force: bool) -> None:
+def _save_copy(
+    model: Model, files: dict[str, Content], out: Path, *, edited: bool, force: bool, sync: bool
+) -> None:
     _clean_stale_outputs(out)
     skip = {PB, PBTXT, FINGERPRINT} if edited else {PB, PBTXT}
     group = _GROUP.get()
-    staged = _make_staging(out, replace=force)
+    staged = _make_staging(out, replace=force, sync=sync)
     handed_over = False
     try:
         staged.unsynced = _carry_over(model.path, staged.path, skip=skip)
@@ -634,17 +643,18 @@ def _save_copy(model: Model, files: dict[str, Content], out: Path, *, edited: bo
             content = data.result() if isinstance(data, _Background) else data
             if content is not None:
                 # Alone, each file is fsynced as it is written (a large one while its hash runs).
-                _write_new(staged.path / name, content, holes=model.holes, sync=group is None)
+                path = staged.path / name
+                _write_new(path, content, holes=model.holes, sync=sync and group is None, writeback=sync)
                 if group is not None:
-                    staged.unsynced.append(staged.path / name)
+                    staged.unsynced.append(path)
         staged.unsynced.append(staged.path)
         if group is not None:
             group.staged.append(staged)  # the group makes it durable, publishes it and drops it
             handed_over = True
             return
-        for path in staged.unsynced:
+        for path in staged.unsynced if sync else []:
             _fsync(path)
-        _publish(staged.path, out, replace=force)
+        _publish(staged.path, out, replace=force, sync=sync)
     except OSError as err:
         raise SavedModelIOError(f"cannot write {out}: {_why(err)}; nothing was written") from None
     finally:
@@ -659,12 +669,14 @@ class _Staged:
     path: Path
     out: Path
     replace: bool
+    sync: bool = True
+    """Whether it is made durable before it is published (`save(sync=...)`)."""
     fd: int = -1
     unsynced: list[Path] = field(default_factory=list)
     """What must be synced before it is published: files written or copied, directories made."""
 
 
-def _make_staging(out: Path, *, replace: bool) -> _Staged:
+def _make_staging(out: Path, *, replace: bool, sync: bool) -> _Staged:
     """Create a locked temporary directory beside `out` (`_drop_staging` removes it)."""
     path = out.parent / _temp_name(out.name, "tmp", _new_tx())
     try:
@@ -672,7 +684,7 @@ def _make_staging(out: Path, *, replace: bool) -> _Staged:
     except OSError as err:
         raise SavedModelIOError(f"cannot write into {out.parent}: {_why(err)}") from None
     _ACTIVE.add(str(path))
-    staged = _Staged(path, out, replace)
+    staged = _Staged(path, out, replace, sync)
     if fcntl is not None:  # held while this run lives: how the next run knows it is not dead
         try:
             staged.fd = os.open(path, os.O_RDONLY)
@@ -704,7 +716,8 @@ class CommitGroup:
     benchmarks, four flushes were 1.5 ms of a small model's 6 ms, and its workers spent a third
     of their time waiting on them. A group makes everything its copies hold durable at once
     (one `syncfs` per file system: one flush for all of them), then publishes each copy
-    exactly as `save` would have, and syncs each output's parent directory once.
+    exactly as `save` would have, and syncs each output's parent directory once. A copy saved
+    with `sync=False` is published without either.
     """
 
     def __init__(self) -> None:
@@ -717,7 +730,7 @@ class CommitGroup:
         staged, self.staged = self.staged, []
         try:
             try:
-                _make_durable(staged)
+                _make_durable([s for s in staged if s.sync])
             except OSError as err:
                 for s in staged:
                     self.failures[s.out] = SavedModelIOError(
@@ -728,7 +741,8 @@ class CommitGroup:
             for s in staged:
                 try:
                     _publish(s.path, s.out, replace=s.replace, sync=False)
-                    parents[s.out.parent] = None
+                    if s.sync:
+                        parents[s.out.parent] = None
                 except SavedModelIOError as err:
                     self.failures[s.out] = err
                 except OSError as err:
@@ -938,8 +952,9 @@ def _copy_entry(src: Path, dst: Path, root: Path, parents: tuple[Path, ...], mad
 # --- writing in place ------------------------------------------------------------------------
 
 
-def _save_in_place(model: Model, files: dict[str, Content], *, edited: bool) -> None:
+def _save_in_place(model: Model, files: dict[str, Content], *, edited: bool, sync: bool) -> None:
     """Replace the model file and fingerprint.pb as a pair (see the module docstring)."""
+    sync_dir = _fsync if sync else lambda path: None
     directory = model.path
     main = PB if model.format == "pb" else PBTXT
     _refuse_changed_on_disk(model, directory / main)
@@ -957,20 +972,22 @@ def _save_in_place(model: Model, files: dict[str, Content], *, edited: bool) -> 
             content = data.result() if isinstance(data, _Background) else data
             if content is not None:
                 temps[name] = directory / _temp_name(name, "tmp", tx)
-                _write_new(temps[name], content, like=directory / main, holes=model.holes)
+                _write_new(
+                    temps[name], content, like=directory / main, holes=model.holes, sync=sync, writeback=sync
+                )
         fingerprint = directory / FINGERPRINT
         if os.path.lexists(fingerprint):
             os.rename(fingerprint, directory / _temp_name(FINGERPRINT, "old", tx))
             backup = directory / _temp_name(FINGERPRINT, "old", tx)
-            _fsync(directory)
+            sync_dir(directory)
         os.replace(temps[main], directory / main)
         del temps[main]
         committed = True
-        _fsync(directory)
+        sync_dir(directory)
         if FINGERPRINT in temps:
             os.replace(temps[FINGERPRINT], fingerprint)
             del temps[FINGERPRINT]
-            _fsync(directory)
+            sync_dir(directory)
         if backup is not None:
             _remove(backup)  # if this fails, the next command that opens the model removes it
             backup = None
@@ -1040,16 +1057,17 @@ def _sync_file_range() -> Callable[..., int] | None:
 
 
 class _Writer:
-    """Appends to a new file, at most `_CHUNK` bytes a system call, and starts each chunk's
-    writeback as soon as it is written.
+    """Appends to a new file, at most `_CHUNK` bytes a system call, and (with `writeback`) starts
+    each chunk's writeback as soon as it is written.
 
     The file is fsynced at the end either way; started early, the disk writes while the next
     chunks are copied and that fsync has little left to wait for (a 1 GB model: copy + fsync
     0.70 s without, 0.38 s with, where `cp` alone takes 0.30 s).
     """
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, *, writeback: bool = True) -> None:
         self.fd = fd
+        self._writeback = writeback
         self._written = 0
         self._started = 0
 
@@ -1063,7 +1081,7 @@ class _Writer:
     def wrote(self, count: int) -> None:
         """Account for `count` bytes appended to the file (by `write` or by a kernel copy)."""
         self._written += count
-        if self._written - self._started >= _CHUNK:
+        if self._writeback and self._written - self._started >= _CHUNK:
             function = _sync_file_range()
             if function is not None:  # advisory: a failure shows up in the closing fsync
                 function(self.fd, self._started, self._written - self._started, _SYNC_FILE_RANGE_WRITE)
@@ -1077,11 +1095,13 @@ def _write_new(
     like: Path | None = None,
     holes: Holes | None = None,
     sync: bool = True,
+    writeback: bool = True,
 ) -> None:
     """Create `path` (it must not exist), write `data`, fsync; with the permissions of `like`.
 
     `data` is bytes, or pieces whose spans `holes` copies from the model's source file. Without
-    `sync`, the caller makes the file durable (a commit group's syncfs).
+    `sync`, the caller makes the file durable (a commit group's syncfs) or nobody does
+    (`save(sync=False)`, which passes `writeback=False` too: the disk is left to the kernel).
     """
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
@@ -1091,7 +1111,7 @@ def _write_new(
                 os.fchmod(fd, stat.S_IMODE(info.st_mode))
                 if os.geteuid() == 0:
                     os.fchown(fd, info.st_uid, info.st_gid)  # root editing someone's model keeps it theirs
-        writer = _Writer(fd)
+        writer = _Writer(fd, writeback=writeback)
         if isinstance(data, bytes):
             writer.write(data)
         else:

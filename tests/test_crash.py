@@ -119,15 +119,18 @@ def _check_copy_after_kill(
     assert [p.name for p in out.parent.iterdir() if not p.name.startswith(".")] in ([], [out.name])
 
 
-def _kill_copy(model: Path, work: Path, points: list[int], *, force: bool) -> int:
-    """Kill `-o` (or `-o --force`) runs at `points`; then rerun each to completion. Returns the kills."""
+def _kill_copy(
+    model: Path, work: Path, points: list[int], *, force: bool, flags: tuple[str, ...] = ()
+) -> int:
+    """Kill `-o` (or `-o --force`) runs with `flags` at `points`; then rerun each to completion.
+    Returns the kills."""
     before = tree_bytes(model)
     reference = work / "reference" / "out"
     reference.parent.mkdir(parents=True)
     if force:
         reference.mkdir()
         (reference / "old.txt").write_text("old")
-    args = edit_args(model, "-o", reference, *(["--force"] if force else []))
+    args = edit_args(model, "-o", reference, *(["--force"] if force else []), *flags)
     total = len(steps_of(args))
     done = normalized(tree_bytes(reference))
     for at in points or range(1, total + 1):
@@ -136,7 +139,7 @@ def _kill_copy(model: Path, work: Path, points: list[int], *, force: bool) -> in
         if force:
             out.mkdir()
             (out / "old.txt").write_text("old")
-        args = edit_args(model, "-o", out, *(["--force"] if force else []))
+        args = edit_args(model, "-o", out, *(["--force"] if force else []), *flags)
         killed(args, at)
         _check_copy_after_kill(model, before, out, done, force=force)
         if force:
@@ -148,20 +151,27 @@ def _kill_copy(model: Path, work: Path, points: list[int], *, force: bool) -> in
     return len(points) if points else total
 
 
-def test_kill_at_every_step_of_a_copy(tmp_path: Path) -> None:
+# Without fsync, a write is still atomic under a kill: the page cache outlives the process.
+FLAGS = pytest.mark.parametrize("flags", [(), ("--no-sync",)], ids=["sync", "no-sync"])
+
+
+@FLAGS
+def test_kill_at_every_step_of_a_copy(tmp_path: Path, flags: tuple[str, ...]) -> None:
     model = copy_fixture("module_multi", tmp_path / "in")
-    kills = _kill_copy(model, tmp_path, [], force=False)
+    kills = _kill_copy(model, tmp_path, [], force=False, flags=flags)
     assert kills >= 8
 
 
-def test_kill_at_every_step_of_a_forced_copy(tmp_path: Path) -> None:
+@FLAGS
+def test_kill_at_every_step_of_a_forced_copy(tmp_path: Path, flags: tuple[str, ...]) -> None:
     """With --force over an existing OUT: the old OUT or the new one, whole, at every moment."""
     model = copy_fixture("module_multi", tmp_path / "in")
-    kills = _kill_copy(model, tmp_path, [], force=True)
+    kills = _kill_copy(model, tmp_path, [], force=True, flags=flags)
     assert kills >= 10
 
 
-def test_kill_at_every_step_of_a_batch(tmp_path: Path) -> None:
+@FLAGS
+def test_kill_at_every_step_of_a_batch(tmp_path: Path, flags: tuple[str, ...]) -> None:
     """A batch publishes its copies together (one sync for the group): killed at any step, each
     OUT under the root is absent or complete, and rerunning the batch finishes the rest."""
     fleet = tmp_path / "fleet"
@@ -173,7 +183,7 @@ def test_kill_at_every_step_of_a_batch(tmp_path: Path) -> None:
     plan.write_text('operations:\n  - {op: rename-signature, regex: "^(.+)$", new: "v2_\\\\1"}\n')
 
     def batch(root: Path, *extra: str) -> list[str]:
-        return ["apply", f"{fleet}/*", str(plan), "--output-root", str(root), "-j", "1", *extra]
+        return ["apply", f"{fleet}/*", str(plan), "--output-root", str(root), "-j", "1", *flags, *extra]
 
     reference = tmp_path / "reference"
     steps = steps_of(batch(reference))
@@ -216,19 +226,20 @@ def _pair(model: Path) -> tuple[bytes, bytes | None]:
     )
 
 
-def _kill_in_place(original: Path, work: Path, points: list[int] | None) -> int:
-    """Kill in-place edits of copies of `original` at `points` (None: every step). Returns the kills."""
+def _kill_in_place(original: Path, work: Path, points: list[int] | None, flags: tuple[str, ...] = ()) -> int:
+    """Kill in-place edits (with `flags`) of copies of `original` at `points` (None: every step).
+    Returns the kills."""
     before = tree_bytes(original)
     reference = work / "reference"
     reference.mkdir()
     reference = copy_model(original, reference)
-    total = len(steps_of(edit_args(reference, "--in-place")))
+    total = len(steps_of(edit_args(reference, "--in-place", *flags)))
     edited = _pair(reference)
     old = _pair(original)
     states = set()
     for at in points if points is not None else range(1, total + 1):
         model = copy_model(original, work / f"kill{at}")
-        killed(edit_args(model, "--in-place"), at)
+        killed(edit_args(model, "--in-place", *flags), at)
         pb, fingerprint = _pair(model)
         assert (pb, fingerprint) in {old, edited, (old[0], None), (edited[0], None)}, (
             f"step {at}: a saved_model.pb with a stale or broken fingerprint.pb"
@@ -260,9 +271,10 @@ def copy_model(original: Path, parent: Path) -> Path:
     return Path(shutil.copytree(original, parent / original.name))
 
 
-def test_kill_at_every_step_of_an_in_place_edit(tmp_path: Path) -> None:
+@FLAGS
+def test_kill_at_every_step_of_an_in_place_edit(tmp_path: Path, flags: tuple[str, ...]) -> None:
     original = copy_fixture("module_multi", tmp_path / "in")
-    assert _kill_in_place(original, tmp_path, None) >= 7
+    assert _kill_in_place(original, tmp_path, None, flags) >= 7
 
 
 def test_kill_in_the_middle_of_large_writes(tmp_path: Path, large: Path) -> None:

@@ -419,3 +419,152 @@ def test_a_copy_alone_fsyncs_the_directories_and_copied_files_it_made(
     surgery.save(rename_signature(surgery.load(FIXTURES / "module_multi"), "fixed", "f2"), out)
     made = {_inode(p) for p in [out, *out.rglob("*")]}
     assert set(synced) == made | {_inode(tmp_path)}
+
+
+# --- without sync (--no-sync) ----------------------------------------------------------------
+
+
+def _record_syncs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The name of every fsync, syncfs and sync_file_range call from now on."""
+    calls: list[str] = []
+    real_fsync = os.fsync
+    real_syncfs = surgery_io._syncfs()
+    real_range = surgery_io._sync_file_range()
+    assert real_syncfs is not None and real_range is not None, "this test runs on Linux"
+
+    def fsync(fd: int) -> None:
+        calls.append("fsync")
+        real_fsync(fd)
+
+    def syncfs(fd: int) -> int:
+        calls.append("syncfs")
+        return real_syncfs(fd)
+
+    def sync_file_range(*args: int) -> int:
+        calls.append("sync_file_range")
+        return real_range(*args)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(surgery_io, "_syncfs", lambda: syncfs)
+    monkeypatch.setattr(surgery_io, "_sync_file_range", lambda: sync_file_range)
+    return calls
+
+
+def _inflated(directory: Path) -> Path:
+    """module_multi with a 4 MiB constant in a function: read lazily, its bytes copied by the kernel."""
+    from surgery.schema import DataType
+
+    model = copy_fixture("module_multi", directory)
+    loaded = surgery.load(model)
+    node = loaded.proto.meta_graphs[0].graph_def.library.function[0].node_def.add(name="big", op="Const")
+    node.attr["dtype"].type = DataType.DT_FLOAT
+    tensor = node.attr["value"].tensor
+    tensor.dtype = DataType.DT_FLOAT
+    tensor.tensor_shape.dim.add().size = 1 << 20
+    tensor.tensor_content = bytes(range(256)) * (1 << 14)
+    surgery.save(loaded, in_place=True)
+    assert surgery.load(model).holes is not None
+    return model
+
+
+@pytest.mark.parametrize("large", [False, True], ids=["small", "lazily-read"])
+@pytest.mark.parametrize("where", ["copy", "group", "in-place"])
+def test_no_sync_writes_the_same_files_without_a_single_sync(
+    where: str, large: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs = ("synced", "recorded", "unsynced")
+    models = {}
+    for run in runs:
+        source = (tmp_path / f"src-{run}").resolve()
+        source.mkdir()
+        models[run] = _inflated(source) if large else copy_fixture("module_multi", source)
+
+    def write(run: str, *, sync: bool) -> Path:
+        edited = rename_signature(surgery.load(models[run]), "fixed", "f2")
+        if where == "in-place":
+            return surgery.save(edited, in_place=True, sync=sync)
+        out = tmp_path / f"out-{run}"
+        if where == "copy":
+            return surgery.save(edited, out, sync=sync)
+        with surgery_io.commit_group() as group:
+            surgery.save(edited, out, sync=sync)
+        assert group.failures == {}
+        return out
+
+    synced = write("synced", sync=True)
+    calls = _record_syncs(monkeypatch)
+    write("recorded", sync=True)
+    assert "fsync" in calls, "the recorder sees the syncs of a normal write"
+    assert "sync_file_range" in calls or not large, "a large file's writeback is started early"
+    calls.clear()
+    unsynced = write("unsynced", sync=False)
+    assert calls == []
+    assert _normalized_fingerprint(tree_bytes(unsynced)) == _normalized_fingerprint(tree_bytes(synced))
+    assert [p for p in tmp_path.rglob("*") if surgery_io.is_temporary(p.name)] == []
+
+
+def test_a_group_syncs_only_the_copies_saved_with_sync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _record_syncs(monkeypatch)
+    with surgery_io.commit_group():
+        surgery.save(surgery.load(FIXTURES / "module_multi"), tmp_path / "unsynced", sync=False)
+    assert calls == [] and (tmp_path / "unsynced").is_dir()
+    with surgery_io.commit_group():
+        surgery.save(surgery.load(FIXTURES / "module_multi"), tmp_path / "a", sync=False)
+        surgery.save(surgery.load(FIXTURES / "module_multi"), tmp_path / "b")
+    assert calls == ["syncfs", "fsync"]  # the file system once, then the outputs' parent
+
+
+_WRITES = [
+    ["rename-signature", "{m}", "fixed", "f2"],
+    ["rename-input", "{m}", "fixed", "row", "r2"],
+    ["rename-output", "{m}", "fixed", "out", "o2"],
+    ["remove-signature", "{m}", "masked"],
+    ["copy-signature", "{m}", "fixed", "f3"],
+    ["set-method", "{m}", "fixed", "tensorflow/serving/regress"],
+    ["set-tags", "{m}", "serve", "serve,gpu"],
+    ["set-shape", "{m}", "fixed", "row", "-1,4"],
+    ["set-dtype", "{m}", "fixed", "row", "float64"],
+    ["rename-tensor", "{m}", "fixed_row:0", "rows:0"],
+    ["apply", "{m}", "{plan}"],
+    ["convert", "{m}", "--to", "pbtxt"],
+]
+
+
+# convert always writes a new directory; a batch (--output-root) is apply's.
+_WRITE_CASES = [
+    (command, target)
+    for command in _WRITES
+    for target in ("-o", "--in-place", "batch")
+    if not (command[0] == "convert" and target == "--in-place")
+    and (target != "batch" or command[0] == "apply")
+]
+
+
+@pytest.mark.parametrize(("command", "target"), _WRITE_CASES, ids=[f"{c[0]} {t}" for c, t in _WRITE_CASES])
+def test_every_writing_command_takes_no_sync(
+    command: list[str], target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--no-sync` writes what the command writes without it, and syncs nothing."""
+    from fuzzing import run
+
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("operations:\n  - {op: rename-signature, old: fixed, new: f2}\n")
+    results = []
+    for run_name, extra in (("plain", []), ("no-sync", ["--no-sync"])):
+        model = copy_fixture("module_multi", tmp_path / run_name)
+        out = tmp_path / run_name / ("root" if target == "batch" else "out")
+        argv = [a.format(m=model, plan=plan) for a in command]
+        if target == "batch":
+            argv[1] = str(model.parent / "module_*")
+        argv += {"-o": ["-o", str(out)], "--in-place": ["--in-place"], "batch": ["--output-root", str(out)]}[
+            target
+        ]
+        calls = _record_syncs(monkeypatch)
+        outcome = run([*argv, *extra])
+        assert outcome.status == 0, outcome.stderr
+        assert (calls == []) == bool(extra), calls
+        written = model if target == "--in-place" else out / model.name if target == "batch" else out
+        results.append(_normalized_fingerprint(tree_bytes(written)))
+    assert results[0] == results[1]
