@@ -22,6 +22,7 @@ import contextlib
 import json
 import os
 import platform
+import random
 import shutil
 import statistics
 import subprocess
@@ -677,7 +678,7 @@ def main(argv: list[str] | None = None) -> int:
     batch_rows: list[Row] = []
     if not args.no_batch:
         # First, on a quiet disk: right after the large models (gigabytes written and deleted, with
-        # `discard`), the same batch was 69-82% busy where it is 87-89% alone.
+        # `discard`), the same batch was 69-82% busy where it was 87-89% alone (why: not established).
         print(f"run.py: batch of {batch_models} models, {jobs_label(args.jobs)}", file=sys.stderr)
         batch = run_batch(batch_models, args.jobs, cores, runs)
         batch_rows = batch.rows
@@ -693,7 +694,10 @@ def main(argv: list[str] | None = None) -> int:
         }
         for round_no in range(runs):
             print(f"run.py: {built.name}: round {round_no + 1}/{runs}", file=sys.stderr)
-            for case in cases:
+            # A new order each round (the same in every run of the benchmark), so that no case always
+            # follows the same one: in a fixed order, `cp -r`, always first, took 1.1-2.1 s on this VM
+            # where it takes 0.6-0.7 s alone.
+            for case in random.Random(round_no).sample(cases, len(cases)):
                 run_case(case, model, tool_env(False), results[case.key]["tool"])
                 if case.full_parse:
                     run_case(case, model, tool_env(True), results[case.key]["full"])

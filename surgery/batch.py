@@ -342,8 +342,8 @@ def apply_plan(
     if workers <= 1:
         results = []
         for chunk in _chunks(len(targets), 1):
-            group = [targets[i] for i in chunk]
-            for result in run_group(plan, group, force=force, dry_run=dry_run, sync=sync):
+            chosen = [targets[i] for i in chunk]
+            for result in run_group(plan, chosen, force=force, dry_run=dry_run, sync=sync):
                 results.append(result)
                 report(result)
         return results

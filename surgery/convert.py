@@ -96,9 +96,9 @@ def convert(
 ) -> ConvertResult:
     """Write `model` (loaded, or the directory to load) to the new directory `output` in format `to`.
 
-    Every other file (variables/, assets/, ...) is carried over as `save` does (`sync` as
-    `save`'s). Raises a
-    `SurgeryError` (nothing written) when the model cannot be read or the output is refused.
+    Every other file (variables/, assets/, ...) is carried over as `save` does, and `sync` is
+    `save`'s. Raises a `SurgeryError` (nothing written) when the model cannot be read or the
+    output is refused.
 
     Example:
         >>> result = surgery.convert("my_model", "my_model_text", "pbtxt")
