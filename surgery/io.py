@@ -729,16 +729,18 @@ class CommitGroup:
         """Make the staged copies durable and rename them into place; failures go to `failures`."""
         staged, self.staged = self.staged, []
         try:
+            durable = [s for s in staged if s.sync]
             try:
-                _make_durable([s for s in staged if s.sync])
+                _make_durable(durable)
             except OSError as err:
-                for s in staged:
+                for s in durable:  # a copy saved without sync never waited on the disk: it goes on
                     self.failures[s.out] = SavedModelIOError(
                         f"cannot write {s.out}: {_why(err)}; nothing was written"
                     )
-                return
             parents: dict[Path, None] = {}
             for s in staged:
+                if s.out in self.failures:
+                    continue
                 try:
                     _publish(s.path, s.out, replace=s.replace, sync=False)
                     if s.sync:

@@ -374,6 +374,30 @@ def test_a_failed_sync_publishes_nothing(tmp_path: Path, monkeypatch: pytest.Mon
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_failed_sync_still_publishes_the_copies_saved_without_sync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ctypes
+    import errno
+
+    def syncfs(fd: int) -> int:
+        ctypes.set_errno(errno.EIO)
+        return -1
+
+    monkeypatch.setattr(surgery_io, "_syncfs", lambda: syncfs)
+    synced, unsynced = tmp_path / "synced", tmp_path / "unsynced"
+    with surgery_io.commit_group() as group:
+        surgery.save(rename_signature(surgery.load(FIXTURES / "module_multi"), "fixed", "f2"), synced)
+        surgery.save(
+            rename_signature(surgery.load(FIXTURES / "module_multi"), "fixed", "f2"), unsynced, sync=False
+        )
+    assert {out: str(err) for out, err in group.failures.items()} == {
+        synced: f"cannot write {synced}: Input/output error; nothing was written"
+    }
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["unsynced"]
+    assert "f2" in surgery.load(unsynced).proto.meta_graphs[0].signature_def
+
+
 def test_a_group_fails_only_the_output_that_appeared_meanwhile(tmp_path: Path) -> None:
     taken, free = tmp_path / "taken", tmp_path / "free"
     with surgery_io.commit_group() as group:
