@@ -19,8 +19,10 @@ What makes a write safe, even when the process is killed at any moment or the di
   still absent or complete at every instant.
 - `in_place`: `saved_model.pb` and `fingerprint.pb` must change as a pair; a pb with a stale
   fingerprint must never be seen. The new files are written as temporary files beside them
-  and fsynced; then the old fingerprint is renamed to a backup, the new pb renamed over the
-  old one (the commit point), the new fingerprint renamed into place and the backup deleted.
+  and fsynced; then the old fingerprint is renamed to a backup, the new pb swapped with the
+  old one (RENAME_EXCHANGE, the commit point; the old pb's second name, made just before, tells
+  a recovery which side of the swap a killed run stopped on), the new fingerprint renamed into
+  place, the backup and the old pb deleted.
   At every instant the directory holds the original, the edit, or one of them without a
   fingerprint (which TensorFlow accepts: a missing fingerprint is legal, a stale one is not).
   The temporary names, which share a transaction id, are the journal: the next command that
@@ -571,6 +573,9 @@ def _recover_locked(path: Path) -> None:
         transactions.setdefault(f"{match['pid']}-{match['tx']}", {})[(match["name"], match["kind"])] = file
     for files in transactions.values():
         pb_temps = [files.pop(key) for key in ((PB, "tmp"), (PBTXT, "tmp")) if key in files]
+        # Killed between the exchange and unlinking the temporary name: committed (see `_swap_in`).
+        swapped = [temp for temp in pb_temps if _is_swapped(files, temp)]
+        pb_temps = [temp for temp in pb_temps if temp not in swapped]
         backup = files.pop((FINGERPRINT, "old"), None)
         new_fingerprint = files.pop((FINGERPRINT, "tmp"), None)
         try:
@@ -584,10 +589,21 @@ def _recover_locked(path: Path) -> None:
             _fsync(path)
         except OSError:
             continue  # cannot write here: the journal stays as it is, for a run that can
-        # The pb's temporary file goes last: while it exists, the edit reads as not committed.
-        for leftover in [new_fingerprint, backup, *files.values(), *pb_temps]:
+        # The pb's temporary file goes last: while it exists, the edit reads as not committed
+        # (unless it is the swapped old file: that goes first, while its second name tells).
+        for leftover in [*swapped, new_fingerprint, backup, *files.values(), *pb_temps]:
             if leftover is not None:
                 _remove(leftover)
+
+
+def _is_swapped(files: dict[tuple[str, str], Path], temp: Path) -> bool:
+    """Whether the pb temporary `temp` is the old model file, by its second name (see `_swap_in`)."""
+    match = _TEMP_RE.match(temp.name)
+    old = files.get((match["name"], "old")) if match else None
+    try:
+        return old is not None and os.path.samefile(temp, old)
+    except OSError:
+        return False
 
 
 def _clean_stale_outputs(out: Path) -> None:
@@ -982,7 +998,8 @@ def _save_in_place(model: Model, files: dict[str, Content], *, edited: bool, syn
             os.rename(fingerprint, directory / _temp_name(FINGERPRINT, "old", tx))
             backup = directory / _temp_name(FINGERPRINT, "old", tx)
             sync_dir(directory)
-        os.replace(temps[main], directory / main)
+        old_pb = directory / _temp_name(main, "old", tx)
+        _swap_in(temps[main], directory / main, old_pb)
         del temps[main]
         committed = True
         sync_dir(directory)
@@ -993,8 +1010,12 @@ def _save_in_place(model: Model, files: dict[str, Content], *, edited: bool, syn
         if backup is not None:
             _remove(backup)  # if this fails, the next command that opens the model removes it
             backup = None
+        if not os.path.lexists(directory / _temp_name(main, "tmp", tx)):
+            _remove(old_pb)  # the old model file's blocks are freed here
     except OSError as err:
         _undo(directory, temps, backup, committed=committed)
+        if not committed or not os.path.lexists(directory / _temp_name(main, "tmp", tx)):
+            _remove(directory / _temp_name(main, "old", tx))  # the old file's second name, if made
         if committed:
             missing = (
                 ""
@@ -1015,6 +1036,28 @@ def _save_in_place(model: Model, files: dict[str, Content], *, edited: bool, syn
         written = files[main]
         model.source = written if isinstance(written, bytes) else model.serialize_shrunk()
         model.stamp = (info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+def _swap_in(new: Path, target: Path, old: Path) -> None:
+    """Put the file `new` at `target` atomically, the old `target` left at `old` (the commit point).
+
+    `old` is first made a second name of the old file; then RENAME_EXCHANGE swaps `new` and
+    `target`, and `new` (now naming the old file too) is unlinked. A plain rename over a file
+    makes ext4 write the renamed file out at once (auto_da_alloc: 1.3 s for 1 GB on the bench
+    machine, the old file's freeing included); an exchange does not, and the old file is freed
+    at the caller's `_remove(old)`. The journal reads: `new` and `old` the same file means
+    committed (see `_recover_locked`). Without links or RENAME_EXCHANGE: a plain rename.
+    """
+    try:
+        os.link(target, old)
+    except OSError:
+        os.replace(new, target)
+        return
+    if not _rename2(new, target, _RENAME_EXCHANGE):
+        os.replace(new, target)
+        return
+    with contextlib.suppress(OSError):  # committed: a leftover `new` is read as such while `old` is there
+        os.unlink(new)
 
 
 def _undo(directory: Path, temps: dict[str, Path], backup: Path | None, *, committed: bool) -> None:

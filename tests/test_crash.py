@@ -493,6 +493,43 @@ def test_interrupted_in_place_edit_is_finished_by_the_next_command(tmp_path: Pat
     assert temporaries(model) == []
 
 
+def _swap_journal(tmp_path: Path, *, swapped: bool) -> tuple[Path, dict[str, bytes], dict[str, bytes]]:
+    """By hand, what a run killed around its RENAME_EXCHANGE leaves: the old pb's second name made,
+    and the new pb at its temporary name (`swapped=False`) or at saved_model.pb (`swapped=True`,
+    the temporary name then naming the old pb). The model, its tree before, the edit's tree."""
+    model = copy_fixture("module_multi", tmp_path / "in")
+    before = tree_bytes(model)
+    rerun("set-method", model, "masked", "tensorflow/serving/regress", "-o", tmp_path / "edited")
+    edited = tree_bytes(tmp_path / "edited")
+    tx = "999999999-abc"
+    temp, old = model / f".saved_model.pb.surgery-tmp-{tx}", model / f".saved_model.pb.surgery-old-{tx}"
+    os.link(model / "saved_model.pb", old)
+    if swapped:
+        os.rename(model / "saved_model.pb", temp)
+        (model / "saved_model.pb").write_bytes(edited["saved_model.pb"])
+    else:
+        temp.write_bytes(edited["saved_model.pb"])
+    (model / f".fingerprint.pb.surgery-tmp-{tx}").write_bytes(edited["fingerprint.pb"])
+    os.rename(model / "fingerprint.pb", model / f".fingerprint.pb.surgery-old-{tx}")
+    return model, before, edited
+
+
+def test_an_edit_killed_before_its_exchange_is_rolled_back(tmp_path: Path) -> None:
+    """The old pb's second name is there, but the temporary pb is another file: not committed."""
+    model, before, _ = _swap_journal(tmp_path, swapped=False)
+    surgery.load(model)
+    assert tree_bytes(model) == before
+    assert temporaries(model) == []
+
+
+def test_an_edit_killed_after_its_exchange_is_finished(tmp_path: Path) -> None:
+    """The temporary pb and the old pb's second name are one file: the swap happened, committed."""
+    model, before, edited = _swap_journal(tmp_path, swapped=True)
+    surgery.load(model)
+    assert tree_bytes(model) == {**before, **{k: edited[k] for k in ("saved_model.pb", "fingerprint.pb")}}
+    assert temporaries(model) == []
+
+
 def test_a_live_writers_files_are_left_alone(tmp_path: Path) -> None:
     """Recovery needs the model's lock: while another process holds it, nothing is touched."""
     model = copy_fixture("module_multi", tmp_path)

@@ -13,7 +13,7 @@ from conftest import FIXTURE_NAMES, FIXTURES, copy_fixture, tree_bytes
 from fuzzing import varint
 from surgery import io as surgery_io
 from surgery.edits import rename_signature
-from surgery.schema import SavedModel, from_text, to_text
+from surgery.schema import FingerprintDef, SavedModel, from_text, to_text
 
 
 @pytest.mark.parametrize("name", FIXTURE_NAMES)
@@ -107,6 +107,74 @@ def test_in_place_replaces_only_the_model_files(tmp_path: Path) -> None:
     assert sorted(after) == sorted(before)
     assert {k for k in after if after[k] != before[k]} == {"saved_model.pb", "fingerprint.pb"}
     assert [p.name for p in src.iterdir() if "surgery-tmp" in p.name] == []
+
+
+def _record_renames(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, str]]:
+    """Every rename the save makes: (how, source name, target name)."""
+    calls: list[tuple[str, str, str]] = []
+    for name in ("rename", "replace"):
+        real = getattr(os, name)
+
+        def recorded(src: object, dst: object, *, _real: object = real, _name: str = name) -> None:
+            calls.append((_name, Path(str(src)).name, Path(str(dst)).name))
+            _real(src, dst)  # type: ignore[operator]
+
+        monkeypatch.setattr(os, name, recorded)
+    real2 = surgery_io._rename2  # type: ignore[attr-defined]
+
+    def recorded2(src: Path, dst: Path, flags: int) -> bool:
+        calls.append((f"renameat2({flags})", src.name, dst.name))
+        return bool(real2(src, dst, flags))
+
+    monkeypatch.setattr(surgery_io, "_rename2", recorded2)
+    return calls
+
+
+def _in_place_edit(model: Path) -> tuple[bytes, bytes]:
+    surgery.save(rename_signature(surgery.load(model), "fixed", "fixed_batch"), in_place=True)
+    fingerprint = FingerprintDef.FromString((model / "fingerprint.pb").read_bytes())
+    fingerprint.ClearField("uuid")
+    return (model / "saved_model.pb").read_bytes(), fingerprint.SerializeToString(deterministic=True)
+
+
+@pytest.mark.skipif(surgery_io._renameat2() is None, reason="needs renameat2")  # type: ignore[attr-defined]
+def test_in_place_swaps_the_model_file_instead_of_renaming_over_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RENAME_EXCHANGE, not a rename over the old pb (which makes ext4 write the new file out at once)."""
+    model = copy_fixture("module_multi", tmp_path / "a")
+    old_inode = os.stat(model / "saved_model.pb").st_ino
+    calls = _record_renames(monkeypatch)
+    _in_place_edit(model)
+    pb_renames = [c for c in calls if c[2] == "saved_model.pb"]
+    assert [c[0] for c in pb_renames] == [f"renameat2({surgery_io._RENAME_EXCHANGE})"]  # type: ignore[attr-defined]
+    assert pb_renames[0][1].startswith(".saved_model.pb.surgery-tmp-")
+    assert os.stat(model / "saved_model.pb").st_ino != old_inode
+    assert sorted(p.name for p in model.iterdir()) == sorted(
+        p.name for p in (FIXTURES / "module_multi").iterdir()
+    )
+
+
+@pytest.mark.parametrize("missing", ["renameat2", "link"])
+def test_in_place_without_exchange_or_links_renames_over_and_writes_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, missing: str
+) -> None:
+    """Where the file system has no RENAME_EXCHANGE (or no hard links), a plain rename commits."""
+    expected = _in_place_edit(copy_fixture("module_multi", tmp_path / "reference"))
+    model = copy_fixture("module_multi", tmp_path / "b")
+    if missing == "renameat2":
+        monkeypatch.setattr(surgery_io, "_rename2", lambda src, dst, flags: False)
+    else:
+
+        def no_link(src: object, dst: object) -> None:
+            raise PermissionError(1, "Operation not permitted")
+
+        monkeypatch.setattr(os, "link", no_link)
+    calls = _record_renames(monkeypatch) if missing == "link" else []
+    assert _in_place_edit(model) == expected
+    if missing == "link":
+        assert [c[0] for c in calls if c[2] == "saved_model.pb"] == ["replace"]
+    assert [p.name for p in model.iterdir() if surgery_io.is_temporary(p.name)] == []
 
 
 def test_existing_output_needs_force(tmp_path: Path) -> None:
