@@ -980,6 +980,7 @@ def _save_in_place(model: Model, files: dict[str, Content], *, edited: bool, syn
         return  # the files already hold these bytes
     tx = _new_tx()
     made = [directory / _temp_name(n, k, tx) for n in (main, FINGERPRINT) for k in ("tmp", "old")]
+    new_pb, old_pb = made[0], made[1]  # the new pb before the swap; the old pb's second name
     _ACTIVE.update(str(p) for p in made)
     temps: dict[str, Path] = {}
     backup: Path | None = None
@@ -998,8 +999,7 @@ def _save_in_place(model: Model, files: dict[str, Content], *, edited: bool, syn
             os.rename(fingerprint, directory / _temp_name(FINGERPRINT, "old", tx))
             backup = directory / _temp_name(FINGERPRINT, "old", tx)
             sync_dir(directory)
-        old_pb = directory / _temp_name(main, "old", tx)
-        _swap_in(temps[main], directory / main, old_pb)
+        _swap_in(new_pb, directory / main, old_pb)
         del temps[main]
         committed = True
         sync_dir(directory)
@@ -1010,12 +1010,12 @@ def _save_in_place(model: Model, files: dict[str, Content], *, edited: bool, syn
         if backup is not None:
             _remove(backup)  # if this fails, the next command that opens the model removes it
             backup = None
-        if not os.path.lexists(directory / _temp_name(main, "tmp", tx)):
+        if not os.path.lexists(new_pb):
             _remove(old_pb)  # the old model file's blocks are freed here
     except OSError as err:
         _undo(directory, temps, backup, committed=committed)
-        if not committed or not os.path.lexists(directory / _temp_name(main, "tmp", tx)):
-            _remove(directory / _temp_name(main, "old", tx))  # the old file's second name, if made
+        if not committed or not os.path.lexists(new_pb):
+            _remove(old_pb)  # the old file's second name, if made
         if committed:
             missing = (
                 ""
