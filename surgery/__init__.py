@@ -14,9 +14,9 @@ define it. Errors are `SurgeryError`s; an edit done with a caveat warns with a `
 
 from typing import TYPE_CHECKING, Any
 
-from surgery.check import CheckReport, Finding, check
-from surgery.convert import ConvertResult, convert
-from surgery.diff import Change, diff
+from surgery.check import check
+from surgery.convert import convert
+from surgery.diff import diff
 from surgery.edits import (
     copy_signature,
     remove_signature,
@@ -34,16 +34,27 @@ from surgery.errors import (
     SurgeryError,
     SurgeryWarning,
 )
-from surgery.explain import Explanation, explain, explain_dot, explain_html, explain_text
+from surgery.explain import explain, explain_dot, explain_html, explain_text
 from surgery.io import Model, load, save
 from surgery.tensor_edits import rename_tensor, set_dtype, set_shape
 
 if TYPE_CHECKING:
+    from surgery.explanation import Explanation
     from surgery.plans import Plan, load_plan
+    from surgery.reports import Change, CheckReport, ConvertResult, Finding
 
-# Imported on first use: no edit on the command line needs YAML or the dozen plan models.
-# (Only names unlike their module's: importing `surgery.convert` binds that name to the module.)
-_LAZY = {"Plan": "surgery.plans", "load_plan": "surgery.plans"}
+# Imported on first use: an edit on the command line needs neither YAML and the plan models nor
+# pydantic (the reports). (Only names unlike their module's: importing `surgery.convert` binds
+# that name to the module, so the functions named like their modules are imported above.)
+_LAZY = {
+    "Plan": "surgery.plans",
+    "load_plan": "surgery.plans",
+    "Change": "surgery.reports",
+    "CheckReport": "surgery.reports",
+    "ConvertResult": "surgery.reports",
+    "Finding": "surgery.reports",
+    "Explanation": "surgery.explanation",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -18,10 +18,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict
-
-from surgery.check import Finding, check
-from surgery.diff import Change, diff
+from surgery.check import Disagreement, disagreements
+from surgery.diff import diff
 from surgery.errors import ConsistencyError, SavedModelIOError, SurgeryError, SurgeryWarning
 from surgery.io import Model, commit_group, load, model_lock, recover, save
 
@@ -29,9 +27,10 @@ if TYPE_CHECKING:
     from concurrent.futures import Future
 
     from surgery.plans import Plan
+    from surgery.reports import BatchResult, Finding
 
 
-def finding_line(finding: Finding) -> str:
+def finding_line(finding: Finding | Disagreement) -> str:
     """One line for a check finding: `[tags] 'signature' code: message`."""
     where = f"[{','.join(finding.tags)}]" + (f" {finding.signature!r}" if finding.signature else "")
     return f"{where} {finding.code}: {finding.message}"
@@ -65,9 +64,9 @@ def _edit_checked(model: Model, edit: Callable[[Model], object]) -> None:
     """`edit` the model in memory; a `ConsistencyError` if `check` finds it newly inconsistent."""
     # Problems the model already had are not the edit's: compare counts per kind, since a
     # rename legitimately changes the key an existing finding names.
-    before = Counter(f.code for f in check(model).findings)
+    before = Counter(d.code for d in disagreements(model))
     edit(model)
-    after = check(model).findings
+    after = disagreements(model)
     grown = {code for code, n in Counter(f.code for f in after).items() if n > before[code]}
     new = [f for f in after if f.code in grown]
     if new:
@@ -102,19 +101,6 @@ class Target:
 
     model: str
     output: str | None
-
-
-class BatchResult(BaseModel):
-    """What happened to one model of a batch: `output` is the directory written, if any."""
-
-    model_config = ConfigDict(defer_build=True)
-
-    model: str
-    output: str | None
-    ok: bool
-    error: str | None = None
-    warnings: list[str] = []
-    changes: list[Change] | None = None  # with --dry-run: what the edit would change
 
 
 def is_pattern(path: str) -> bool:
@@ -218,6 +204,7 @@ def apply_one(plan: Plan, target: Target, *, force: bool = False, sync: bool = T
 
     The edits' caveats (`SurgeryWarning`s) are collected into the result, not printed by workers.
     """
+    from surgery.reports import BatchResult
 
     def write() -> BatchResult:
         written = edit_model(
@@ -233,6 +220,8 @@ def preview_one(plan: Plan, target: Target, *, force: bool = False) -> BatchResu
 
     `output` is where the real run would write (the model itself for an in-place target).
     """
+    from surgery.reports import BatchResult
+
     where = target.output if target.output is not None else target.model
 
     def preview() -> BatchResult:
@@ -250,6 +239,8 @@ def _guarded(target: Target, work: Callable[[], BatchResult]) -> BatchResult:
 
     An error (or a bug) becomes this model's failed result: the other models go on.
     """
+    from surgery.reports import BatchResult
+
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", SurgeryWarning)
@@ -349,6 +340,8 @@ def apply_plan(
         return results
     done: dict[int, BatchResult] = {}
     from concurrent.futures import ProcessPoolExecutor, as_completed  # only with workers
+
+    from surgery.reports import BatchResult
 
     start = (plan, force, dry_run, sync)
     pool = ProcessPoolExecutor(max_workers=workers, initializer=_start_worker, initargs=start)

@@ -8,8 +8,7 @@ Seed 002 lists five places a function's inputs are defined; a signature adds the
 from __future__ import annotations
 
 from collections.abc import Iterator
-
-from pydantic import BaseModel, ConfigDict
+from typing import TYPE_CHECKING, NamedTuple
 
 from surgery.io import Model
 from surgery.schema import FunctionDef, MetaGraphDef, NodeDef, SavedObjectGraph
@@ -29,23 +28,17 @@ from surgery.signatures import (
 )
 from surgery.tensors import dtype_name, shape_from_proto, split_tensor_name
 
+if TYPE_CHECKING:
+    from surgery.reports import CheckReport
 
-class Finding(BaseModel):
-    """One disagreement: `code` names the kind, `message` says where and what."""
 
-    model_config = ConfigDict(frozen=True, defer_build=True)
+class Disagreement(NamedTuple):
+    """A `Finding`'s fields, without the report: what an edit's own check compares."""
 
     code: str
     tags: list[str]
     signature: str | None
     message: str
-
-
-class CheckReport(BaseModel):
-    model_config = ConfigDict(defer_build=True)
-
-    ok: bool
-    findings: list[Finding]
 
 
 def check(model: Model) -> CheckReport:
@@ -58,17 +51,22 @@ def check(model: Model) -> CheckReport:
         >>> surgery.check(surgery.load("my_model"))
         CheckReport(ok=True, findings=[])
     """
-    findings = [f for meta in model.proto.meta_graphs for f in check_meta_graph(meta)]
+    from surgery.reports import CheckReport, Finding
+
+    findings = [Finding(**d._asdict()) for d in disagreements(model)]
     return CheckReport(ok=not findings, findings=findings)
 
 
-def check_meta_graph(meta: MetaGraphDef) -> list[Finding]:
+def disagreements(model: Model) -> list[Disagreement]:
+    """What `check(model)` reports, as plain records (no pydantic: the edit path builds no report)."""
+    return [d for meta in model.proto.meta_graphs for d in check_meta_graph(meta)]
+
+
+def check_meta_graph(meta: MetaGraphDef) -> list[Disagreement]:
     tags = list(meta.meta_info_def.tags)
     v1 = v1_signatures(meta)
     nodes = {node.name: node for node in meta.graph_def.node}
-    findings = [
-        Finding(code=c, tags=tags, signature=s, message=m) for c, s, m in _graph_references(meta, nodes)
-    ]
+    findings = [Disagreement(c, tags, s, m) for c, s, m in _graph_references(meta, nodes)]
     tf2 = tf2_signatures(meta)
     if tf2 is not None:
         library = function_library(meta)
@@ -78,7 +76,7 @@ def check_meta_graph(meta: MetaGraphDef) -> list[Finding]:
             *_wrappers(tf2, library, v1),
             *_call_nodes(meta, v1, tf2, nodes),
         ]
-        findings += [Finding(code=c, tags=tags, signature=s, message=m) for c, s, m in problems]
+        findings += [Disagreement(c, tags, s, m) for c, s, m in problems]
     return findings
 
 

@@ -20,7 +20,6 @@ import click
 
 from surgery import __version__, edits, tensor_edits
 from surgery.batch import (
-    BatchResult,
     Target,
     apply_plan,
     batch_targets,
@@ -31,10 +30,10 @@ from surgery.batch import (
     is_pattern,
     preview_edit,
 )
-from surgery.check import Finding, check
+from surgery.check import Disagreement, check, disagreements
 from surgery.convert import FORMATS as CONVERT_FORMATS
 from surgery.convert import convert
-from surgery.diff import Change, diff
+from surgery.diff import diff
 from surgery.edits import parse_tag_set
 from surgery.errors import SavedModelIOError, SurgeryError, SurgeryWarning, one_line
 from surgery.explain import FORMATS as EXPLAIN_FORMATS
@@ -57,6 +56,7 @@ from surgery.tensors import parse_dtype, parse_shape
 
 if TYPE_CHECKING:
     from surgery.plans import Plan
+    from surgery.reports import BatchResult, Change, Finding
 
 PROG = "savedmodel-surgery"
 
@@ -203,7 +203,7 @@ def show(model: str, as_json: bool) -> None:
         click.echo(show_text(loaded))
 
 
-def _finding_line(finding: Finding) -> str:
+def _finding_line(finding: Finding | Disagreement) -> str:
     return finding_line(finding)
 
 
@@ -219,17 +219,20 @@ def check_command(model: str, as_json: bool) -> None:
     Example:
       savedmodel-surgery check ./my_model
     """
-    report = check(_load(model))
-    if as_json:
+    loaded = _load(model)
+    if as_json:  # the report (pydantic) only for JSON: the text needs its fields alone
+        report = check(loaded)
         _print_json(report.model_dump())
-    elif report.ok:
-        click.echo(f"{model}: {_style('ok', 'ok')}")
-    else:
-        for finding in report.findings:
-            click.echo(_finding_line(finding))
-        click.echo(f"{model}: {_style('fail', f'{len(report.findings)} problem(s)')}")
-    if not report.ok:
+        if not report.ok:
+            raise Failure(1)
+        return
+    found = disagreements(loaded)
+    for finding in found:
+        click.echo(_finding_line(finding))
+    if found:
+        click.echo(f"{model}: {_style('fail', f'{len(found)} problem(s)')}")
         raise Failure(1)
+    click.echo(f"{model}: {_style('ok', 'ok')}")
 
 
 _NO_SYNC_OPTION = click.option(

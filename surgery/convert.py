@@ -18,17 +18,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING
 
 from google.protobuf.message import DecodeError
-from pydantic import BaseModel, ConfigDict
 
 from surgery.fingerprint import compute_fingerprint
 from surgery.io import FINGERPRINT, PB, PBTXT, Format, Model, load, save
 from surgery.schema import FingerprintDef, to_text
 
+if TYPE_CHECKING:
+    from surgery.reports import ConvertResult, FingerprintAction
+
 FORMATS: tuple[Format, ...] = ("pbtxt", "pb")
-FingerprintAction = Literal["kept", "rewritten", "none"]
 HASHES = (
     "saved_model_checksum",
     "graph_def_program_hash",
@@ -36,20 +37,6 @@ HASHES = (
     "saved_object_graph_hash",
     "checkpoint_hash",
 )
-
-
-class ConvertResult(BaseModel):
-    """What `convert` wrote: the model file, its size, and what became of `fingerprint.pb`."""
-
-    model_config = ConfigDict(defer_build=True)  # the CLI imports this module for every command
-
-    input: str
-    output: str
-    source_format: Format
-    format: Format
-    file: str
-    bytes: int
-    fingerprint: FingerprintAction
 
 
 def fingerprint_state(model: Model) -> FingerprintAction:
@@ -107,6 +94,8 @@ def convert(
         >>> surgery.load("my_model_text").format
         'pbtxt'
     """
+    from surgery.reports import ConvertResult
+
     if not isinstance(model, Model):
         model = load(model)
     copy, state = converted(model, to)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import TYPE_CHECKING, NamedTuple
 
 from surgery.io import Model
 from surgery.signatures import Signature, TensorSpec, v1_signatures
 
+if TYPE_CHECKING:
+    from surgery.reports import Change
 
-class Change(BaseModel):
-    model_config = ConfigDict(frozen=True, defer_build=True)
+
+class _Change(NamedTuple):
+    """A `Change`'s fields: the report (a pydantic model) is made once the walk is done."""
 
     tags: list[str]
     signature: str | None
@@ -19,7 +22,7 @@ class Change(BaseModel):
 
 def _io_changes(
     tags: list[str], key: str, side: str, a: dict[str, TensorSpec], b: dict[str, TensorSpec]
-) -> list[Change]:
+) -> list[_Change]:
     out = []
     removed = {k: a[k] for k in a if k not in b}
     added = {k: b[k] for k in b if k not in a}
@@ -29,53 +32,55 @@ def _io_changes(
         candidates += [n for n, o in sorted(added.items()) if (o.dtype, o.shape) == (spec.dtype, spec.shape)]
         if candidates:
             new = candidates[0]
-            out.append(Change(tags=tags, signature=key, kind=f"{side}-renamed", detail=f"{old} -> {new}"))
+            out.append(_Change(tags=tags, signature=key, kind=f"{side}-renamed", detail=f"{old} -> {new}"))
             if added[new].name != spec.name:
                 detail = f"{new}: {spec.name} -> {added[new].name}"
-                out.append(Change(tags=tags, signature=key, kind=f"{side}-tensor", detail=detail))
+                out.append(_Change(tags=tags, signature=key, kind=f"{side}-tensor", detail=detail))
             del added[new]
         else:
-            out.append(Change(tags=tags, signature=key, kind=f"{side}-removed", detail=old))
-    out += [Change(tags=tags, signature=key, kind=f"{side}-added", detail=k) for k in sorted(added)]
+            out.append(_Change(tags=tags, signature=key, kind=f"{side}-removed", detail=old))
+    out += [_Change(tags=tags, signature=key, kind=f"{side}-added", detail=k) for k in sorted(added)]
     for name in sorted(set(a) & set(b)):
         x, y = a[name], b[name]
         if x.dtype != y.dtype:
             out.append(
-                Change(
+                _Change(
                     tags=tags, signature=key, kind=f"{side}-dtype", detail=f"{name}: {x.dtype} -> {y.dtype}"
                 )
             )
         if x.shape != y.shape:
             out.append(
-                Change(
+                _Change(
                     tags=tags, signature=key, kind=f"{side}-shape", detail=f"{name}: {x.shape} -> {y.shape}"
                 )
             )
         if x.name != y.name:
             out.append(
-                Change(
+                _Change(
                     tags=tags, signature=key, kind=f"{side}-tensor", detail=f"{name}: {x.name} -> {y.name}"
                 )
             )
     return out
 
 
-def _signature_changes(tags: list[str], a: dict[str, Signature], b: dict[str, Signature]) -> list[Change]:
+def _signature_changes(tags: list[str], a: dict[str, Signature], b: dict[str, Signature]) -> list[_Change]:
     out = []
     removed = {k: a[k] for k in a if k not in b}
     added = {k: b[k] for k in b if k not in a}
     for old, sig in sorted(removed.items()):
         match = next((new for new, other in sorted(added.items()) if other == sig), None)
         if match is not None:
-            out.append(Change(tags=tags, signature=old, kind="signature-renamed", detail=f"{old} -> {match}"))
+            out.append(
+                _Change(tags=tags, signature=old, kind="signature-renamed", detail=f"{old} -> {match}")
+            )
             del added[match]
         else:
-            out.append(Change(tags=tags, signature=old, kind="signature-removed", detail=old))
-    out += [Change(tags=tags, signature=k, kind="signature-added", detail=k) for k in sorted(added)]
+            out.append(_Change(tags=tags, signature=old, kind="signature-removed", detail=old))
+    out += [_Change(tags=tags, signature=k, kind="signature-added", detail=k) for k in sorted(added)]
     for key in sorted(set(a) & set(b)):
         if a[key].method_name != b[key].method_name:
             detail = f"{a[key].method_name or '(none)'} -> {b[key].method_name or '(none)'}"
-            out.append(Change(tags=tags, signature=key, kind="method", detail=detail))
+            out.append(_Change(tags=tags, signature=key, kind="method", detail=detail))
         out += _io_changes(tags, key, "input", a[key].inputs, b[key].inputs)
         out += _io_changes(tags, key, "output", a[key].outputs, b[key].outputs)
     return out
@@ -95,13 +100,15 @@ def diff(a: Model, b: Model) -> list[Change]:
     """
     metas_a = {frozenset(m.meta_info_def.tags): m for m in a.proto.meta_graphs}
     metas_b = {frozenset(m.meta_info_def.tags): m for m in b.proto.meta_graphs}
-    out: list[Change] = []
+    out: list[_Change] = []
     for tags in sorted(metas_a.keys() | metas_b.keys(), key=sorted):
         label = sorted(tags)
         if tags not in metas_b:
-            out.append(Change(tags=label, signature=None, kind="meta-graph-removed", detail=",".join(label)))
+            out.append(_Change(tags=label, signature=None, kind="meta-graph-removed", detail=",".join(label)))
         elif tags not in metas_a:
-            out.append(Change(tags=label, signature=None, kind="meta-graph-added", detail=",".join(label)))
+            out.append(_Change(tags=label, signature=None, kind="meta-graph-added", detail=",".join(label)))
         else:
             out += _signature_changes(label, v1_signatures(metas_a[tags]), v1_signatures(metas_b[tags]))
-    return out
+    from surgery.reports import Change
+
+    return [Change(**change._asdict()) for change in out]

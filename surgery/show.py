@@ -8,6 +8,7 @@ concrete signature (polymorphic functions have several).
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from surgery.io import Model
@@ -27,7 +28,7 @@ def spec_json(spec: TensorSpec) -> dict[str, Any]:
     """The contract's tensor form: name, dtype, shape (+ composite encodings when present)."""
     out: dict[str, Any] = {"name": spec.name, "dtype": spec.dtype, "shape": spec.shape}
     if spec.coo_sparse is not None:
-        out["coo_sparse"] = spec.coo_sparse.model_dump()
+        out["coo_sparse"] = asdict(spec.coo_sparse)
     if spec.components is not None:
         out["components"] = [spec_json(c) for c in spec.components]
     return out
@@ -47,12 +48,16 @@ def meta_graph_json(meta: MetaGraphDef) -> dict[str, Any]:
     if tf2 is not None:
         out["object_graph"] = {
             "signatures": {
-                key: sig.model_dump(
-                    include={"node_id", "function", "argument_keywords", "calls", "bound_inputs"}
-                )
+                key: {
+                    "node_id": sig.node_id,
+                    "function": sig.function,
+                    "argument_keywords": sig.argument_keywords,
+                    "calls": sig.calls,
+                    "bound_inputs": [asdict(b) for b in sig.bound_inputs],
+                }
                 for key, sig in tf2.items()
             },
-            "functions": [f.model_dump() for f in saved_functions(meta)],
+            "functions": [asdict(f) for f in saved_functions(meta)],
         }
     return out
 

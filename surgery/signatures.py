@@ -6,17 +6,18 @@
   `SavedBareConcreteFunction` per key, its `SavedConcreteFunction` (input and output
   TensorSpecs, bound variables) and the signature-wrapper `FunctionDef` it names.
 
-These are pydantic models so that `show --json` and `check` share one typed description.
+These are frozen dataclasses, read by `show`, `check`, `diff` and `explain` alike; they are
+views of proto messages, not reports, so building them costs no validation (pydantic is for the
+reports, `surgery.reports`).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from pydantic import BaseModel, ConfigDict
 
 from surgery.schema import (
     FunctionDef,
@@ -38,17 +39,15 @@ CALL_OPS = ("PartitionedCall", "StatefulPartitionedCall")
 KERAS_METADATA = "keras_metadata.pb"
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
-
-
-class CooSparse(_Model):
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CooSparse:
     values_tensor_name: str
     indices_tensor_name: str
     dense_shape_tensor_name: str
 
 
-class TensorSpec(_Model):
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TensorSpec:
     """A tensor as a signature declares it; `shape` is None for unknown rank, -1 an unknown dim."""
 
     name: str | None
@@ -60,7 +59,8 @@ class TensorSpec(_Model):
     """The TypeSpec class of a composite value in the object graph (`SparseTensorSpec`)."""
 
 
-class Signature(_Model):
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Signature:
     """One `SignatureDef`: what TensorFlow Serving serves under its key."""
 
     method_name: str
@@ -68,13 +68,15 @@ class Signature(_Model):
     outputs: dict[str, TensorSpec]
 
 
-class BoundInput(_Model):
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BoundInput:
     node_id: int
     kind: str
     name: str
 
 
-class TF2Signature(_Model):
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TF2Signature:
     """A signature as the TF2 loader sees it, through the object graph."""
 
     node_id: int
@@ -86,14 +88,16 @@ class TF2Signature(_Model):
     bound_inputs: list[BoundInput]
 
 
-class ConcreteFunction(_Model):
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ConcreteFunction:
     name: str
     inputs: str
     outputs: str
     bound_inputs: list[BoundInput]
 
 
-class SavedFunctionView(_Model):
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SavedFunctionView:
     """A `tf.function` saved on an object: polymorphic when it has several concrete functions."""
 
     path: str

@@ -35,10 +35,11 @@ from conftest import (
     tree_bytes,
 )
 from surgery import io as surgery_io
-from surgery.batch import BatchResult, Target, _RealPaths, apply_plan, batch_targets
+from surgery.batch import Target, _RealPaths, apply_plan, batch_targets
 from surgery.check import check
 from surgery.errors import SavedModelIOError
 from surgery.plans import load_plan
+from surgery.reports import BatchResult
 from surgery.signatures import RESERVED_KEYS
 
 COPIES = 8

@@ -18,7 +18,8 @@ import pytest
 
 import surgery
 from conftest import FIXTURE_NAMES, FIXTURES, run_cli
-from surgery.check import CheckReport, check
+from surgery import CheckReport
+from surgery.check import check
 from surgery.schema import (
     DataType,
     FunctionDef,

@@ -222,19 +222,52 @@ def test_errors_are_coloured_on_a_terminal_unless_no_color() -> None:
     assert ESC not in plain and "savedmodel-surgery: error: nope: no such directory" in plain
 
 
-def test_an_edit_starts_without_what_only_other_commands_need() -> None:
-    """Start-up is a third of a 1 GB edit's time: YAML, plans and the process pool load on first use."""
-    later = ("yaml", "surgery.plans", "concurrent.futures.process")
-    code = f"import sys, surgery.cli; print(' '.join(m for m in {later!r} if m in sys.modules))"
+# What only some commands need: YAML and the plan models (apply), the process pool (batches),
+# pydantic and the reports (check, diff, explain, convert, --json).
+LATER = ("yaml", "surgery.plans", "concurrent.futures.process", "pydantic", "surgery.reports")
+
+
+def test_an_edit_starts_without_what_only_other_commands_need(tmp_path: Path) -> None:
+    """Start-up is a third of a 1 GB edit's time: what only other commands need loads on first use."""
+    code = f"import sys, surgery.cli; print(' '.join(m for m in {LATER!r} if m in sys.modules))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert loaded.stdout.strip() == ""
     import surgery
+    import surgery.explanation
     import surgery.plans
+    import surgery.reports
 
     assert surgery.Plan is surgery.plans.Plan and surgery.load_plan is surgery.plans.load_plan
+    assert surgery.CheckReport is surgery.reports.CheckReport and surgery.Finding is surgery.reports.Finding
+    assert surgery.Change is surgery.reports.Change and surgery.ConvertResult is surgery.reports.ConvertResult
+    assert surgery.Explanation is surgery.explanation.Explanation
+    assert callable(surgery.check) and callable(surgery.diff) and callable(surgery.explain)
     assert set(surgery.__all__) <= set(dir(surgery))
     with pytest.raises(AttributeError, match="has no attribute 'nothing'"):
         _ = surgery.nothing  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["rename-signature", "{model}", "serving_default", "predict", "-o", "{out}"],
+        ["set-shape", "{model}", "fixed", "row", "-1,4", "--in-place"],
+        ["show", "{model}", "--json"],
+    ],
+    ids=["rename-signature", "set-shape-in-place", "show-json"],
+)
+def test_edits_and_show_run_without_pydantic(tmp_path: Path, args: list[str]) -> None:
+    """The whole run, check before and after the edit included, builds no report (no pydantic)."""
+    model = copy_fixture("module_multi", tmp_path / "m")
+    argv = [a.format(model=model, out=tmp_path / "out") for a in args]
+    code = (
+        "import sys, surgery.cli\n"
+        f"sys.argv = ['savedmodel-surgery', *{argv!r}]\n"
+        "status = surgery.cli.main()\n"
+        f"print(status, ' '.join(m for m in {LATER!r} if m in sys.modules), file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stderr.splitlines()[-1] == "0 "
 
 
 def test_the_command_exits_with_mains_status_after_flushing(monkeypatch: pytest.MonkeyPatch) -> None:
