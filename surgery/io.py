@@ -60,12 +60,11 @@ from typing import Literal, cast
 
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import DecodeError
-from google.protobuf.text_format import ParseError
 
 from surgery.errors import SavedModelIOError, SchemaError, SurgeryWarning
 from surgery.fingerprint import compute_fingerprint
 from surgery.lazy import END, Holes, Piece, Release, Span, enabled, shrink
-from surgery.schema import SavedModel, from_text, to_text
+from surgery.schema import SavedModel, from_text, text_format_error, to_text
 from surgery_proto import RENAME_PREFIX
 
 try:
@@ -253,7 +252,8 @@ def load(path: str | os.PathLike[str], *, lazy: bool = True) -> Model:
         raise SavedModelIOError(f"cannot read {file}: {_why(err)}") from None
     try:
         proto = parse(data, fmt)
-    except (DecodeError, ParseError, UnicodeDecodeError, RecursionError) as err:
+    # (an except clause is evaluated only when an exception reaches it: text format stays unloaded)
+    except (DecodeError, text_format_error(), UnicodeDecodeError, RecursionError) as err:
         detail = str(err).splitlines()[0] if str(err) else type(err).__name__
         detail = detail.replace(RENAME_PREFIX, "")
         raise SchemaError(

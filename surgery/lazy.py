@@ -22,7 +22,6 @@ import errno
 import functools
 import mmap
 import os
-import secrets
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
@@ -266,7 +265,7 @@ class _Shrinker:
     def __init__(self, buf: mmap.mmap, minimum: int) -> None:
         self.buf = buf
         self.minimum = minimum
-        self.prefix = _TOKEN_HEAD + secrets.token_hex(8).encode() + b":"
+        self.prefix = _TOKEN_HEAD + os.urandom(8).hex().encode() + b":"
         self.spans: list[Span] = []
 
     def token(self, span: Span) -> bytes:

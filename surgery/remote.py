@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import secrets
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
@@ -179,7 +178,7 @@ class _Target:
         keys the URL held that the new model does not are deleted; the temporary prefix last.
         """
         fs, root = self.fs, self.root
-        staging = f"{root}{TEMP_MARK}{secrets.token_hex(4)}"
+        staging = f"{root}{TEMP_MARK}{os.urandom(4).hex()}"
         try:
             for rel, path in files.items():
                 fs.put_file(str(path), f"{staging}/{rel}")

@@ -10,8 +10,8 @@ TensorFlow's own names.
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING
 
-from google.protobuf import descriptor_pb2, descriptor_pool, text_format
 from google.protobuf.message import Message
 
 from surgery_proto import RENAME_PREFIX, TENSORFLOW_VERSION
@@ -32,6 +32,9 @@ from surgery_proto.tensorflow.core.protobuf import (
     saver_pb2,
     struct_pb2,
 )
+
+if TYPE_CHECKING:
+    from google.protobuf import descriptor_pb2, descriptor_pool
 
 AttrValue = attr_value_pb2.AttrValue
 FunctionDef = function_pb2.FunctionDef
@@ -102,6 +105,8 @@ def tensorflow_pool() -> descriptor_pool.DescriptorPool:
 
     Used only to resolve `Any` payloads in text format; it never touches the default pool.
     """
+    from google.protobuf import descriptor_pb2, descriptor_pool  # text format only: not at start-up
+
     pool = descriptor_pool.DescriptorPool()
     added: set[str] = set()
 
@@ -130,9 +135,20 @@ def tensorflow_pool() -> descriptor_pool.DescriptorPool:
 
 def to_text(message: Message) -> str:
     """Text format as TensorFlow writes it, `Any` payloads expanded under their TensorFlow names."""
+    from google.protobuf import text_format
+
     return text_format.MessageToString(message, descriptor_pool=tensorflow_pool())
 
 
 def from_text(text: str, message: Message) -> Message:
     """Parse text format into `message`, resolving `[type.googleapis.com/tensorflow.X]` payloads."""
+    from google.protobuf import text_format
+
     return text_format.Parse(text, message, descriptor_pool=tensorflow_pool())
+
+
+def text_format_error() -> type[Exception]:
+    """The error `from_text` raises on bad text (imported with text format, not at start-up)."""
+    from google.protobuf import text_format
+
+    return text_format.ParseError
