@@ -2,18 +2,24 @@
 
 `edit_model` is what every edit command runs: load, edit, refuse a result that `check` finds newly
 inconsistent, save. `apply_plan` runs it for many models, each in a worker process; one failing
-model does not stop the others, and nothing is written for it. A worker's copies are published a
-few models at a time, all made durable by one flush (`surgery.io.commit_group`).
+model does not stop the others, and nothing is written for it. Copies are published a few models
+at a time, all made durable by one flush (`surgery.io.commit_group`); with workers, the workers
+only stage them and the parent makes them durable and publishes them, so no worker waits on the
+disk. Workers end with their parent.
 """
 
 from __future__ import annotations
 
+import ctypes
 import glob
 import os
 import signal
+import sys
+import threading
+import time
 import warnings
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,13 +27,16 @@ from typing import TYPE_CHECKING
 from surgery.check import Disagreement, disagreements
 from surgery.diff import diff
 from surgery.errors import ConsistencyError, SavedModelIOError, SurgeryError, SurgeryWarning
-from surgery.io import Model, commit_group, load, model_lock, recover, save
+from surgery.io import CommitGroup, Model, commit_group, load, model_lock, recover, save
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
+    from surgery.io import StagedCopy
     from surgery.plans import Plan
     from surgery.reports import BatchResult, Finding
+
+    Done = tuple[list[BatchResult], list[StagedCopy]]  # a worker's chunk: results, copies to publish
 
 
 def finding_line(finding: Finding | Disagreement) -> str:
@@ -260,17 +269,46 @@ def _guarded(target: Target, work: Callable[[], BatchResult]) -> BatchResult:
 _JOB: tuple[Plan, bool, bool, bool] | None = None
 
 
-def _start_worker(plan: Plan, force: bool, dry_run: bool, sync: bool) -> None:
-    """Workers leave Ctrl-C to the parent, which cancels what has not started."""
+def _start_worker(parent: int, plan: Plan, force: bool, dry_run: bool, sync: bool) -> None:
+    """Workers leave Ctrl-C to the parent, which cancels what has not started, and end with it."""
     global _JOB
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with(parent)
     _JOB = (plan, force, dry_run, sync)
 
 
-def _run_chunk(chunk: list[Target]) -> list[BatchResult]:
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with(parent: int) -> None:
+    """End this worker when `parent` dies: a killed run must not leave its workers waiting forever
+    for work (holding their copies' locks). Linux signals it; elsewhere a thread watches."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    else:
+        threading.Thread(target=_watch, args=(parent,), daemon=True).start()
+    if os.getppid() != parent:  # it died before that
+        os._exit(1)
+
+
+def _watch(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1)
+    os._exit(1)
+
+
+def _run_chunk(chunk: list[Target]) -> Done:
+    """A worker's share: each model edited and its copy staged, the copies handed to the parent
+    unpublished (it makes them durable and publishes them: `_commit_chunks`), so that workers
+    never wait on the disk."""
     assert _JOB is not None
     plan, force, dry_run, sync = _JOB
-    return run_group(plan, chunk, force=force, dry_run=dry_run, sync=sync)
+    if dry_run:
+        return [preview_one(plan, target, force=force) for target in chunk], []
+    with commit_group() as group:
+        results = [apply_one(plan, target, force=force, sync=sync) for target in chunk]
+        staged = group.hand_over()
+    return results, staged
 
 
 def run_group(
@@ -285,8 +323,13 @@ def run_group(
         return [preview_one(plan, target, force=force) for target in targets]
     with commit_group() as group:
         results = [apply_one(plan, target, force=force, sync=sync) for target in targets]
+    return _settled(results, group.failures)
+
+
+def _settled(results: list[BatchResult], failures: dict[Path, SavedModelIOError]) -> list[BatchResult]:
+    """`results` with each copy its group could not publish turned into that model's failure."""
     for result in results:
-        failure = group.failures.get(Path(result.output)) if result.ok and result.output else None
+        failure = failures.get(Path(result.output)) if result.ok and result.output else None
         if failure is not None:
             result.ok, result.output = False, None
             result.error = _one_line(failure, result.model)
@@ -304,9 +347,10 @@ def _chunks(count: int, workers: int) -> list[range]:
 
 
 def default_jobs() -> int:
-    """One worker more than the CPUs this process may use: each group of models ends waiting on
-    its syncfs, and the extra worker runs meanwhile. 1,000 small models on 2 CPUs: 2.9-4.0 s with
-    2 workers, 2.4-3.8 s with 3, 2.6-3.7 s with 4 (the machine's own drift was larger)."""
+    """One worker more than the CPUs this process may use (the parent publishes the copies
+    meanwhile). 1,000 small models on 2 CPUs, when each worker still waited on its own syncfs:
+    2.9-4.0 s with 2 workers, 2.4-3.8 s with 3, 2.6-3.7 s with 4; since the parent does it,
+    2 and 3 workers are alike (2.6-3.6 s; the machine's own drift was larger)."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return cpus + 1
 
@@ -339,29 +383,50 @@ def apply_plan(
                 report(result)
         return results
     done: dict[int, BatchResult] = {}
-    from concurrent.futures import ProcessPoolExecutor, as_completed  # only with workers
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait  # only with workers
 
-    from surgery.reports import BatchResult
-
-    start = (plan, force, dry_run, sync)
+    start = (os.getpid(), plan, force, dry_run, sync)
     pool = ProcessPoolExecutor(max_workers=workers, initializer=_start_worker, initargs=start)
     try:
-        futures: dict[Future[list[BatchResult]], range] = {
+        futures: dict[Future[Done], range] = {
             pool.submit(_run_chunk, [targets[i] for i in chunk]): chunk
             for chunk in _chunks(len(targets), workers)
         }
-        for future in as_completed(futures):
-            chunk = futures[future]
-            try:
-                results = future.result()
-            except Exception as err:  # a worker process died (killed, out of memory)
-                results = [
-                    BatchResult(model=targets[i].model, output=None, ok=False, error=f"worker failed: {err}")
-                    for i in chunk
-                ]
-            for index, result in zip(chunk, results, strict=True):
+        pending = set(futures)
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for index, result in _commit_chunks(targets, [(futures[f], f) for f in finished]):
                 done[index] = result
                 report(result)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     return [done[index] for index in range(len(targets))]
+
+
+def _commit_chunks(
+    targets: Sequence[Target], finished: list[tuple[range, Future[Done]]]
+) -> Iterator[tuple[int, BatchResult]]:
+    """The results of the chunks workers finished, their copies published first: all made durable
+    together (one flush for every chunk that finished since the last), while the workers go on."""
+    from surgery.reports import BatchResult
+
+    group = CommitGroup()
+    chunks: list[tuple[range, list[BatchResult]]] = []
+    try:
+        for chunk, future in finished:
+            try:
+                results, staged = future.result()
+            except Exception as err:  # a worker process died (killed, out of memory)
+                error = f"worker failed: {err}"
+                results = [
+                    BatchResult(model=targets[i].model, output=None, ok=False, error=error) for i in chunk
+                ]
+                staged = []
+            group.adopt(staged)
+            chunks.append((chunk, results))
+    except BaseException:
+        group.discard()
+        raise
+    group.commit()
+    for chunk, results in chunks:
+        yield from zip(chunk, _settled(results, group.failures), strict=True)

@@ -499,8 +499,18 @@ def _pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except OSError:
-        return True  # someone else's process
-    return True
+        pass  # someone else's process
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Whether `pid` has ended but is not reaped yet (Linux; a killed run's workers are, until
+    whoever inherited them reaps them): it holds nothing any more."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rpartition(b")")[2].split()[:1] == [b"Z"]
+    except OSError:
+        return False
 
 
 # --- leftovers of killed runs ----------------------------------------------------------------
@@ -679,7 +689,7 @@ def _save_copy(
 
 
 @dataclass
-class _Staged:
+class StagedCopy:
     """A staging directory beside `out`, locked while this run lives, published by rename."""
 
     path: Path
@@ -692,27 +702,33 @@ class _Staged:
     """What must be synced before it is published: files written or copied, directories made."""
 
 
-def _make_staging(out: Path, *, replace: bool, sync: bool) -> _Staged:
+def _make_staging(out: Path, *, replace: bool, sync: bool) -> StagedCopy:
     """Create a locked temporary directory beside `out` (`_drop_staging` removes it)."""
     path = out.parent / _temp_name(out.name, "tmp", _new_tx())
     try:
         os.mkdir(path)  # 0o777 less the umask, as the published directory should be
     except OSError as err:
         raise SavedModelIOError(f"cannot write into {out.parent}: {_why(err)}") from None
-    _ACTIVE.add(str(path))
-    staged = _Staged(path, out, replace, sync)
-    if fcntl is not None:  # held while this run lives: how the next run knows it is not dead
-        try:
-            staged.fd = os.open(path, os.O_RDONLY)
-            with contextlib.suppress(OSError):
-                fcntl.flock(staged.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
-            _drop_staging(staged)
-            raise SavedModelIOError(f"cannot write {out}: {_why(err)}; nothing was written") from None
+    staged = StagedCopy(path, out, replace, sync)
+    try:
+        _hold(staged)
+    except OSError as err:
+        _drop_staging(staged)
+        raise SavedModelIOError(f"cannot write {out}: {_why(err)}; nothing was written") from None
     return staged
 
 
-def _drop_staging(staged: _Staged) -> None:
+def _hold(staged: StagedCopy) -> None:
+    """Mark the staging directory as this process's: in `_ACTIVE`, and locked while this run
+    lives (how the next run knows it is not dead)."""
+    _ACTIVE.add(str(staged.path))
+    if fcntl is not None:
+        staged.fd = os.open(staged.path, os.O_RDONLY)
+        with contextlib.suppress(OSError):
+            fcntl.flock(staged.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _drop_staging(staged: StagedCopy) -> None:
     """Remove the staging directory unless it was published; release its lock."""
     _remove(staged.path)
     _ACTIVE.discard(str(staged.path))
@@ -737,13 +753,15 @@ class CommitGroup:
     """
 
     def __init__(self) -> None:
-        self.staged: list[_Staged] = []
+        self.staged: list[StagedCopy] = []
         self.failures: dict[Path, SavedModelIOError] = {}
         """The outputs that could not be published, each with the error `save` would have raised."""
 
     def commit(self) -> None:
         """Make the staged copies durable and rename them into place; failures go to `failures`."""
         staged, self.staged = self.staged, []
+        if not staged:
+            return  # handed over, or nothing saved
         try:
             durable = [s for s in staged if s.sync]
             try:
@@ -780,6 +798,34 @@ class CommitGroup:
         for s in staged:
             _drop_staging(s)
 
+    def hand_over(self) -> list[StagedCopy]:
+        """The staged copies, unpublished, for another process of this run to `adopt` and commit.
+
+        This process lets go of them (their locks, its `_ACTIVE` entries); until they are adopted,
+        their names, which carry this process's id, keep other runs' clean-up off them while it
+        lives. How a batch's workers leave the waits on the disk to their parent.
+        """
+        staged, self.staged = self.staged, []
+        for s in staged:
+            _ACTIVE.discard(str(s.path))
+            if s.fd >= 0:
+                os.close(s.fd)
+                s.fd = -1
+        return staged
+
+    def adopt(self, staged: list[StagedCopy]) -> None:
+        """Take over copies another process of this run handed over: committed with this group's."""
+        for s in staged:
+            try:
+                _hold(s)
+            except OSError as err:
+                self.failures[s.out] = SavedModelIOError(
+                    f"cannot write {s.out}: {_why(err)}; nothing was written"
+                )
+                _drop_staging(s)
+                continue
+            self.staged.append(s)
+
 
 _GROUP: contextvars.ContextVar[CommitGroup | None] = contextvars.ContextVar("commit_group", default=None)
 
@@ -810,7 +856,7 @@ def _syncfs() -> Callable[[int], int] | None:
     return _linux_libc("syncfs", ctypes.c_int)
 
 
-def _make_durable(staged: list[_Staged]) -> None:
+def _make_durable(staged: list[StagedCopy]) -> None:
     """Put on disk everything the staging directories hold: syncfs once per file system, or
     (without it) an fsync of every file and directory each one made."""
     function = _syncfs()

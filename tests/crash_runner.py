@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import sys
 import tempfile
 import time
@@ -33,9 +34,11 @@ def install(kill_at: int, *, pause_at: int = 0, gate: Path | None = None) -> lis
     """Count the steps of this process from now on; the list of steps.
 
     Before step `kill_at` the process SIGKILLs itself. Before step `pause_at` it creates the file
-    `gate` and waits until someone deletes it (to hold a run in the middle of its write).
+    `gate` and waits until someone deletes it (to hold a run in the middle of its write). The
+    processes it forks (a batch's workers) count their own steps and are neither killed nor held.
     """
     steps: list[str] = []
+    owner = os.getpid()
 
     def pause() -> None:
         assert gate is not None
@@ -49,7 +52,11 @@ def install(kill_at: int, *, pause_at: int = 0, gate: Path | None = None) -> lis
                 flags = args[1] if len(args) > 1 else kwargs.get("flags", 0)
                 if not flags & os.O_CREAT:
                     return function(*args, **kwargs)
+            if name == "write" and not stat.S_ISREG(os.fstat(args[0]).st_mode):
+                return function(*args, **kwargs)  # a pipe (a batch's workers): not the file system
             steps.append(name)
+            if os.getpid() != owner:
+                return function(*args, **kwargs)
             if len(steps) == kill_at:
                 os.kill(os.getpid(), signal.SIGKILL)
             if len(steps) == pause_at:

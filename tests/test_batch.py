@@ -408,6 +408,88 @@ def test_a_copy_the_group_cannot_publish_fails_alone(
         assert_edited(Path(result.output or ""), "module_multi")
 
 
+def test_workers_stage_and_the_parent_makes_durable_and_publishes(
+    fleet: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With workers, no worker waits on the disk: every sync and rename is the parent's, and a
+    copy it cannot publish (its output appeared meanwhile) fails alone, as in one process."""
+    (tmp_path / "plan.yaml").write_text(PLAN)
+    plan = load_plan(tmp_path / "plan.yaml")
+    models = [str(m) for m in _models(fleet) if _kind(m) == "module_multi"]
+    root = tmp_path / "out"
+    root.mkdir()
+    targets = batch_targets(models, output_root=str(root))
+    taken = Path(targets[1].output or "")
+    log = tmp_path / "calls.log"
+    make_durable, publish = surgery_io._make_durable, surgery_io._publish
+
+    def logged(name: str, function: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with log.open("a") as f:  # from any process: the workers are forked
+                f.write(f"{name} {os.getpid()}\n")
+            if name == "publish" and args[1] == taken:
+                taken.mkdir(exist_ok=True)
+            return function(*args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(surgery_io, "_make_durable", logged("sync", make_durable))
+    monkeypatch.setattr(surgery_io, "_publish", logged("publish", publish))
+    results = apply_plan(plan, targets, jobs=2)
+    calls = [line.split() for line in log.read_text().splitlines()]
+    assert {pid for _, pid in calls} == {str(os.getpid())}
+    assert [name for name, _ in calls].count("publish") == len(models)
+    assert 1 <= [name for name, _ in calls].count("sync") <= len(models)
+    assert [(r.ok, r.output) for r in results] == [
+        (i != 1, t.output if i != 1 else None) for i, t in enumerate(targets)
+    ]
+    assert results[1].error == (
+        f"{taken} already exists (another run wrote it meanwhile): choose a new directory or pass --force"
+    )
+    assert list(taken.iterdir()) == []
+    for result in results[:1] + results[2:]:
+        assert_edited(Path(result.output or ""), "module_multi")
+    assert sorted(p.name for p in root.iterdir()) == sorted(Path(t.output or "").name for t in targets)
+
+
+def test_a_worker_that_dies_fails_its_models_and_publishes_nothing_half_done(
+    fleet: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker killed mid-batch (out of memory, kill -9): the models not finished fail with one
+    line each, the ones published before are complete, and a rerun cleans up and finishes."""
+    import surgery.batch as batch
+
+    (tmp_path / "plan.yaml").write_text(PLAN)
+    plan = load_plan(tmp_path / "plan.yaml")
+    models = [str(m) for m in _models(fleet) if _kind(m) == "module_multi"]
+    fatal = models[len(models) // 2]
+    edit_model = batch.edit_model
+
+    def dies_on_one(path: str, *args: Any, **kwargs: Any) -> Path:
+        if path == fatal:
+            os._exit(9)  # in the worker: as a kill -9 would
+        return edit_model(path, *args, **kwargs)
+
+    monkeypatch.setattr(batch, "edit_model", dies_on_one)
+    root = tmp_path / "out"
+    root.mkdir()
+    targets = batch_targets(models, output_root=str(root))
+    results = apply_plan(plan, targets, jobs=2)
+    failed = [r for r in results if not r.ok]
+    assert fatal in [r.model for r in failed]
+    for result in failed:
+        assert result.output is None and (result.error or "").startswith("worker failed: ")
+        assert "\n" not in (result.error or "")
+    published = sorted(p.name for p in root.iterdir() if not surgery_io.is_temporary(p.name))
+    assert published == sorted(Path(r.output or "").name for r in results if r.ok)
+    for name in published:
+        assert_edited(root / name, "module_multi")
+    monkeypatch.setattr(batch, "edit_model", edit_model)
+    rerun = apply_plan(plan, batch_targets(models, output_root=str(root)), force=True, jobs=2)
+    assert all(r.ok for r in rerun)
+    assert sorted(p.name for p in root.iterdir()) == sorted(Path(m).name for m in models)
+
+
 @settings(max_examples=500, deadline=None)
 @given(
     st.lists(

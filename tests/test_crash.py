@@ -214,6 +214,54 @@ def test_kill_at_every_step_of_a_batch(tmp_path: Path, flags: tuple[str, ...]) -
     assert published == {0, 1, 2}, "kills land before and between the group's renames"
 
 
+def _running(pid: int) -> bool:
+    """Whether process `pid` exists and is not a zombie (an orphan's zombie may outlive it here)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_kill_the_parent_of_a_parallel_batch_at_every_step(tmp_path: Path) -> None:
+    """With workers, the parent publishes every copy (the workers only stage them): killed before
+    any of its steps, the copies it published are complete, its workers end with it, and the
+    next run to the same root removes the rest and finishes."""
+    fleet = tmp_path / "fleet"
+    fleet.mkdir()
+    for name in ("module_multi", "tf1_two_metagraphs", "lookup_asset", "keras_functional"):
+        copy_fixture(name, fleet)
+    before = tree_bytes(fleet)
+    plan = tmp_path / "plan.yaml"
+    plan.write_text('operations:\n  - {op: rename-signature, regex: "^(.+)$", new: "v2_\\\\1"}\n')
+
+    def batch(root: Path, *extra: str) -> list[str]:
+        return ["apply", f"{fleet}/*", str(plan), "--output-root", str(root), "-j", "2", *extra]
+
+    reference = tmp_path / "reference"
+    steps = steps_of(batch(reference))
+    done = {name: normalized(tree_bytes(reference / name)) for name in sorted(os.listdir(fleet))}
+    assert steps == ["mkdir"] + ["renameat2"] * len(done), "the parent only makes the root and publishes"
+    for at in range(1, len(steps) + 1):
+        root = tmp_path / f"kill{at}"
+        killed(batch(root), at)
+        assert tree_bytes(fleet) == before, "an input changed"
+        root.mkdir(exist_ok=True)  # killed before the first step, the run had not made it
+        outs = [p.name for p in root.iterdir() if not surgery_io.is_temporary(p.name)]
+        assert len(outs) == max(0, at - 2), f"step {at}: the renames before it, and no other"
+        for name in outs:
+            assert normalized(tree_bytes(root / name)) == done[name], f"step {at}: {name} is incomplete"
+        workers = {int(n.split("-")[-2]) for n in temporaries(root)}
+        deadline = time.monotonic() + 10
+        while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not any(_running(pid) for pid in workers), f"step {at}: a worker outlived its parent"
+        rerun(*batch(root, "--force"))
+        assert {name: normalized(tree_bytes(root / name)) for name in done} == done
+        assert temporaries(root) == []
+
+
 # --- --in-place --------------------------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -487,6 +488,43 @@ def test_a_group_whose_block_raises_publishes_nothing(tmp_path: Path) -> None:
         surgery.save(surgery.load(FIXTURES / "module_multi"), tmp_path / "out")
         raise RuntimeError("stop")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_group_hands_its_copies_over_and_the_adopter_publishes_them(tmp_path: Path) -> None:
+    """How a batch's workers leave the disk to their parent: the copy is staged, handed over
+    unlocked and unpublished, then held (locked, this process's) and published by the adopter."""
+    alone, out = tmp_path / "alone", tmp_path / "out"
+    surgery.save(rename_signature(surgery.load(FIXTURES / "module_multi"), "fixed", "f2"), alone)
+    with surgery_io.commit_group() as worker:
+        surgery.save(rename_signature(surgery.load(FIXTURES / "module_multi"), "fixed", "f2"), out)
+        [copy] = worker.hand_over()
+    assert worker.staged == [] and worker.failures == {}
+    assert not out.exists() and copy.path.is_dir() and copy.fd == -1
+    assert surgery_io._lock_is_free(copy.path) and str(copy.path) not in surgery_io._ACTIVE
+    parent = surgery_io.CommitGroup()
+    parent.adopt([copy])
+    assert not surgery_io._lock_is_free(copy.path) and str(copy.path) in surgery_io._ACTIVE
+    parent.commit()
+    assert parent.failures == {}
+    assert _normalized_fingerprint(tree_bytes(out)) == _normalized_fingerprint(tree_bytes(alone))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["alone", "out"]
+
+
+def test_a_handed_over_copy_that_vanished_fails_alone(tmp_path: Path) -> None:
+    gone, kept = tmp_path / "gone", tmp_path / "kept"
+    with surgery_io.commit_group() as worker:
+        for out in (gone, kept):
+            surgery.save(rename_signature(surgery.load(FIXTURES / "module_multi"), "fixed", "f2"), out)
+        staged = worker.hand_over()
+    shutil.rmtree(staged[0].path)
+    parent = surgery_io.CommitGroup()
+    parent.adopt(staged)
+    parent.commit()
+    assert {out: str(err) for out, err in parent.failures.items()} == {
+        gone: f"cannot write {gone}: No such file or directory; nothing was written"
+    }
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"]
+    assert "f2" in surgery.load(kept).proto.meta_graphs[0].signature_def
 
 
 def test_in_place_saves_are_not_grouped(tmp_path: Path) -> None:
