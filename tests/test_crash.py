@@ -214,15 +214,6 @@ def test_kill_at_every_step_of_a_batch(tmp_path: Path, flags: tuple[str, ...]) -
     assert published == {0, 1, 2}, "kills land before and between the group's renames"
 
 
-def _running(pid: int) -> bool:
-    """Whether process `pid` exists and is not a zombie (an orphan's zombie may outlive it here)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_kill_the_parent_of_a_parallel_batch_at_every_step(tmp_path: Path) -> None:
     """With workers, the parent publishes every copy (the workers only stage them): killed before
@@ -254,9 +245,10 @@ def test_kill_the_parent_of_a_parallel_batch_at_every_step(tmp_path: Path) -> No
             assert normalized(tree_bytes(root / name)) == done[name], f"step {at}: {name} is incomplete"
         workers = {int(n.split("-")[-2]) for n in temporaries(root)}
         deadline = time.monotonic() + 10
-        while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
+        alive = surgery_io._pid_alive  # a zombie is not: nothing reaps an orphan's at once here
+        while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert not any(_running(pid) for pid in workers), f"step {at}: a worker outlived its parent"
+        assert not any(alive(pid) for pid in workers), f"step {at}: a worker outlived its parent"
         rerun(*batch(root, "--force"))
         assert {name: normalized(tree_bytes(root / name)) for name in done} == done
         assert temporaries(root) == []
