@@ -10,6 +10,7 @@ disk. Workers end with their parent.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import glob
 import os
@@ -32,11 +33,11 @@ from surgery.io import CommitGroup, Model, commit_group, load, model_lock, recov
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
-    from surgery.io import StagedCopy
+    from surgery.io import Staged
     from surgery.plans import Plan
     from surgery.reports import BatchResult, Finding
 
-    Done = tuple[list[BatchResult], list[StagedCopy]]  # a worker's chunk: results, copies to publish
+    Done = tuple[list[BatchResult], list[Staged]]  # a worker's chunk: results, writes to publish
 
 
 def finding_line(finding: Finding | Disagreement) -> str:
@@ -339,11 +340,41 @@ def _settled(results: list[BatchResult], failures: dict[Path, SavedModelIOError]
 GROUP_SIZE = 8  # models whose copies are published together: 1,000 took the same time with 8, 16 or 32
 
 
-def _chunks(count: int, workers: int) -> list[range]:
+GROUP_BYTES = 64 << 20
+"""In place, a group's new model files wait beside the old ones until it commits: a group of
+large models holds at most this much of them (or one model), not GROUP_SIZE times a model."""
+
+
+def _chunks(targets: Sequence[Target], workers: int) -> list[range]:
     """Index ranges of the targets run as one group each: in one process, GROUP_SIZE at a time;
-    handed to workers, a few at a time, so that every worker still gets several chunks."""
+    handed to workers, a few at a time, so that every worker still gets several chunks. In
+    place, a chunk also ends before its models' files pass GROUP_BYTES."""
+    count = len(targets)
     size = GROUP_SIZE if workers <= 1 else max(1, min(GROUP_SIZE, count // (workers * 8)))
-    return [range(start, min(start + size, count)) for start in range(0, count, size)]
+    chunks = [range(start, min(start + size, count)) for start in range(0, count, size)]
+    if all(target.output is not None for target in targets):
+        return chunks
+    return [part for chunk in chunks for part in _split_by_size(chunk, targets)]
+
+
+def _split_by_size(chunk: range, targets: Sequence[Target]) -> list[range]:
+    parts: list[range] = []
+    start, total = chunk.start, 0
+    for index in chunk:
+        size = _model_file_size(targets[index].model)
+        if index > start and total + size > GROUP_BYTES:
+            parts.append(range(start, index))
+            start, total = index, 0
+        total += size
+    parts.append(range(start, chunk.stop))
+    return parts
+
+
+def _model_file_size(model: str) -> int:
+    for name in ("saved_model.pb", "saved_model.pbtxt"):
+        with contextlib.suppress(OSError):
+            return os.stat(os.path.join(model, name)).st_size
+    return 0  # its load will say why
 
 
 def default_jobs() -> int:
@@ -376,7 +407,7 @@ def apply_plan(
     report = on_result or (lambda result: None)
     if workers <= 1:
         results = []
-        for chunk in _chunks(len(targets), 1):
+        for chunk in _chunks(targets, 1):
             chosen = [targets[i] for i in chunk]
             for result in run_group(plan, chosen, force=force, dry_run=dry_run, sync=sync):
                 results.append(result)
@@ -389,8 +420,7 @@ def apply_plan(
     pool = ProcessPoolExecutor(max_workers=workers, initializer=_start_worker, initargs=start)
     try:
         futures: dict[Future[Done], range] = {
-            pool.submit(_run_chunk, [targets[i] for i in chunk]): chunk
-            for chunk in _chunks(len(targets), workers)
+            pool.submit(_run_chunk, [targets[i] for i in chunk]): chunk for chunk in _chunks(targets, workers)
         }
         pending = set(futures)
         while pending:

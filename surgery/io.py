@@ -16,7 +16,9 @@ What makes a write safe, even when the process is killed at any moment or the di
   once its owner is dead (its pid is gone and nobody holds its lock).
 - A batch (`commit_group`) stages several copies this way, makes them durable together with one
   `syncfs` instead of several fsyncs each, and only then renames each into place: each OUT is
-  still absent or complete at every instant.
+  still absent or complete at every instant. Its in-place edits (below) are each journaled
+  as alone; the group takes each step for all of them, then one `syncfs` makes that step
+  durable for all before the next (four per group instead of five fsyncs per model).
 - `in_place`: `saved_model.pb` and `fingerprint.pb` must change as a pair; a pb with a stale
   fingerprint must never be seen. The new files are written as temporary files beside them
   and fsynced; then the old fingerprint is renamed to a backup, the new pb swapped with the
@@ -53,7 +55,7 @@ import sys
 import threading
 import uuid
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, cast
@@ -320,8 +322,16 @@ def save(
     try:
         files = _model_files(model, data, edited=edited)
         if out is None:
+            group = _GROUP.get()
+            if group is not None:
+                group.refuse_staged(model.path)  # its lock would say "another process"
             with model_lock(model.path, exclusive=True):
-                _save_in_place(model, files, edited=edited, sync=sync)
+                if not edited:  # the files already hold these bytes
+                    _refuse_changed_on_disk(model.stamp, model.path / (PB if model.format == "pb" else PBTXT))
+                elif group is not None:
+                    group.stage_edit(model, files, sync=sync)
+                else:
+                    _save_in_place(model, files, sync=sync)
             return model.path
         with model_lock(model.path, exclusive=False):
             _save_copy(model, files, out, edited=edited, force=force, sync=sync)
@@ -557,8 +567,9 @@ def _remove(path: Path) -> None:
 def recover(directory: str | os.PathLike[str]) -> None:
     """Roll back or finish an in-place edit a killed run left in `directory`; best effort.
 
-    Only when nobody is editing the model (its lock is free, or held by this process), so a live
-    writer's files are never touched. See the module docstring for the rules.
+    Only when nobody is editing the model (its lock is free, or held by this process), and only
+    the transactions of processes that have ended (a batch's worker hands its edits, unlocked, to
+    its parent), so a live writer's files are never touched. See the module docstring for the rules.
     """
     path = Path(directory)
     if not [m for _, m in _leftovers(path) if m["name"] in (PB, PBTXT, FINGERPRINT)]:
@@ -581,7 +592,9 @@ def _recover_locked(path: Path) -> None:
         if match["name"] not in (PB, PBTXT, FINGERPRINT):
             continue  # not an in-place edit's (a copy written beside the model, say)
         transactions.setdefault(f"{match['pid']}-{match['tx']}", {})[(match["name"], match["kind"])] = file
-    for files in transactions.values():
+    for tx, files in transactions.items():
+        if _pid_alive(int(tx.split("-")[0])):
+            continue  # a batch's worker handed it to its parent, which is about to commit it
         pb_temps = [files.pop(key) for key in ((PB, "tmp"), (PBTXT, "tmp")) if key in files]
         # Killed between the exchange and unlinking the temporary name: committed (see `_swap_in`).
         swapped = [temp for temp in pb_temps if _is_swapped(files, temp)]
@@ -737,85 +750,138 @@ def _drop_staging(staged: StagedCopy) -> None:
         staged.fd = -1
 
 
+def _drop_edit(edit: StagedEdit) -> None:
+    """Let go of a staged edit's journal names and its model's lock."""
+    _ACTIVE.difference_update(str(p) for p in edit.journal)
+    if edit.fd >= 0:
+        os.close(edit.fd)
+        edit.fd = -1
+
+
 # --- writing many copies together (batches) --------------------------------------------------
 
 
 class CommitGroup:
-    """The copies `save` wrote inside `commit_group()`: made durable together, then published.
+    """The writes `save` staged inside `commit_group()`: made durable together, then published.
 
-    A copy must be on disk before it is renamed into place. Alone, that is an fsync of every
-    file and directory it made, each a flush of the disk's cache: on the 2-CPU VM of the
-    benchmarks, four flushes were 1.5 ms of a small model's 6 ms, and its workers spent a third
-    of their time waiting on them. A group makes everything its copies hold durable at once
-    (one `syncfs` per file system: one flush for all of them), then publishes each copy
-    exactly as `save` would have, and syncs each output's parent directory once. A copy saved
-    with `sync=False` is published without either.
+    A copy must be on disk before it is renamed into place, and an in-place edit's new files
+    before they are swapped in. Alone, that is an fsync of every file and directory a write
+    made, each a flush of the disk's cache: on the 2-CPU VM of the benchmarks, four flushes were
+    1.5 ms of a small model's 6 ms, and its workers spent a third of their time waiting on them.
+    A group makes everything its writes hold durable at once (one `syncfs` per file system: one
+    flush for all of them), then publishes each copy exactly as `save` would have, syncing each
+    output's parent directory once, and swaps the in-place edits in step by step, one flush per
+    step for all of them (`_commit_edits`). A write saved with `sync=False` gets no flush.
     """
 
     def __init__(self) -> None:
         self.staged: list[StagedCopy] = []
+        self.edits: list[StagedEdit] = []
         self.failures: dict[Path, SavedModelIOError] = {}
-        """The outputs that could not be published, each with the error `save` would have raised."""
+        """The outputs (or edited models) that could not be published, each with the error
+        `save` would have raised."""
+
+    def refuse_staged(self, path: Path) -> None:
+        """Refuse a second in-place edit of a model: swapped in after the first, it would undo it."""
+        with contextlib.suppress(OSError):
+            info = os.stat(path)
+            if any(os.path.samestat(os.stat(edit.path), info) for edit in self.edits):
+                raise SavedModelIOError(
+                    f"{path} already has an in-place edit waiting in this commit group: "
+                    "make both edits to one loaded model and save it once"
+                )
+
+    def stage_edit(self, model: Model, files: dict[str, Content], *, sync: bool) -> None:
+        """Write an in-place edit's files and keep its model locked until the commit."""
+        info = os.stat(model.path)
+        edit = _stage_edit(model, files, sync=sync, grouped=True)
+        held = _held().get((info.st_dev, info.st_ino))
+        if held is not None:
+            edit.fd = os.dup(held.fd)  # the lock outlives `model_lock`: released at the commit
+        self.edits.append(edit)
 
     def commit(self) -> None:
-        """Make the staged copies durable and rename them into place; failures go to `failures`."""
+        """Make the staged writes durable and put them in place; failures go to `failures`."""
         staged, self.staged = self.staged, []
-        if not staged:
+        edits, self.edits = self.edits, []
+        if not staged and not edits:
             return  # handed over, or nothing saved
         try:
-            durable = [s for s in staged if s.sync]
+            durable: list[Staged] = [s for s in staged if s.sync] + [e for e in edits if e.sync]
             try:
                 _make_durable(durable)
             except OSError as err:
-                for s in durable:  # a copy saved without sync never waited on the disk: it goes on
-                    self.failures[s.out] = SavedModelIOError(
-                        f"cannot write {s.out}: {_why(err)}; nothing was written"
-                    )
-            parents: dict[Path, None] = {}
-            for s in staged:
-                if s.out in self.failures:
-                    continue
-                try:
-                    _publish(s.path, s.out, replace=s.replace, sync=False)
-                    if s.sync:
-                        parents[s.out.parent] = None
-                except SavedModelIOError as err:
-                    self.failures[s.out] = err
-                except OSError as err:
-                    self.failures[s.out] = SavedModelIOError(
-                        f"cannot write {s.out}: {_why(err)}; nothing was written"
-                    )
-            for parent in parents:  # published: what is left is best effort, as in `_publish`
-                with contextlib.suppress(OSError):
-                    _fsync(parent)
+                for s in durable:  # a write saved without sync never waited on the disk: it goes on
+                    if isinstance(s, StagedEdit):
+                        self.failures[s.path] = _fail_edit(s, err)
+                    else:
+                        self.failures[s.out] = SavedModelIOError(
+                            f"cannot write {s.out}: {_why(err)}; nothing was written"
+                        )
+            self._publish(staged)
+            _commit_edits([e for e in edits if e.path not in self.failures], _sync_dirs, self.failures)
         finally:
             for s in staged:
                 _drop_staging(s)
+            for edit in edits:
+                _drop_edit(edit)
+
+    def _publish(self, staged: list[StagedCopy]) -> None:
+        parents: dict[Path, None] = {}
+        for s in staged:
+            if s.out in self.failures:
+                continue
+            try:
+                _publish(s.path, s.out, replace=s.replace, sync=False)
+                if s.sync:
+                    parents[s.out.parent] = None
+            except SavedModelIOError as err:
+                self.failures[s.out] = err
+            except OSError as err:
+                self.failures[s.out] = SavedModelIOError(
+                    f"cannot write {s.out}: {_why(err)}; nothing was written"
+                )
+        for parent in parents:  # published: what is left is best effort, as in `_publish`
+            with contextlib.suppress(OSError):
+                _fsync(parent)
 
     def discard(self) -> None:
-        """Drop the staged copies unpublished."""
+        """Drop the staged writes unpublished (an in-place edit's files are deleted: nothing changed)."""
         staged, self.staged = self.staged, []
+        edits, self.edits = self.edits, []
         for s in staged:
             _drop_staging(s)
+        for edit in edits:
+            _undo_edit(edit)
+            _drop_edit(edit)
 
-    def hand_over(self) -> list[StagedCopy]:
-        """The staged copies, unpublished, for another process of this run to `adopt` and commit.
+    def hand_over(self) -> list[Staged]:
+        """The staged writes, unpublished, for another process of this run to `adopt` and commit.
 
         This process lets go of them (their locks, its `_ACTIVE` entries); until they are adopted,
         their names, which carry this process's id, keep other runs' clean-up off them while it
-        lives. How a batch's workers leave the waits on the disk to their parent.
+        lives. How a batch's workers leave the waits on the disk to their parent. An in-place
+        edit's model is unlocked in between: the adopter locks it again and, at the commit,
+        refuses the edit if the model changed or its files went meanwhile.
         """
-        staged, self.staged = self.staged, []
+        staged: list[Staged] = [*self.staged, *self.edits]
+        self.staged, self.edits = [], []
         for s in staged:
-            _ACTIVE.discard(str(s.path))
+            if isinstance(s, StagedEdit):
+                _ACTIVE.difference_update(str(p) for p in s.journal)
+            else:
+                _ACTIVE.discard(str(s.path))
             if s.fd >= 0:
                 os.close(s.fd)
                 s.fd = -1
         return staged
 
-    def adopt(self, staged: list[StagedCopy]) -> None:
-        """Take over copies another process of this run handed over: committed with this group's."""
+    def adopt(self, staged: list[Staged]) -> None:
+        """Take over writes another process of this run handed over: committed with this group's."""
         for s in staged:
+            if isinstance(s, StagedEdit):
+                self._adopt_edit(s)
+                continue
             try:
                 _hold(s)
             except OSError as err:
@@ -826,17 +892,32 @@ class CommitGroup:
                 continue
             self.staged.append(s)
 
+    def _adopt_edit(self, edit: StagedEdit) -> None:
+        _ACTIVE.update(str(p) for p in edit.journal)
+        if fcntl is not None:
+            try:
+                edit.fd = os.open(edit.path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+                fcntl.flock(edit.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as err:
+                busy = err.errno in (errno.EWOULDBLOCK, errno.EAGAIN)
+                self.failures[edit.path] = _busy(edit.path) if busy else _fail_edit(edit, err)
+                _drop_edit(edit)
+                return
+        self.edits.append(edit)
+
 
 _GROUP: contextvars.ContextVar[CommitGroup | None] = contextvars.ContextVar("commit_group", default=None)
 
 
 @contextlib.contextmanager
 def commit_group() -> Iterator[CommitGroup]:
-    """Within it, `save(model, output)` stages the copy; the copies are published together at the end.
+    """Within it, `save` stages each write; they are published together at the end.
 
-    `save` returns the output it will publish; the group's `failures` then names the outputs
-    that could not be (the same errors `save` raises alone). If the block raises, nothing it
-    staged is published. In-place saves are not grouped: each is its own journaled transaction.
+    `save(model, output)` returns the output it will publish; `save(model, in_place=True)`
+    writes the new files beside the model's and keeps the model locked, and the group swaps
+    them in (each edit still its own journaled transaction). The group's `failures` then names
+    the outputs and models that could not be written (the same errors `save` raises alone). If
+    the block raises, nothing it staged is published and every model is left as it was.
     """
     group = CommitGroup()
     token = _GROUP.set(group)
@@ -856,7 +937,7 @@ def _syncfs() -> Callable[[int], int] | None:
     return _linux_libc("syncfs", ctypes.c_int)
 
 
-def _make_durable(staged: list[StagedCopy]) -> None:
+def _make_durable(staged: Sequence[Staged]) -> None:
     """Put on disk everything the staging directories hold: syncfs once per file system, or
     (without it) an fsync of every file and directory each one made."""
     function = _syncfs()
@@ -878,6 +959,15 @@ def _make_durable(staged: list[StagedCopy]) -> None:
         finally:
             os.close(fd)
         synced.add(device)
+
+
+def _sync_dirs(edits: list[StagedEdit]) -> None:
+    """Make the renames in the edits' model directories durable: one syncfs per file system (it
+    commits the journal), or an fsync of each directory."""
+    if _syncfs() is None:
+        _fsync_dirs(edits)
+    else:
+        _make_durable(edits)
 
 
 _RENAME_NOREPLACE = 1
@@ -1016,72 +1106,200 @@ def _copy_entry(src: Path, dst: Path, root: Path, parents: tuple[Path, ...], mad
 # --- writing in place ------------------------------------------------------------------------
 
 
-def _save_in_place(model: Model, files: dict[str, Content], *, edited: bool, sync: bool) -> None:
-    """Replace the model file and fingerprint.pb as a pair (see the module docstring)."""
-    sync_dir = _fsync if sync else lambda path: None
-    directory = model.path
-    main = PB if model.format == "pb" else PBTXT
-    _refuse_changed_on_disk(model, directory / main)
-    if not edited:
-        return  # the files already hold these bytes
-    tx = _new_tx()
-    made = [directory / _temp_name(n, k, tx) for n in (main, FINGERPRINT) for k in ("tmp", "old")]
-    new_pb, old_pb = made[0], made[1]  # the new pb before the swap; the old pb's second name
-    _ACTIVE.update(str(p) for p in made)
-    temps: dict[str, Path] = {}
+@dataclass
+class StagedEdit:
+    """An in-place edit whose new files are written beside the model's, not yet swapped in.
+
+    `_commit_edits` swaps it in, alone (`save`) or together with a group's others. Its temporary
+    names share the transaction id `tx` (which carries the writing process's id): the journal
+    `recover` reads, whichever process of a run commits it.
+    """
+
+    path: Path
+    main: str
+    tx: str
+    stamp: tuple[int, int, int] | None
+    sync: bool = True
+    fd: int = -1
+    """A lock on the model directory (a duplicate of `model_lock`'s), held until committed."""
+    temps: dict[str, Path] = field(default_factory=dict)
+    """The new files not yet in place, by the name they replace."""
     backup: Path | None = None
-    committed = False
+    committed: bool = False
+
+    def name(self, name: str, kind: str) -> Path:
+        return self.path / _temp_name(name, kind, self.tx)
+
+    @property
+    def journal(self) -> list[Path]:
+        """Every name the transaction may make."""
+        return [self.name(n, k) for n in (self.main, FINGERPRINT) for k in ("tmp", "old")]
+
+    @property
+    def unsynced(self) -> list[Path]:
+        """What must be synced before the swap: the new files and the directory entries naming them."""
+        return [*self.temps.values(), self.path]
+
+
+Staged = StagedCopy | StagedEdit
+
+
+def _save_in_place(model: Model, files: dict[str, Content], *, sync: bool) -> None:
+    """Replace the model file and fingerprint.pb as a pair (see the module docstring)."""
+    edit = _stage_edit(model, files, sync=sync, grouped=False)
+    try:
+        failures: dict[Path, SavedModelIOError] = {}
+        _commit_edits([edit], _fsync_dirs, failures)
+        if failures:
+            raise failures[edit.path]
+    finally:
+        _ACTIVE.difference_update(str(p) for p in edit.journal)
+    with contextlib.suppress(OSError):
+        info = os.stat(model.path / edit.main)
+        written = files[edit.main]
+        model.source = written if isinstance(written, bytes) else model.serialize_shrunk()
+        model.stamp = (info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+def _stage_edit(model: Model, files: dict[str, Content], *, sync: bool, grouped: bool) -> StagedEdit:
+    """Write an edit's new files beside the model's (fsynced unless `grouped`: the group syncs)."""
+    main = PB if model.format == "pb" else PBTXT
+    _refuse_changed_on_disk(model.stamp, model.path / main)
+    edit = StagedEdit(model.path, main, _new_tx(), model.stamp, sync)
+    _ACTIVE.update(str(p) for p in edit.journal)
     try:
         for name in (main, FINGERPRINT):
             data = files.get(name)
             content = data.result() if isinstance(data, _Background) else data
             if content is not None:
-                temps[name] = directory / _temp_name(name, "tmp", tx)
+                edit.temps[name] = edit.name(name, "tmp")
                 _write_new(
-                    temps[name], content, like=directory / main, holes=model.holes, sync=sync, writeback=sync
+                    edit.temps[name],
+                    content,
+                    like=model.path / main,
+                    holes=model.holes,
+                    sync=sync and not grouped,
+                    writeback=sync,
                 )
-        fingerprint = directory / FINGERPRINT
-        if os.path.lexists(fingerprint):
-            os.rename(fingerprint, directory / _temp_name(FINGERPRINT, "old", tx))
-            backup = directory / _temp_name(FINGERPRINT, "old", tx)
-            sync_dir(directory)
-        _swap_in(new_pb, directory / main, old_pb)
-        del temps[main]
-        committed = True
-        sync_dir(directory)
-        if FINGERPRINT in temps:
-            os.replace(temps[FINGERPRINT], fingerprint)
-            del temps[FINGERPRINT]
-            sync_dir(directory)
-        if backup is not None:
-            _remove(backup)  # if this fails, the next command that opens the model removes it
-            backup = None
-        if not os.path.lexists(new_pb):
-            _remove(old_pb)  # the old model file's blocks are freed here
     except OSError as err:
-        _undo(directory, temps, backup, committed=committed)
-        if not committed or not os.path.lexists(new_pb):
-            _remove(old_pb)  # the old file's second name, if made
-        if committed:
-            missing = (
-                ""
-                if os.path.lexists(directory / FINGERPRINT)
-                else f" (without {FINGERPRINT}, which TensorFlow accepts)"
-            )
-            raise SavedModelIOError(
-                f"{directory} was edited{missing}, but the write did not finish cleanly ({_why(err)}): "
-                "check the disk, then rerun the edit or restore a backup"
-            ) from None
-        raise SavedModelIOError(
-            f"cannot write {directory / main}: {_why(err)}; nothing was changed"
-        ) from None
-    finally:
-        _ACTIVE.difference_update(str(p) for p in made)
-    with contextlib.suppress(OSError):
-        info = os.stat(directory / main)
-        written = files[main]
-        model.source = written if isinstance(written, bytes) else model.serialize_shrunk()
-        model.stamp = (info.st_ino, info.st_size, info.st_mtime_ns)
+        error = _fail_edit(edit, err)
+        _ACTIVE.difference_update(str(p) for p in edit.journal)
+        raise error from None
+    return edit
+
+
+def _commit_edits(
+    edits: list[StagedEdit],
+    barrier: Callable[[list[StagedEdit]], None],
+    failures: dict[Path, SavedModelIOError],
+) -> None:
+    """Swap staged edits in, step by step: each step for every edit, then one `barrier` making
+    those steps durable, then the next step. Each edit keeps the journal's order (see the module
+    docstring); a group of N pays one barrier per step instead of N. An edit that fails is undone
+    (or, past its commit point, left finished as far as it got) and its error put in `failures`.
+    """
+    failed: set[int] = set()
+
+    def fail(edit: StagedEdit, err: OSError | SavedModelIOError) -> None:
+        failed.add(id(edit))
+        if isinstance(err, SavedModelIOError):
+            _undo_edit(edit)
+            failures[edit.path] = err
+        else:
+            failures[edit.path] = _fail_edit(edit, err)
+
+    for step in (_still_staged, _set_aside_fingerprint, _swap_model_file, _place_fingerprint):
+        changed = []
+        for edit in edits:
+            if id(edit) in failed:
+                continue
+            try:
+                if step(edit):
+                    changed.append(edit)
+            except (OSError, SavedModelIOError) as err:
+                fail(edit, err)
+        durable = [edit for edit in changed if edit.sync and id(edit) not in failed]
+        try:
+            if durable:
+                barrier(durable)
+        except OSError as err:
+            for edit in durable:
+                fail(edit, err)
+    for edit in edits:
+        if id(edit) not in failed:
+            _finish_edit(edit)
+
+
+def _still_staged(edit: StagedEdit) -> bool:
+    """Refuse an edit whose model changed, or whose files went, while it waited: handed from a
+    batch's worker to its parent, it was unlocked in between."""
+    _refuse_changed_on_disk(edit.stamp, edit.path / edit.main)
+    for path in edit.temps.values():
+        os.stat(path)  # FileNotFoundError: undone by another run's recovery
+    return False
+
+
+def _set_aside_fingerprint(edit: StagedEdit) -> bool:
+    fingerprint = edit.path / FINGERPRINT
+    if not os.path.lexists(fingerprint):
+        return False
+    os.rename(fingerprint, edit.name(FINGERPRINT, "old"))
+    edit.backup = edit.name(FINGERPRINT, "old")
+    return True
+
+
+def _swap_model_file(edit: StagedEdit) -> bool:
+    _swap_in(edit.name(edit.main, "tmp"), edit.path / edit.main, edit.name(edit.main, "old"))
+    del edit.temps[edit.main]
+    edit.committed = True
+    return True
+
+
+def _place_fingerprint(edit: StagedEdit) -> bool:
+    if FINGERPRINT not in edit.temps:
+        return False
+    os.replace(edit.temps[FINGERPRINT], edit.path / FINGERPRINT)
+    del edit.temps[FINGERPRINT]
+    return True
+
+
+def _finish_edit(edit: StagedEdit) -> None:
+    """Delete what a committed edit no longer needs (if this fails, the next command that opens
+    the model does it)."""
+    if edit.backup is not None:
+        _remove(edit.backup)
+        edit.backup = None
+    if not os.path.lexists(edit.name(edit.main, "tmp")):
+        _remove(edit.name(edit.main, "old"))  # the old model file's blocks are freed here
+
+
+def _undo_edit(edit: StagedEdit) -> None:
+    """Undo what a failed edit did: all of it before its commit point, the leftovers after it."""
+    _undo(edit.path, edit.temps, edit.backup, committed=edit.committed)
+    edit.backup = None
+    if not edit.committed or not os.path.lexists(edit.name(edit.main, "tmp")):
+        _remove(edit.name(edit.main, "old"))  # the old file's second name, if made
+
+
+def _fail_edit(edit: StagedEdit, err: OSError) -> SavedModelIOError:
+    """`_undo_edit`, and what happened, in one line."""
+    _undo_edit(edit)
+    if edit.committed:
+        missing = (
+            ""
+            if os.path.lexists(edit.path / FINGERPRINT)
+            else f" (without {FINGERPRINT}, which TensorFlow accepts)"
+        )
+        return SavedModelIOError(
+            f"{edit.path} was edited{missing}, but the write did not finish cleanly ({_why(err)}): "
+            "check the disk, then rerun the edit or restore a backup"
+        )
+    return SavedModelIOError(f"cannot write {edit.path / edit.main}: {_why(err)}; nothing was changed")
+
+
+def _fsync_dirs(edits: list[StagedEdit]) -> None:
+    for edit in edits:
+        _fsync(edit.path)
 
 
 def _swap_in(new: Path, target: Path, old: Path) -> None:
@@ -1120,15 +1338,15 @@ def _undo(directory: Path, temps: dict[str, Path], backup: Path | None, *, commi
         _remove(temps[name])
 
 
-def _refuse_changed_on_disk(model: Model, file: Path) -> None:
+def _refuse_changed_on_disk(stamp: tuple[int, int, int] | None, file: Path) -> None:
     """An in-place write of a model some other writer replaced since it was read would undo their edit."""
-    if model.stamp is None:
+    if stamp is None:
         return
     try:
         info = os.stat(file)
     except OSError:
         info = None
-    if info is None or (info.st_ino, info.st_size, info.st_mtime_ns) != model.stamp:
+    if info is None or (info.st_ino, info.st_size, info.st_mtime_ns) != stamp:
         raise SavedModelIOError(
             f"{file} changed on disk since it was read (another program edited it): load it again "
             "and redo the edit"

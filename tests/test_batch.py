@@ -34,6 +34,7 @@ from conftest import (
     run_cli,
     tree_bytes,
 )
+from surgery import batch as batch_module
 from surgery import io as surgery_io
 from surgery.batch import Target, _RealPaths, apply_plan, batch_targets
 from surgery.check import check
@@ -178,8 +179,10 @@ def test_json_summary_with_a_suffix(fleet: Path, plan: Path) -> None:
             assert_edited(output, _kind(model))
 
 
-def test_in_place(oracle: Oracle, fleet: Path, plan: Path) -> None:
-    result = run_cli("apply", f"{fleet}/*", plan, "--in-place", "-j", "2")
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_in_place(oracle: Oracle, fleet: Path, plan: Path, jobs: str) -> None:
+    """Grouped: in one process, or the workers write the new files and the parent swaps them in."""
+    result = run_cli("apply", f"{fleet}/*", plan, "--in-place", "-j", jobs)
     assert result.returncode == 1, result.stderr
     for model in _models(fleet):
         if _kind(model) == FAILING:
@@ -518,3 +521,20 @@ def test_real_paths_are_os_path_realpath(
         assert _RealPaths()(path) == os.path.realpath(path)
     finally:
         os.chdir(cwd)
+
+
+def test_in_place_groups_hold_at_most_group_bytes_of_new_model_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A group's new files wait beside the old ones until it commits: in place, a group ends
+    before its model files pass GROUP_BYTES (a model larger than that is a group of its own)."""
+    sizes = [30, 30, 30, 100, 10, 10]
+    targets = []
+    for i, size in enumerate(sizes):
+        (tmp_path / f"m{i}").mkdir()
+        (tmp_path / f"m{i}" / "saved_model.pb").write_bytes(b"x" * size)
+        targets.append(Target(str(tmp_path / f"m{i}"), None))
+    monkeypatch.setattr(batch_module, "GROUP_BYTES", 64)
+    assert batch_module._chunks(targets, 1) == [range(0, 2), range(2, 3), range(3, 4), range(4, 6)]
+    copies = [Target(t.model, f"{t.model}_v2") for t in targets]
+    assert batch_module._chunks(copies, 1) == [range(0, 6)], "copies are the outputs themselves"

@@ -317,6 +317,90 @@ def test_kill_at_every_step_of_an_in_place_edit(tmp_path: Path, flags: tuple[str
     assert _kill_in_place(original, tmp_path, None, flags) >= 7
 
 
+# Idempotent, so that a rerun edits only what a killed run left unedited.
+IDEMPOTENT_PLAN = 'operations:\n  - {op: rename-signature, regex: "^(?!v2_)(.+)$", new: "v2_\\\\1"}\n'
+
+
+def _kill_in_place_batch(
+    tmp_path: Path, names: tuple[str, ...], jobs: int, flags: tuple[str, ...]
+) -> list[str]:
+    """Kill `apply --in-place -j jobs` over copies of the fixtures `names` before each of its
+    (the parent's) steps: every model is the original or the edit, each maybe without its
+    fingerprint (never a stale one); the next command that opens a model restores or finishes
+    it; rerunning the batch finishes the rest. Returns the steps of a whole run."""
+    original = tmp_path / "original"
+    for name in names:
+        copy_fixture(name, original)
+    before = {name: tree_bytes(original / name) for name in names}
+    old = {name: _pair(original / name) for name in names}
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(IDEMPOTENT_PLAN)
+
+    def batch(fleet: Path) -> list[str]:
+        return ["apply", f"{fleet}/*", str(plan), "--in-place", "-j", str(jobs), *flags]
+
+    reference = Path(shutil.copytree(original, tmp_path / "reference"))
+    steps = steps_of(batch(reference))
+    edited = {name: _pair(reference / name) for name in names}
+    files = {name: before[name].keys() | tree_bytes(reference / name).keys() for name in names}
+    assert all(edited[name][0] != old[name][0] for name in names)
+    edited_models = set()
+    for at in range(1, len(steps) + 1):
+        fleet = Path(shutil.copytree(original, tmp_path / f"kill{at}"))
+        killed(batch(fleet), at)
+        count = 0
+        for name in names:
+            pb, fingerprint = _pair(fleet / name)
+            assert (pb, fingerprint) in {
+                old[name],
+                edited[name],
+                (old[name][0], None),
+                (edited[name][0], None),
+            }, f"step {at}: {name} has a saved_model.pb with a stale or broken fingerprint.pb"
+            assert visible(tree_bytes(fleet / name)).keys() <= files[name]
+            count += pb == edited[name][0]
+        edited_models.add(count)
+        workers = {int(n.split("-")[-2]) for name in names for n in temporaries(fleet / name)}
+        deadline = time.monotonic() + 10
+        while (
+            any(surgery_io._pid_alive(pid) for pid in workers - {os.getpid()}) and time.monotonic() < deadline
+        ):
+            time.sleep(0.01)
+        for name in names:  # the next command that opens a model restores or finishes its edit
+            rerun("show", fleet / name)
+            assert temporaries(fleet / name) == []
+            after = tree_bytes(fleet / name)
+            assert after == before[name] or (
+                _pair(fleet / name) == edited[name] and after.keys() == tree_bytes(reference / name).keys()
+            ), f"step {at}: {name} is neither the original byte for byte nor the complete edit"
+        rerun(*batch(fleet))
+        assert {name: _pair(fleet / name) for name in names} == edited
+        assert all(temporaries(fleet / name) == [] for name in names)
+        shutil.rmtree(fleet)
+    assert edited_models == set(range(len(names) + 1)), "kills land before, between and after the swaps"
+    return steps
+
+
+@FLAGS
+def test_kill_at_every_step_of_an_in_place_batch(tmp_path: Path, flags: tuple[str, ...]) -> None:
+    """A batch edits its models in place as a group (one sync per step for all of them)."""
+    steps = _kill_in_place_batch(tmp_path, ("module_multi", "tf1_two_metagraphs", "lookup_asset"), 1, flags)
+    swaps = [i for i, step in enumerate(steps) if step == "renameat2"]
+    last_write = max(i for i, step in enumerate(steps) if step in WRITES)
+    assert len(swaps) == 3 and swaps[0] > last_write, (
+        "one group: every model's files written before the first swap"
+    )
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_kill_the_parent_of_a_parallel_in_place_batch_at_every_step(tmp_path: Path) -> None:
+    """With workers, the workers write each edit's files and the parent swaps them in."""
+    names = ("module_multi", "tf1_two_metagraphs", "lookup_asset", "keras_functional")
+    steps = _kill_in_place_batch(tmp_path, names, 2, ())
+    assert not {"write", "open", "copy_file_range"} & set(steps), "the parent writes no file"
+    assert steps.count("renameat2") == len(names)
+
+
 def test_kill_in_the_middle_of_large_writes(tmp_path: Path, large: Path) -> None:
     """A model of tens of MB: kills between the chunks of its big writes, for -o and in place."""
     steps = steps_of(edit_args(large, "-o", tmp_path / "probe"))
@@ -570,10 +654,49 @@ def test_an_edit_killed_after_its_exchange_is_finished(tmp_path: Path) -> None:
     assert temporaries(model) == []
 
 
+STAGE_AND_WAIT = """
+import pickle, sys, time
+import surgery
+from surgery import io
+from surgery.edits import rename_signature
+with io.commit_group() as group:
+    surgery.save(rename_signature(surgery.load(sys.argv[1]), "fixed", "f2"), in_place=True)
+    staged = group.hand_over()
+print(pickle.dumps(staged).hex(), flush=True)
+time.sleep(30)
+"""
+
+
+def test_a_handed_over_edit_is_left_alone_while_its_writer_lives(tmp_path: Path) -> None:
+    """Between a batch's worker and its parent the model is unlocked: a command that opens it
+    meanwhile (its recovery) leaves the edit's files to the parent while the worker lives."""
+    import pickle
+
+    model = copy_fixture("module_multi", tmp_path)
+    before = tree_bytes(model)
+    worker = subprocess.Popen(
+        [sys.executable, "-c", STAGE_AND_WAIT, str(model)], stdout=subprocess.PIPE, text=True, cwd=ROOT
+    )
+    try:
+        assert worker.stdout is not None
+        staged = pickle.loads(bytes.fromhex(worker.stdout.readline()))
+        assert surgery_io._lock_is_free(model) and len(temporaries(model)) == 2
+        surgery.load(model)
+        assert len(temporaries(model)) == 2 and visible(tree_bytes(model)) == before
+        parent = surgery_io.CommitGroup()
+        parent.adopt(staged)
+        parent.commit()
+    finally:
+        worker.kill()
+        worker.wait()
+    assert parent.failures == {} and temporaries(model) == []
+    assert "f2" in surgery.load(model).proto.meta_graphs[0].signature_def
+
+
 def test_a_live_writers_files_are_left_alone(tmp_path: Path) -> None:
     """Recovery needs the model's lock: while another process holds it, nothing is touched."""
     model = copy_fixture("module_multi", tmp_path)
-    leftover = model / f".saved_model.pb.surgery-tmp-{os.getppid()}-abc"
+    leftover = model / ".saved_model.pb.surgery-tmp-999999999-abc"  # a pid no process has
     leftover.write_bytes(b"x")
     holder = subprocess.Popen(
         [

@@ -424,7 +424,8 @@ def test_a_group_without_syncfs_fsyncs_every_file_and_directory_it_made(
     assert len(synced) == len(made) + 1
 
 
-def test_a_failed_sync_publishes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _fail_syncfs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every syncfs fail with EIO."""
     import ctypes
     import errno
 
@@ -433,6 +434,10 @@ def test_a_failed_sync_publishes_nothing(tmp_path: Path, monkeypatch: pytest.Mon
         return -1
 
     monkeypatch.setattr(surgery_io, "_syncfs", lambda: syncfs)
+
+
+def test_a_failed_sync_publishes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fail_syncfs(monkeypatch)
     outs = [tmp_path / "a", tmp_path / "b"]
     with surgery_io.commit_group() as group:
         for out in outs:
@@ -446,14 +451,7 @@ def test_a_failed_sync_publishes_nothing(tmp_path: Path, monkeypatch: pytest.Mon
 def test_a_failed_sync_still_publishes_the_copies_saved_without_sync(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import ctypes
-    import errno
-
-    def syncfs(fd: int) -> int:
-        ctypes.set_errno(errno.EIO)
-        return -1
-
-    monkeypatch.setattr(surgery_io, "_syncfs", lambda: syncfs)
+    _fail_syncfs(monkeypatch)
     synced, unsynced = tmp_path / "synced", tmp_path / "unsynced"
     with surgery_io.commit_group() as group:
         surgery.save(rename_signature(surgery.load(FIXTURES / "module_multi"), "fixed", "f2"), synced)
@@ -527,12 +525,163 @@ def test_a_handed_over_copy_that_vanished_fails_alone(tmp_path: Path) -> None:
     assert "f2" in surgery.load(kept).proto.meta_graphs[0].signature_def
 
 
-def test_in_place_saves_are_not_grouped(tmp_path: Path) -> None:
-    model = copy_fixture("module_multi", tmp_path)
+def _edit_in_place(model: Path, new: str = "f2", *, sync: bool = True) -> None:
+    surgery.save(rename_signature(surgery.load(model), "fixed", new), in_place=True, sync=sync)
+
+
+@pytest.mark.parametrize("name", FIXTURE_NAMES)
+def test_a_group_edits_in_place_what_save_writes_alone(name: str, tmp_path: Path) -> None:
+    from surgery.signatures import RESERVED_KEYS
+
+    alone = copy_fixture(name, tmp_path / "alone")
+    grouped = copy_fixture(name, tmp_path / "grouped")
+    before = tree_bytes(grouped)
+    key = min(k for k in surgery.load(alone).proto.meta_graphs[0].signature_def if k not in RESERVED_KEYS)
+    surgery.save(rename_signature(surgery.load(alone), key, "renamed"), in_place=True)
     with surgery_io.commit_group() as group:
-        surgery.save(rename_signature(surgery.load(model), "fixed", "f2"), in_place=True)
+        model = rename_signature(surgery.load(grouped), key, "renamed")
+        assert surgery.save(model, in_place=True) == grouped
+        visible = {k: v for k, v in tree_bytes(grouped).items() if not surgery_io.is_temporary(k)}
+        assert visible == before, "swapped in before the group commits"
+        assert not surgery_io._lock_is_free(grouped), "the model stays locked until the commit"
+    assert group.failures == {} and group.edits == []
+    assert _normalized_fingerprint(tree_bytes(grouped)) == _normalized_fingerprint(tree_bytes(alone))
+    assert surgery_io._lock_is_free(grouped)
+
+
+def test_a_group_of_in_place_edits_syncs_once_per_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files, set-aside fingerprints, swapped model files, placed fingerprints: four syncfs for
+    the group, each after that step is taken for every model (the journal's order, model by model)."""
+    models = [copy_fixture("module_multi", tmp_path / str(i)) for i in range(3)]
+    states: list[list[tuple[bool, bool]]] = []
+    real = surgery_io._syncfs()
+    assert real is not None, "this test runs on Linux"
+
+    def syncfs(fd: int) -> int:
+        # per model: is the new pb swapped in, is a fingerprint.pb in place
+        states.append(
+            [
+                (
+                    "f2"
+                    in surgery_io.parse((m / "saved_model.pb").read_bytes(), "pb")
+                    .meta_graphs[0]
+                    .signature_def,
+                    (m / "fingerprint.pb").exists(),
+                )
+                for m in models
+            ]
+        )
+        return real(fd)
+
+    monkeypatch.setattr(surgery_io, "_syncfs", lambda: syncfs)
+    synced = _record_fsyncs(monkeypatch)
+    with surgery_io.commit_group() as group:
+        for model in models:
+            _edit_in_place(model)
+    assert group.failures == {}
+    assert states == [
+        [(False, True)] * 3,  # the new files written
+        [(False, False)] * 3,  # the old fingerprints set aside
+        [(True, False)] * 3,  # the new model files swapped in: committed
+        [(True, True)] * 3,  # the new fingerprints in place
+    ]
+    assert synced == []
+    for model in models:
         assert "f2" in surgery.load(model).proto.meta_graphs[0].signature_def
-    assert group.failures == {} and group.staged == []
+        assert [p.name for p in model.iterdir() if surgery_io.is_temporary(p.name)] == []
+
+
+def test_a_group_refuses_a_second_in_place_edit_of_one_model(tmp_path: Path) -> None:
+    model = copy_fixture("module_multi", tmp_path)
+    first = rename_signature(surgery.load(model), "fixed", "f2")
+    second = rename_signature(surgery.load(model), "masked", "m2")
+    with surgery_io.commit_group() as group:
+        surgery.save(first, in_place=True)
+        with pytest.raises(surgery.SavedModelIOError) as err:
+            surgery.save(second, in_place=True)
+    assert str(err.value) == (
+        f"{model} already has an in-place edit waiting in this commit group: "
+        "make both edits to one loaded model and save it once"
+    )
+    assert group.failures == {}
+    keys = surgery.load(model).proto.meta_graphs[0].signature_def
+    assert "f2" in keys and "masked" in keys
+
+
+def test_a_group_hands_in_place_edits_over_and_the_adopter_swaps_them_in(tmp_path: Path) -> None:
+    alone = copy_fixture("module_multi", tmp_path / "alone")
+    model = copy_fixture("module_multi", tmp_path / "model")
+    before = tree_bytes(model)
+    _edit_in_place(alone)
+    with surgery_io.commit_group() as worker:
+        _edit_in_place(model)
+        [edit] = worker.hand_over()
+    assert worker.edits == [] and worker.failures == {}
+    assert isinstance(edit, surgery_io.StagedEdit) and edit.fd == -1
+    assert surgery_io._lock_is_free(model), "let go: the worker holds nothing"
+    visible = {k: v for k, v in tree_bytes(model).items() if not surgery_io.is_temporary(k)}
+    assert visible == before
+    parent = surgery_io.CommitGroup()
+    parent.adopt([edit])
+    assert not surgery_io._lock_is_free(model)
+    parent.commit()
+    assert parent.failures == {}
+    assert _normalized_fingerprint(tree_bytes(model)) == _normalized_fingerprint(tree_bytes(alone))
+    assert surgery_io._lock_is_free(model)
+
+
+def test_a_handed_over_edit_of_a_model_edited_meanwhile_fails_alone(tmp_path: Path) -> None:
+    """Between the hand-over and the adoption the model is unlocked: another edit that gets in
+    wins (it rolls the waiting one's files back), and the waiting edit fails instead of undoing it."""
+    taken = copy_fixture("module_multi", tmp_path / "taken")
+    kept = copy_fixture("module_multi", tmp_path / "kept")
+    with surgery_io.commit_group() as worker:
+        _edit_in_place(taken)
+        _edit_in_place(kept)
+        staged = worker.hand_over()
+    _edit_in_place(taken, "theirs")
+    theirs = tree_bytes(taken)
+    parent = surgery_io.CommitGroup()
+    parent.adopt(staged)
+    parent.commit()
+    assert {path: str(err) for path, err in parent.failures.items()} == {
+        taken: f"{taken / 'saved_model.pb'} changed on disk since it was read (another program edited it): "
+        "load it again and redo the edit"
+    }
+    assert tree_bytes(taken) == theirs
+    assert "f2" in surgery.load(kept).proto.meta_graphs[0].signature_def
+    for model in (taken, kept):
+        assert [p.name for p in model.iterdir() if surgery_io.is_temporary(p.name)] == []
+
+
+def test_a_failed_sync_leaves_every_in_place_edit_of_the_group_undone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fail_syncfs(monkeypatch)
+    models = [copy_fixture("module_multi", tmp_path / str(i)) for i in range(2)]
+    before = [tree_bytes(m) for m in models]
+    unsynced = copy_fixture("module_multi", tmp_path / "unsynced")
+    with surgery_io.commit_group() as group:
+        for model in models:
+            _edit_in_place(model)
+        _edit_in_place(unsynced, sync=False)
+    assert {path: str(err) for path, err in group.failures.items()} == {
+        m: f"cannot write {m / 'saved_model.pb'}: Input/output error; nothing was changed" for m in models
+    }
+    assert [tree_bytes(m) for m in models] == before
+    assert "f2" in surgery.load(unsynced).proto.meta_graphs[0].signature_def
+
+
+def test_a_group_whose_block_raises_leaves_its_in_place_edits_undone(tmp_path: Path) -> None:
+    model = copy_fixture("module_multi", tmp_path)
+    before = tree_bytes(model)
+    with pytest.raises(RuntimeError, match="stop"), surgery_io.commit_group():
+        _edit_in_place(model)
+        raise RuntimeError("stop")
+    assert tree_bytes(model) == before
+    assert surgery_io._lock_is_free(model)
 
 
 def test_a_copy_alone_fsyncs_the_directories_and_copied_files_it_made(
