@@ -418,6 +418,8 @@ class BatchResult:
     full: Series
     python_pass: Series
     import_cli: Series
+    in_place: Series = field(default_factory=Series)
+    """`apply --in-place` over a fresh copy of the same models (for the notes: not a target)."""
     rows: list[Row] = field(default_factory=list)
 
 
@@ -465,6 +467,14 @@ def judge_batch(b: BatchResult) -> list[Row]:
             rows.append(row)
         else:
             rows[-1].note += f" | full-parse: {note}"
+    if b.in_place.samples:
+        util = statistics.median((s.user_s + s.sys_s) / (s.wall_s * b.cores) for s in b.in_place.samples)
+        row = Row(
+            f"batch ×{b.models}", f"apply {jobs_label(b.jobs)} --in-place", b.in_place.wall, b.in_place.rss
+        )
+        row.baseline, row.ratio = "apply --output-root", b.in_place.wall / b.tool.wall
+        row.note = f"not a target: CPU utilisation {util:.1%}; each model's pb and fingerprint.pb replaced"
+        rows.append(row)
     return rows
 
 
@@ -480,6 +490,14 @@ def after_startup(sample: Sample, startup: float, cores: int) -> float:
 
 def jobs_label(jobs: int | None) -> str:
     return f"-j {jobs}" if jobs else "(default -j)"
+
+
+def record(series: Series, sample: Sample, err: str) -> None:
+    """Add a successful run to `series`; the first failure becomes its error."""
+    if sample.exit_code == 0:
+        series.samples.append(sample)
+    elif not series.error:
+        series.error = f"exit {sample.exit_code}: {err.splitlines()[-1] if err else ''}"
 
 
 def run_batch(count: int, jobs: int | None, cores: int, runs: int) -> BatchResult:
@@ -504,11 +522,13 @@ def run_batch(count: int, jobs: int | None, cores: int, runs: int) -> BatchResul
                 argv = [str(CLI), "-q", "apply", str(fleet / "*"), str(plan), "--output-root", str(out)]
                 argv += ["-j", str(jobs)] if jobs else []
                 settle()
-                sample, err = measure(argv, tool_env(full))
-                if sample.exit_code == 0:
-                    series.samples.append(sample)
-                elif not series.error:
-                    series.error = f"exit {sample.exit_code}: {err.splitlines()[-1] if err else ''}"
+                record(series, *measure(argv, tool_env(full)))
+            copy = outs / f"in-place-{i}"
+            shutil.copytree(fleet, copy)  # untimed: a fresh fleet to edit in place
+            warm(copy)
+            argv = [str(CLI), "-q", "apply", str(copy / "*"), str(plan), "--in-place"]
+            settle()
+            record(result.in_place, *measure(argv + (["-j", str(jobs)] if jobs else []), tool_env(False)))
     settle(outs)
     result.rows = judge_batch(result)
     return result

@@ -120,3 +120,26 @@ def test_the_batch_is_judged_on_the_whole_run_and_notes_the_start_up() -> None:
     assert row.note.startswith("CPU utilisation 87.5% (93% after start-up, estimated); per model 8.0 ms")
     batch.tool = series(4.0, 7.3)
     assert run.judge_batch(batch)[-1].result == "PASS"
+
+
+def test_the_in_place_batch_is_a_note_against_the_output_root_batch() -> None:
+    def series(wall: float, busy: float) -> run.Series:
+        return run.Series(samples=[run.Sample(wall, busy * 0.8, busy * 0.2, 40.0, 0) for _ in range(3)])
+
+    batch = run.BatchResult(
+        models=1000,
+        jobs=2,
+        cores=2,
+        tool=series(3.0, 5.4),
+        full=series(3.0, 5.4),
+        python_pass=series(0.04, 0.04),
+        import_cli=series(0.2, 0.2),
+        in_place=series(3.3, 5.0),
+    )
+    row = run.judge_batch(batch)[-1]
+    assert (row.case, row.baseline, row.result) == ("apply -j 2 --in-place", "apply --output-root", "—")
+    assert row.ratio == pytest.approx(1.1)
+    assert row.note.startswith("not a target: CPU utilisation 75.8%")
+    assert run.judge_batch(run.BatchResult(**{**batch.__dict__, "in_place": run.Series()}))[-1].case == (
+        "apply -j 2 --output-root"
+    )
