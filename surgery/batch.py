@@ -66,8 +66,11 @@ def edit_model(
     recover(path)  # an in-place edit a killed run left: finished or undone before anything else
     with model_lock(path, exclusive=in_place):
         model = load(path)
-        _edit_checked(model, edit)
-        return save(model, output, in_place=in_place, force=force, sync=sync)
+        try:
+            _edit_checked(model, edit)
+            return save(model, output, in_place=in_place, force=force, sync=sync)
+        finally:
+            model.close()  # a model file the save replaced is freed in the background
 
 
 def _edit_checked(model: Model, edit: Callable[[Model], object]) -> None:

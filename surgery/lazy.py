@@ -158,6 +158,11 @@ class Holes:
     def close(self) -> None:
         self._closer()
 
+    def detach(self) -> int:
+        """The open source file, now the caller's to close (this object reads nothing more)."""
+        self._closer.detach()
+        return self.fd
+
     def expand(self, data: bytes, descriptor: Descriptor) -> list[Piece]:
         """The full serialization of `data` (a message of type `descriptor`), holes filled."""
         if self.prefix not in data:

@@ -143,3 +143,16 @@ def test_the_in_place_batch_is_a_note_against_the_output_root_batch() -> None:
     assert run.judge_batch(run.BatchResult(**{**batch.__dict__, "in_place": run.Series()}))[-1].case == (
         "apply -j 2 --output-root"
     )
+
+
+def test_what_an_in_place_edit_leaves_running_is_noted_not_timed() -> None:
+    results = _results()
+    key = "rename-signature --in-place --no-sync"
+    results[key]["tool"] = run.Series(
+        samples=[run.Sample(0.55, 0.3, 0.2, 40.0, 0, background_s=b) for b in (0.9, 1.1, 1.0)]
+    )
+    row = _verdicts(results)[key]
+    assert (row.wall, row.result) == (0.55, "PASS")
+    assert row.note == (
+        "0.50× cp over an existing pb; the replaced pb freed in the background, 1.00 s more (untimed)"
+    )

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import stat
+import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,6 +17,7 @@ import surgery
 from conftest import FIXTURE_NAMES, FIXTURES, copy_fixture, tree_bytes
 from fuzzing import varint
 from surgery import io as surgery_io
+from surgery import lazy
 from surgery.edits import rename_signature
 from surgery.schema import FingerprintDef, SavedModel, from_text, to_text
 
@@ -847,3 +852,106 @@ def test_every_writing_command_takes_no_sync(
         written = model if target == "--in-place" else out / model.name if target == "batch" else out
         results.append(_normalized_fingerprint(tree_bytes(written)))
     assert results[0] == results[1]
+
+
+def _old_file_fds(pid: int | str, inode: int) -> list[str]:
+    """The descriptors of process `pid` open on the file with `inode`."""
+    found = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            if os.stat(f"/proc/{pid}/fd/{fd}").st_ino == inode:
+                found.append(fd)
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_replaced_model_file_is_let_go_by_a_background_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Closing the last reference to the replaced file frees its blocks (about a second per GB
+    with `discard`): a spawned process holds it instead, its stdio on /dev/null (a caller reading
+    the command's pipes does not wait for it), and ends; this process keeps nothing open."""
+    from surgery.batch import edit_model
+
+    model = copy_fixture("module_multi", tmp_path)
+    old = os.stat(model / "saved_model.pb").st_ino
+    spawned: list[tuple[list[str], Any, int]] = []
+    reaped: list[int] = []
+    real_spawn, real_waitpid = os.posix_spawn, os.waitpid
+
+    def spawn(path: str, argv: list[str], env: Any, **kwargs: Any) -> int:
+        pid = real_spawn(path, argv, env, **kwargs)
+        spawned.append((argv, kwargs, pid))
+        return pid
+
+    def waitpid(pid: int, options: int) -> tuple[int, int]:
+        result = real_waitpid(pid, options)
+        reaped.append(os.waitstatus_to_exitcode(result[1]))
+        return result
+
+    monkeypatch.setattr(surgery_io, "FREE_IN_BACKGROUND", 0)
+    monkeypatch.setattr(lazy, "HOLE_MIN", 256)  # read lazily: the file stays open until `close`
+    monkeypatch.setattr(os, "posix_spawn", spawn)
+    monkeypatch.setattr(os, "waitpid", waitpid)
+    edit_model(model, lambda m: rename_signature(m, "fixed", "f2"), in_place=True)
+    [(argv, kwargs, _)] = spawned
+    assert argv[1:] == ["-S", "-I", "-c", ""] and kwargs["setsid"] is True
+    assert kwargs["file_actions"] == [(os.POSIX_SPAWN_OPEN, n, os.devnull, os.O_RDWR, 0) for n in (0, 1, 2)]
+    assert _old_file_fds("self", old) == [], "this process let go of the old file"
+    deadline = time.monotonic() + 10
+    while not reaped and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert reaped == [0], "the background process ended, and was reaped"
+    assert "f2" in surgery.load(model).proto.meta_graphs[0].signature_def
+
+
+def test_a_file_still_named_or_small_is_closed_here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spawned: list[str] = []
+    monkeypatch.setattr(os, "posix_spawn", lambda *args, **kwargs: spawned.append(args[0]))
+    named = tmp_path / "named"
+    named.write_bytes(b"x" * 100)
+    monkeypatch.setattr(surgery_io, "FREE_IN_BACKGROUND", 0)
+    fd = os.open(named, os.O_RDONLY)
+    surgery_io._let_go(fd)
+    monkeypatch.setattr(surgery_io, "FREE_IN_BACKGROUND", 101)
+    small = os.open(named, os.O_RDONLY)
+    named.unlink()
+    surgery_io._let_go(small)
+    assert spawned == []
+    for descriptor in (fd, small):
+        with pytest.raises(OSError):
+            os.fstat(descriptor)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_group_lets_go_of_each_replaced_model_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a group the read models are closed before the commit: the commit, which deletes each
+    old model file, hands each to a background process."""
+    from surgery.batch import edit_model
+
+    models = [copy_fixture("module_multi", tmp_path / str(i)) for i in range(3)]
+    olds = [os.stat(m / "saved_model.pb").st_ino for m in models]
+    spawned: list[int] = []
+    real_spawn = os.posix_spawn
+
+    def spawn(path: str, argv: list[str], env: Any, **kwargs: Any) -> int:
+        inherited = [fd for fd in map(int, os.listdir("/proc/self/fd")) if _inheritable(fd)]
+        spawned.extend(ino for ino in (os.fstat(fd).st_ino for fd in inherited) if ino in olds)
+        return real_spawn(path, argv, env, **kwargs)
+
+    monkeypatch.setattr(surgery_io, "FREE_IN_BACKGROUND", 0)
+    monkeypatch.setattr(os, "posix_spawn", spawn)
+    with surgery_io.commit_group() as group:
+        for model in models:
+            edit_model(model, lambda m: rename_signature(m, "fixed", "f2"), in_place=True)
+        assert spawned == [], "nothing is replaced before the commit"
+    assert group.failures == {}
+    assert sorted(spawned) == sorted(olds), "each old model file, inherited by its own process"
+    assert all(_old_file_fds("self", inode) == [] for inode in olds)
+
+
+def _inheritable(fd: int) -> bool:
+    try:
+        return os.get_inheritable(fd)
+    except OSError:
+        return False
