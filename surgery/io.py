@@ -147,8 +147,9 @@ class Model:
         benchmark VM), so a large one is let go by a short-lived background process instead
         (`_let_go`) and the command does not wait for it.
         """
-        if self.holes is not None:
-            _let_go(self.holes.detach())
+        fd = self.holes.detach() if self.holes is not None else None
+        if fd is not None:
+            _let_go(fd)
 
     def materialized(self) -> Model:
         """This model with every byte in memory (a copy, for a lazily read model)."""

@@ -157,11 +157,13 @@ class Holes:
 
     def close(self) -> None:
         self._closer()
+        self.fd = -1  # reads fail from now on, never from a file that reused the number
 
-    def detach(self) -> int:
-        """The open source file, now the caller's to close (this object reads nothing more)."""
-        self._closer.detach()
-        return self.fd
+    def detach(self) -> int | None:
+        """The open source file, now the caller's to close (None if closed already); this object
+        reads nothing more."""
+        fd, self.fd = self.fd, -1
+        return fd if self._closer.detach() is not None else None
 
     def expand(self, data: bytes, descriptor: Descriptor) -> list[Piece]:
         """The full serialization of `data` (a message of type `descriptor`), holes filled."""

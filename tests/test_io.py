@@ -955,3 +955,21 @@ def _inheritable(fd: int) -> bool:
         return os.get_inheritable(fd)
     except OSError:
         return False
+
+
+def test_a_closed_model_reads_nothing_more(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After `close`, saving a lazily read model fails in one line: never reading a file that
+    reused its descriptor's number."""
+    monkeypatch.setattr(lazy, "HOLE_MIN", 256)
+    model = rename_signature(surgery.load(FIXTURES / "module_multi"), "fixed", "f2")
+    assert model.holes is not None
+    model.close()
+    model.close()
+    reused = os.open(FIXTURES / "module_multi" / "variables" / "variables.index", os.O_RDONLY)
+    try:
+        with pytest.raises(surgery.SavedModelIOError) as err:
+            surgery.save(model, tmp_path / "out")
+    finally:
+        os.close(reused)
+    assert str(err.value) == f"cannot write {tmp_path / 'out'}: Bad file descriptor; nothing was written"
+    assert list(tmp_path.iterdir()) == []
