@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from surgery.check import Disagreement, disagreements
 from surgery.diff import diff
 from surgery.errors import ConsistencyError, SavedModelIOError, SurgeryError, SurgeryWarning
-from surgery.io import CommitGroup, Model, commit_group, load, model_lock, recover, save
+from surgery.io import CommitGroup, LockChannel, Model, commit_group, load, model_lock, recover, save
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -270,15 +270,17 @@ def _guarded(target: Target, work: Callable[[], BatchResult]) -> BatchResult:
 
 
 # A worker's share of the batch, set once when the worker starts (not sent with every model).
-_JOB: tuple[Plan, bool, bool, bool] | None = None
+_JOB: tuple[Plan, bool, bool, bool, LockChannel | None] | None = None
 
 
-def _start_worker(parent: int, plan: Plan, force: bool, dry_run: bool, sync: bool) -> None:
+def _start_worker(
+    parent: int, plan: Plan, force: bool, dry_run: bool, sync: bool, channel: LockChannel | None
+) -> None:
     """Workers leave Ctrl-C to the parent, which cancels what has not started, and end with it."""
     global _JOB
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with(parent)
-    _JOB = (plan, force, dry_run, sync)
+    _JOB = (plan, force, dry_run, sync, channel)
 
 
 _PR_SET_PDEATHSIG = 1
@@ -306,12 +308,12 @@ def _run_chunk(chunk: list[Target]) -> Done:
     unpublished (it makes them durable and publishes them: `_commit_chunks`), so that workers
     never wait on the disk."""
     assert _JOB is not None
-    plan, force, dry_run, sync = _JOB
+    plan, force, dry_run, sync, channel = _JOB
     if dry_run:
         return [preview_one(plan, target, force=force) for target in chunk], []
     with commit_group() as group:
         results = [apply_one(plan, target, force=force, sync=sync) for target in chunk]
-        staged = group.hand_over()
+        staged = group.hand_over(channel)  # in place, each model's lock goes to the parent
     return results, staged
 
 
@@ -419,7 +421,9 @@ def apply_plan(
     done: dict[int, BatchResult] = {}
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait  # only with workers
 
-    start = (os.getpid(), plan, force, dry_run, sync)
+    in_place = not dry_run and any(target.output is None for target in targets)
+    channel = LockChannel() if in_place else None
+    start = (os.getpid(), plan, force, dry_run, sync, channel)
     pool = ProcessPoolExecutor(max_workers=workers, initializer=_start_worker, initargs=start)
     try:
         futures: dict[Future[Done], range] = {
@@ -428,16 +432,18 @@ def apply_plan(
         pending = set(futures)
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for index, result in _commit_chunks(targets, [(futures[f], f) for f in finished]):
+            for index, result in _commit_chunks(targets, [(futures[f], f) for f in finished], channel):
                 done[index] = result
                 report(result)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        if channel is not None:
+            channel.close()
     return [done[index] for index in range(len(targets))]
 
 
 def _commit_chunks(
-    targets: Sequence[Target], finished: list[tuple[range, Future[Done]]]
+    targets: Sequence[Target], finished: list[tuple[range, Future[Done]]], channel: LockChannel | None
 ) -> Iterator[tuple[int, BatchResult]]:
     """The results of the chunks workers finished, their copies published first: all made durable
     together (one flush for every chunk that finished since the last), while the workers go on."""
@@ -455,7 +461,7 @@ def _commit_chunks(
                     BatchResult(model=targets[i].model, output=None, ok=False, error=error) for i in chunk
                 ]
                 staged = []
-            group.adopt(staged)
+            group.adopt(staged, channel)
             chunks.append((chunk, results))
     except BaseException:
         group.discard()

@@ -50,6 +50,7 @@ import functools
 import os
 import re
 import shutil
+import socket
 import stat
 import sys
 import threading
@@ -611,9 +612,8 @@ def _remove(path: Path) -> None:
 def recover(directory: str | os.PathLike[str]) -> None:
     """Roll back or finish an in-place edit a killed run left in `directory`; best effort.
 
-    Only when nobody is editing the model (its lock is free, or held by this process), and only
-    the transactions of processes that have ended (a batch's worker hands its edits, unlocked, to
-    its parent), so a live writer's files are never touched. See the module docstring for the rules.
+    Only when nobody is editing the model (its lock is free, or held by this process), so a live
+    writer's files are never touched. See the module docstring for the rules.
     """
     path = Path(directory)
     if not [m for _, m in _leftovers(path) if m["name"] in (PB, PBTXT, FINGERPRINT)]:
@@ -636,9 +636,7 @@ def _recover_locked(path: Path) -> None:
         if match["name"] not in (PB, PBTXT, FINGERPRINT):
             continue  # not an in-place edit's (a copy written beside the model, say)
         transactions.setdefault(f"{match['pid']}-{match['tx']}", {})[(match["name"], match["kind"])] = file
-    for tx, files in transactions.items():
-        if _pid_alive(int(tx.split("-")[0])):
-            continue  # a batch's worker handed it to its parent, which is about to commit it
+    for files in transactions.values():
         pb_temps = [files.pop(key) for key in ((PB, "tmp"), (PBTXT, "tmp")) if key in files]
         # Killed between the exchange and unlinking the temporary name: committed (see `_swap_in`).
         swapped = [temp for temp in pb_temps if _is_swapped(files, temp)]
@@ -900,13 +898,14 @@ class CommitGroup:
             _undo_edit(edit)
             _drop_edit(edit)
 
-    def hand_over(self) -> list[Staged]:
+    def hand_over(self, channel: LockChannel | None = None) -> list[Staged]:
         """The staged writes, unpublished, for another process of this run to `adopt` and commit.
 
         This process lets go of them (their locks, its `_ACTIVE` entries); until they are adopted,
         their names, which carry this process's id, keep other runs' clean-up off them while it
         lives. How a batch's workers leave the waits on the disk to their parent. An in-place
-        edit's model is unlocked in between: the adopter locks it again and, at the commit,
+        edit's model lock goes through `channel` to the adopter, held all the way; without one,
+        the model is unlocked in between, and the adopter locks it again and, at the commit,
         refuses the edit if the model changed or its files went meanwhile.
         """
         staged: list[Staged] = [*self.staged, *self.edits]
@@ -914,6 +913,8 @@ class CommitGroup:
         for s in staged:
             if isinstance(s, StagedEdit):
                 _ACTIVE.difference_update(str(p) for p in s.journal)
+                if s.fd >= 0 and channel is not None:
+                    channel.send(s.tx, s.fd)
             else:
                 _ACTIVE.discard(str(s.path))
             if s.fd >= 0:
@@ -921,10 +922,13 @@ class CommitGroup:
                 s.fd = -1
         return staged
 
-    def adopt(self, staged: list[Staged]) -> None:
-        """Take over writes another process of this run handed over: committed with this group's."""
+    def adopt(self, staged: list[Staged], channel: LockChannel | None = None) -> None:
+        """Take over writes another process of this run handed over: committed with this group's.
+
+        An in-place edit's lock is taken from `channel` if it came through it, else taken again."""
         for s in staged:
             if isinstance(s, StagedEdit):
+                s.fd = channel.take(s.tx) if channel is not None else -1
                 self._adopt_edit(s)
                 continue
             try:
@@ -939,7 +943,7 @@ class CommitGroup:
 
     def _adopt_edit(self, edit: StagedEdit) -> None:
         _ACTIVE.update(str(p) for p in edit.journal)
-        if fcntl is not None:
+        if fcntl is not None and edit.fd < 0:
             try:
                 edit.fd = os.open(edit.path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
                 fcntl.flock(edit.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -949,6 +953,45 @@ class CommitGroup:
                 _drop_edit(edit)
                 return
         self.edits.append(edit)
+
+
+class LockChannel:
+    """Carries in-place edits' model locks from a batch's workers to their parent.
+
+    A lock belongs to the open file it was taken on, and a descriptor sent over a Unix socket
+    (SCM_RIGHTS) keeps that file open while in flight: the model stays locked from its read in
+    the worker to its swap in the parent. Made before the workers are forked (they inherit it);
+    if every process of the run dies, the kernel drops what is in flight and the locks go.
+    """
+
+    def __init__(self) -> None:
+        self._receiver, self._sender = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._receiver.setblocking(False)  # (recv_fds ignores its flags before Python 3.12)
+        self._received: dict[str, int] = {}
+
+    def send(self, tx: str, fd: int) -> None:
+        """Send the lock `fd` of the transaction `tx` (a worker's; it may close its own after)."""
+        socket.send_fds(self._sender, [tx.encode()], [fd])
+
+    def take(self, tx: str) -> int:
+        """The lock sent for `tx`, now the caller's to close; -1 if none came."""
+        while True:
+            try:
+                message, fds, _, _ = socket.recv_fds(self._receiver, 256, 1)
+            except BlockingIOError:
+                break
+            for fd in fds:
+                os.set_inheritable(fd, False)
+                self._received[message.decode()] = fd
+        return self._received.pop(tx, -1)
+
+    def close(self) -> None:
+        """Close the sockets and any lock nobody took."""
+        for fd in self._received.values():
+            os.close(fd)
+        self._received.clear()
+        self._receiver.close()
+        self._sender.close()
 
 
 _GROUP: contextvars.ContextVar[CommitGroup | None] = contextvars.ContextVar("commit_group", default=None)

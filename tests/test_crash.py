@@ -654,42 +654,42 @@ def test_an_edit_killed_after_its_exchange_is_finished(tmp_path: Path) -> None:
     assert temporaries(model) == []
 
 
-STAGE_AND_WAIT = """
-import pickle, sys, time
-import surgery
-from surgery import io
-from surgery.edits import rename_signature
-with io.commit_group() as group:
-    surgery.save(rename_signature(surgery.load(sys.argv[1]), "fixed", "f2"), in_place=True)
-    staged = group.hand_over()
-print(pickle.dumps(staged).hex(), flush=True)
-time.sleep(30)
-"""
-
-
-def test_a_handed_over_edit_is_left_alone_while_its_writer_lives(tmp_path: Path) -> None:
-    """Between a batch's worker and its parent the model is unlocked: a command that opens it
-    meanwhile (its recovery) leaves the edit's files to the parent while the worker lives."""
+def test_a_handed_over_edit_keeps_its_model_locked(tmp_path: Path) -> None:
+    """A batch's worker passes each in-place edit's lock to its parent over a socket: the model is
+    locked from its read to its swap, even after the worker is gone, so a command that opens it
+    meanwhile leaves the edit's files alone and another in-place edit of it fails at once."""
     import pickle
 
     model = copy_fixture("module_multi", tmp_path)
     before = tree_bytes(model)
-    worker = subprocess.Popen(
-        [sys.executable, "-c", STAGE_AND_WAIT, str(model)], stdout=subprocess.PIPE, text=True, cwd=ROOT
-    )
+    channel = surgery_io.LockChannel()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the worker: stages the edit, hands it over, and ends
+        try:
+            with surgery_io.commit_group() as group:
+                surgery.save(rename_signature(surgery.load(model), "fixed", "f2"), in_place=True)
+                staged = group.hand_over(channel)
+            os.write(write, pickle.dumps(staged))
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        staged = pickle.loads(pipe.read())
+    assert os.waitpid(pid, 0)[1] == 0
     try:
-        assert worker.stdout is not None
-        staged = pickle.loads(bytes.fromhex(worker.stdout.readline()))
-        assert surgery_io._lock_is_free(model) and len(temporaries(model)) == 2
-        surgery.load(model)
+        assert not surgery_io._lock_is_free(model), "the lock outlives the worker"
+        surgery.load(model)  # its recovery needs the lock: the staged files stay
         assert len(temporaries(model)) == 2 and visible(tree_bytes(model)) == before
+        outcome = run(["set-method", str(model), "fixed", "tensorflow/serving/regress", "--in-place"])
+        assert outcome.status == 2 and "is in use by another savedmodel-surgery process" in outcome.stderr
         parent = surgery_io.CommitGroup()
-        parent.adopt(staged)
+        parent.adopt(staged, channel)
         parent.commit()
     finally:
-        worker.kill()
-        worker.wait()
+        channel.close()
     assert parent.failures == {} and temporaries(model) == []
+    assert surgery_io._lock_is_free(model)
     assert "f2" in surgery.load(model).proto.meta_graphs[0].signature_def
 
 
