@@ -2,9 +2,10 @@
 
 `edit_model` is what every edit command runs: load, edit, refuse a result that `check` finds newly
 inconsistent, save. `apply_plan` runs it for many models, each in a worker process; one failing
-model does not stop the others, and nothing is written for it. Copies are published a few models
-at a time, all made durable by one flush (`surgery.io.commit_group`); with workers, the workers
-only stage them and the parent makes them durable and publishes them, so no worker waits on the
+model does not stop the others, and nothing is written for it. Copies and in-place edits are
+published a few models at a time, made durable by one flush per step (`surgery.io.commit_group`);
+with workers, the workers only stage them and the parent makes them durable and publishes them
+(an in-place edit's model lock goes along, `surgery.io.LockChannel`), so no worker waits on the
 disk. Workers end with their parent.
 """
 
@@ -304,9 +305,9 @@ def _watch(parent: int) -> None:
 
 
 def _run_chunk(chunk: list[Target]) -> Done:
-    """A worker's share: each model edited and its copy staged, the copies handed to the parent
-    unpublished (it makes them durable and publishes them: `_commit_chunks`), so that workers
-    never wait on the disk."""
+    """A worker's share: each model edited and its copy (or in-place edit) staged, and handed to
+    the parent unpublished (it makes them durable and publishes them: `_commit_chunks`), so that
+    workers never wait on the disk."""
     assert _JOB is not None
     plan, force, dry_run, sync, channel = _JOB
     if dry_run:
