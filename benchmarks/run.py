@@ -460,7 +460,7 @@ def judge_batch(b: BatchResult) -> list[Row]:
                 )
             )
             continue
-        util = statistics.median((s.user_s + s.sys_s) / (s.wall_s * b.cores) for s in series.samples)
+        util = utilisation(series, b.cores)
         after = statistics.median(after_startup(s, b.import_cli.wall, b.cores) for s in series.samples)
         per_model = series.wall * b.cores / b.models
         note = (
@@ -487,7 +487,7 @@ def judge_batch(b: BatchResult) -> list[Row]:
         else:
             rows[-1].note += f" | full-parse: {note}"
     if b.in_place.samples:
-        util = statistics.median((s.user_s + s.sys_s) / (s.wall_s * b.cores) for s in b.in_place.samples)
+        util = utilisation(b.in_place, b.cores)
         row = Row(
             f"batch ×{b.models}", f"apply {jobs_label(b.jobs)} --in-place", b.in_place.wall, b.in_place.rss
         )
@@ -495,6 +495,11 @@ def judge_batch(b: BatchResult) -> list[Row]:
         row.note = f"not a target: CPU utilisation {util:.1%}; each model's pb and fingerprint.pb replaced"
         rows.append(row)
     return rows
+
+
+def utilisation(series: Series, cores: int) -> float:
+    """Median share of the cores' time the runs kept busy (user + sys over wall × cores)."""
+    return statistics.median((s.user_s + s.sys_s) / (s.wall_s * cores) for s in series.samples)
 
 
 def after_startup(sample: Sample, startup: float, cores: int) -> float:

@@ -139,7 +139,7 @@ def _load(path: str) -> Model:
     """`load` (a URL through a fetched copy), with what was read reported under --verbose."""
     model = load(_model_dir(path))
     metas = len(model.proto.meta_graphs)
-    name = "saved_model.pb" if model.format == "pb" else "saved_model.pbtxt"
+    name = model.file_name
     where = f"{path.rstrip('/')}/{name}" if is_url(path) else str(Path(path) / name)
     size = model.holes.size if model.holes else len(model.source)
     _detail(f"read {where} ({size:,} bytes, {metas} meta graph(s))")

@@ -105,6 +105,11 @@ class Model:
     holes: Holes | None = field(default=None, repr=False, compare=False)
 
     @property
+    def file_name(self) -> str:
+        """`saved_model.pb` or `saved_model.pbtxt`, as `format` says."""
+        return PB if self.format == "pb" else PBTXT
+
+    @property
     def edited(self) -> bool:
         return not self.unchanged(self.serialize_shrunk())
 
@@ -174,6 +179,10 @@ def parse(data: bytes, fmt: Format) -> SavedModel:
 
 def _why(err: OSError) -> str:
     return err.strerror or str(err)
+
+
+def _not_written(out: Path, err: OSError) -> SavedModelIOError:
+    return SavedModelIOError(f"cannot write {out}: {_why(err)}; nothing was written")
 
 
 def _resolve(path: Path) -> Path:
@@ -340,7 +349,7 @@ def save(
                 group.refuse_staged(model.path)  # its lock would say "another process"
             with model_lock(model.path, exclusive=True):
                 if not edited:  # the files already hold these bytes
-                    _refuse_changed_on_disk(model.stamp, model.path / (PB if model.format == "pb" else PBTXT))
+                    _refuse_changed_on_disk(model.stamp, model.path / model.file_name)
                 elif group is not None:
                     group.stage_edit(model, files, sync=sync)
                 else:
@@ -390,7 +399,7 @@ def _model_files(model: Model, data: bytes, *, edited: bool) -> dict[str, Conten
     the graph hash together): it is computed on a thread while the model file is copied and
     synced, which wait on the kernel and the disk.
     """
-    name = PB if model.format == "pb" else PBTXT
+    name = model.file_name
     if not edited:
         if model.holes is not None:
             return {name: [Span(0, model.holes.size)]}
@@ -514,12 +523,13 @@ def model_lock(path: str | os.PathLike[str], *, exclusive: bool) -> Iterator[Non
             held.depth -= 1
         return
     try:
-        fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
-    except OSError as err:
+        locked = _take_lock(fd, directory, exclusive=exclusive)
+    except SavedModelIOError:
         os.close(fd)
-        if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-            raise _busy(directory) from None
-        yield  # the file system does not do locks (some network ones): go on without
+        raise
+    if not locked:
+        os.close(fd)
+        yield
         return
     _held()[key] = _Held(fd, exclusive, 1)
     try:
@@ -527,6 +537,18 @@ def model_lock(path: str | os.PathLike[str], *, exclusive: bool) -> Iterator[Non
     finally:
         _held().pop(key, None)
         os.close(fd)  # releases the lock
+
+
+def _take_lock(fd: int, directory: Path, *, exclusive: bool) -> bool:
+    """flock the open directory `fd` without waiting: True if locked, False where the file system
+    does not do locks (some network ones: go on without); `_busy` if another process holds one."""
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+    except OSError as err:
+        if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            raise _busy(directory) from None
+        return False
+    return True
 
 
 def _lock_is_free(path: Path) -> bool:
@@ -737,7 +759,7 @@ def _save_copy(
             _fsync(path)
         _publish(staged.path, out, replace=force, sync=sync)
     except OSError as err:
-        raise SavedModelIOError(f"cannot write {out}: {_why(err)}; nothing was written") from None
+        raise _not_written(out, err) from None
     finally:
         if not handed_over:
             _drop_staging(staged)
@@ -769,7 +791,7 @@ def _make_staging(out: Path, *, replace: bool, sync: bool) -> StagedCopy:
         _hold(staged)
     except OSError as err:
         _drop_staging(staged)
-        raise SavedModelIOError(f"cannot write {out}: {_why(err)}; nothing was written") from None
+        raise _not_written(out, err) from None
     return staged
 
 
@@ -836,10 +858,15 @@ class CommitGroup:
     def stage_edit(self, model: Model, files: dict[str, Content], *, sync: bool) -> None:
         """Write an in-place edit's files and keep its model locked until the commit."""
         info = os.stat(model.path)
-        edit = _stage_edit(model, files, sync=sync, grouped=True)
         held = _held().get((info.st_dev, info.st_ino))
-        if held is not None:
-            edit.fd = os.dup(held.fd)  # the lock outlives `model_lock`: released at the commit
+        lock = os.dup(held.fd) if held is not None else -1  # outlives `model_lock`: until the commit
+        try:
+            edit = _stage_edit(model, files, sync=sync, grouped=True)
+        except BaseException:
+            if lock >= 0:
+                os.close(lock)
+            raise
+        edit.fd = lock
         self.edits.append(edit)
 
     def commit(self) -> None:
@@ -857,9 +884,7 @@ class CommitGroup:
                     if isinstance(s, StagedEdit):
                         self.failures[s.path] = _fail_edit(s, err)
                     else:
-                        self.failures[s.out] = SavedModelIOError(
-                            f"cannot write {s.out}: {_why(err)}; nothing was written"
-                        )
+                        self.failures[s.out] = _not_written(s.out, err)
             self._publish(staged)
             live = [e for e in edits if e.path not in self.failures]
             _commit_edits(live, _sync_dirs, self.failures, let_go=True)
@@ -881,9 +906,7 @@ class CommitGroup:
             except SavedModelIOError as err:
                 self.failures[s.out] = err
             except OSError as err:
-                self.failures[s.out] = SavedModelIOError(
-                    f"cannot write {s.out}: {_why(err)}; nothing was written"
-                )
+                self.failures[s.out] = _not_written(s.out, err)
         for parent in parents:  # published: what is left is best effort, as in `_publish`
             with contextlib.suppress(OSError):
                 _fsync(parent)
@@ -934,22 +957,23 @@ class CommitGroup:
             try:
                 _hold(s)
             except OSError as err:
-                self.failures[s.out] = SavedModelIOError(
-                    f"cannot write {s.out}: {_why(err)}; nothing was written"
-                )
+                self.failures[s.out] = _not_written(s.out, err)
                 _drop_staging(s)
                 continue
             self.staged.append(s)
 
     def _adopt_edit(self, edit: StagedEdit) -> None:
+        """Lock the model again, as `model_lock` would (its lock did not come through a channel)."""
         _ACTIVE.update(str(p) for p in edit.journal)
         if fcntl is not None and edit.fd < 0:
-            try:
+            with contextlib.suppress(OSError):  # not openable: the commit's first step says why
                 edit.fd = os.open(edit.path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-                fcntl.flock(edit.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as err:
-                busy = err.errno in (errno.EWOULDBLOCK, errno.EAGAIN)
-                self.failures[edit.path] = _busy(edit.path) if busy else _fail_edit(edit, err)
+            try:
+                if edit.fd >= 0 and not _take_lock(edit.fd, edit.path, exclusive=True):
+                    os.close(edit.fd)
+                    edit.fd = -1
+            except SavedModelIOError as err:  # another process edits it: the next load recovers ours
+                self.failures[edit.path] = err
                 _drop_edit(edit)
                 return
         self.edits.append(edit)
@@ -1251,7 +1275,7 @@ def _save_in_place(model: Model, files: dict[str, Content], *, sync: bool) -> No
 
 def _stage_edit(model: Model, files: dict[str, Content], *, sync: bool, grouped: bool) -> StagedEdit:
     """Write an edit's new files beside the model's (fsynced unless `grouped`: the group syncs)."""
-    main = PB if model.format == "pb" else PBTXT
+    main = model.file_name
     _refuse_changed_on_disk(model.stamp, model.path / main)
     edit = StagedEdit(model.path, main, _new_tx(), model.stamp, sync)
     _ACTIVE.update(str(p) for p in edit.journal)

@@ -214,6 +214,15 @@ def test_kill_at_every_step_of_a_batch(tmp_path: Path, flags: tuple[str, ...]) -
     assert published == {0, 1, 2}, "kills land before and between the group's renames"
 
 
+def _assert_workers_end(workers: set[int], at: int) -> None:
+    """The processes that wrote these temporaries end with their killed parent (within 10 s)."""
+    deadline = time.monotonic() + 10
+    alive = surgery_io._pid_alive  # a zombie is not: nothing reaps an orphan's at once here
+    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not any(alive(pid) for pid in workers), f"step {at}: a worker outlived its parent"
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_kill_the_parent_of_a_parallel_batch_at_every_step(tmp_path: Path) -> None:
     """With workers, the parent publishes every copy (the workers only stage them): killed before
@@ -243,12 +252,7 @@ def test_kill_the_parent_of_a_parallel_batch_at_every_step(tmp_path: Path) -> No
         assert len(outs) == max(0, at - 2), f"step {at}: the renames before it, and no other"
         for name in outs:
             assert normalized(tree_bytes(root / name)) == done[name], f"step {at}: {name} is incomplete"
-        workers = {int(n.split("-")[-2]) for n in temporaries(root)}
-        deadline = time.monotonic() + 10
-        alive = surgery_io._pid_alive  # a zombie is not: nothing reaps an orphan's at once here
-        while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert not any(alive(pid) for pid in workers), f"step {at}: a worker outlived its parent"
+        _assert_workers_end({int(n.split("-")[-2]) for n in temporaries(root)}, at)
         rerun(*batch(root, "--force"))
         assert {name: normalized(tree_bytes(root / name)) for name in done} == done
         assert temporaries(root) == []
@@ -360,12 +364,7 @@ def _kill_in_place_batch(
             assert visible(tree_bytes(fleet / name)).keys() <= files[name]
             count += pb == edited[name][0]
         edited_models.add(count)
-        workers = {int(n.split("-")[-2]) for name in names for n in temporaries(fleet / name)}
-        deadline = time.monotonic() + 10
-        while (
-            any(surgery_io._pid_alive(pid) for pid in workers - {os.getpid()}) and time.monotonic() < deadline
-        ):
-            time.sleep(0.01)
+        _assert_workers_end({int(n.split("-")[-2]) for name in names for n in temporaries(fleet / name)}, at)
         for name in names:  # the next command that opens a model restores or finishes its edit
             rerun("show", fleet / name)
             assert temporaries(fleet / name) == []

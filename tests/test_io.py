@@ -661,6 +661,33 @@ def test_a_handed_over_edit_of_a_model_edited_meanwhile_fails_alone(tmp_path: Pa
         assert [p.name for p in model.iterdir() if surgery_io.is_temporary(p.name)] == []
 
 
+def test_a_handed_over_edit_of_a_model_locked_meanwhile_fails_busy(tmp_path: Path) -> None:
+    """The adopter locks the model again as `model_lock` would: held by another writer, the
+    edit fails in one line and the model is untouched; the next load removes the edit's files."""
+    import fcntl
+
+    model = copy_fixture("module_multi", tmp_path)
+    before = tree_bytes(model)
+    with surgery_io.commit_group() as worker:
+        _edit_in_place(model)
+        staged = worker.hand_over()
+    holder = os.open(model, os.O_RDONLY)
+    fcntl.flock(holder, fcntl.LOCK_EX)  # another writer's lock (another open file: it conflicts)
+    try:
+        parent = surgery_io.CommitGroup()
+        parent.adopt(staged)
+        parent.commit()
+    finally:
+        os.close(holder)
+    assert {path: str(err) for path, err in parent.failures.items()} == {
+        model: f"{model} is in use by another savedmodel-surgery process (an in-place edit, or a copy "
+        "being written from it): wait for it to finish and retry"
+    }
+    assert {k: v for k, v in tree_bytes(model).items() if not surgery_io.is_temporary(k)} == before
+    surgery.load(model)
+    assert tree_bytes(model) == before
+
+
 def test_a_failed_sync_leaves_every_in_place_edit_of_the_group_undone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
