@@ -362,7 +362,8 @@ def save(
         where = model.path if in_place else output
         raise SavedModelIOError(f"cannot write {where}: {_why(err)}; nothing was changed") from None
     finally:
-        if model.holes is not None:
+        if model.holes is not None and model.holes.release is not None:
+            model.holes.release.close()
             model.holes.release = None
 
 

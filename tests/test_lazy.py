@@ -10,12 +10,16 @@ through both loaders and carries the fingerprint TensorFlow computes.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import itertools
 import os
 import random
 import shutil
+import threading
+import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -375,18 +379,18 @@ def test_streams_hash_side_by_side_as_they_hash_alone(
 
 def test_a_span_two_streams_share_is_read_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The checksum and the graph hash both cover a captured constant: one read serves both."""
-    data = bytes(range(256)) * 40_000  # 10 MB: three 4 MB reads
+    data = bytes(range(256)) * 40_000  # 10 MB: three 4 MB windows
     span = lazy.Span(1000, len(data) - 2000)
     holes = _holes_over(tmp_path, data, [span])
+    monkeypatch.setattr(lazy, "_WINDOW", 4 << 20)
     reads: list[int] = []
-    real = os.preadv
+    real = lazy.mapped
 
-    def counted(fd: int, buffers: list[memoryview], offset: int) -> int:
-        got = real(fd, buffers, offset)
-        reads.append(got)
-        return got
+    def counted(fd: int, offset: int, length: int) -> Any:
+        reads.append(length)
+        return real(fd, offset, length)
 
-    monkeypatch.setattr(os, "preadv", counted)
+    monkeypatch.setattr(lazy, "mapped", counted)
     try:
         checksum, graph = lazy.fingerprint64([[b"head", span, b"tail"], [b"graph", span]], holes)
     finally:
@@ -425,13 +429,17 @@ def test_writeback_starts_chunk_by_chunk(tmp_path: Path, monkeypatch: pytest.Mon
 class _Reads:
     """What a save or a hash reads from a source file and which ranges it drops from the cache, in order.
 
-    `posix_fadvise` only records: a test checks that nothing is read again once dropped.
+    `posix_fadvise` only records: a test checks that nothing is read again once dropped, and that
+    nothing is dropped while it is mapped (the kernel would keep those pages).
     """
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, fd: int) -> None:
         self.fd = fd
         self.events: list[tuple[str, int, int]] = []
-        real_copy, real_read = os.copy_file_range, os.preadv
+        self.mapped: list[tuple[int, int]] = []
+        self.wrong: list[str] = []
+        self._lock = threading.Lock()
+        real_copy, real_mapped = os.copy_file_range, lazy.mapped
 
         def copy(src: int, dst: int, count: int, offset_src: int | None = None, *args: Any) -> int:
             done = real_copy(src, dst, count, offset_src, *args)
@@ -439,24 +447,48 @@ class _Reads:
                 self.events.append(("read", offset_src, done))
             return done
 
-        def read(src: int, buffers: list[memoryview], offset: int) -> int:
-            got = real_read(src, buffers, offset)
+        @contextlib.contextmanager
+        def mapped(src: int, offset: int, length: int) -> Iterator[memoryview]:
             if src == fd:
-                self.events.append(("read", offset, got))
-            return got
+                self.events.append(("read", offset, length))
+            with real_mapped(src, offset, length) as view:
+                with self._lock:
+                    self.mapped.append((offset, offset + length))
+                try:
+                    yield view
+                finally:
+                    with self._lock:
+                        self.mapped.remove((offset, offset + length))
+
+        real_ask = lazy.Release._ask
+
+        def ask(release: lazy.Release, offset: int, length: int) -> None:
+            # A drop asked for while a reader has the range mapped would keep those pages.
+            end = offset + length if length else 1 << 62
+            with self._lock:
+                self.wrong.extend(
+                    f"{offset}..{end} dropped while {start}..{stop} is mapped"
+                    for start, stop in self.mapped
+                    if stop > offset and start < end
+                )
+            real_ask(release, offset, length)
 
         def fadvise(target: int, offset: int, length: int, advice: int) -> None:
-            assert target == fd and advice == os.POSIX_FADV_DONTNEED
+            # Called on the release's own thread: what is wrong is recorded, and asserted by the test.
+            if target != fd or advice != os.POSIX_FADV_DONTNEED:
+                self.wrong.append(f"fadvise({target}, {offset}, {length}, {advice})")
             self.events.append(("drop", offset, length or (1 << 62)))
 
         monkeypatch.setattr(os, "copy_file_range", copy)
-        monkeypatch.setattr(os, "preadv", read)
+        monkeypatch.setattr(lazy, "mapped", mapped)
         monkeypatch.setattr(os, "posix_fadvise", fadvise)
+        monkeypatch.setattr(lazy.Release, "_ask", ask)
 
     def drops(self) -> list[tuple[int, int]]:
         return [(o, n) for kind, o, n in self.events if kind == "drop"]
 
     def assert_nothing_read_once_dropped(self) -> None:
+        assert self.wrong == []
         dropped: list[tuple[int, int]] = []
         for kind, offset, length in self.events:
             if kind == "drop":
@@ -485,6 +517,7 @@ def small_steps(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every constant on disk, written and dropped 512 bytes at a time: many steps on a small model."""
     monkeypatch.setattr(lazy, "HOLE_MIN", 1)
     monkeypatch.setattr(lazy, "_RELEASE_STEP", 512)
+    monkeypatch.setattr(lazy, "_WINDOW", 512)
     monkeypatch.setattr(surgery_io, "_CHUNK", 512)
 
 
@@ -507,6 +540,39 @@ def test_an_in_place_edit_drops_the_source_pages_behind_the_copy_and_the_hash(
     assert drops[-1][1] == 1 << 62, "the last drop runs to the end of the file"
     reads.assert_nothing_read_once_dropped()
     assert loaded.holes.release is None
+    assert "surgery-release" not in [t.name for t in threading.enumerate()], "save waited for the drops"
+
+
+def test_pages_are_dropped_on_a_thread_of_their_own_and_close_waits_for_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The copy does not pay for the drops; `close` returns once every drop asked for is done."""
+    (tmp_path / "source").write_bytes(bytes(1 << 16))
+    fd = os.open(tmp_path / "source", os.O_RDONLY)
+    dropped: list[tuple[int, int, str]] = []
+
+    def slow(target: int, offset: int, length: int, advice: int) -> None:
+        time.sleep(0.05)
+        dropped.append((offset, length, threading.current_thread().name))
+
+    monkeypatch.setattr(os, "posix_fadvise", slow)
+    monkeypatch.setattr(lazy, "_RELEASE_STEP", 1)
+    try:
+        release = lazy.Release(fd, ("copy", "hash"))
+        release.mark("copy", 8192)
+        release.mark("hash", 4096)
+        release.mark("hash", lazy.END)
+        release.mark("copy", lazy.END)
+        assert len(dropped) < 2, "asked for, not done in the reader's thread"
+        release.close()
+        name = "surgery-release"
+        assert dropped == [(0, 4096, name), (4096, 4096, name), (8192, 0, name)]
+        release.mark("copy", lazy.END)
+        release.close()
+        assert len(dropped) == 3
+        assert "surgery-release" not in [t.name for t in threading.enumerate()]
+    finally:
+        os.close(fd)
 
 
 def test_a_copy_keeps_the_source_pages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -565,6 +631,7 @@ def test_a_refused_page_drop_does_not_fail_the_edit(
     ),
     cuts=st.lists(st.integers(min_value=0, max_value=3000), min_size=1, max_size=6),
     copy_first=st.booleans(),
+    window=st.integers(min_value=1, max_value=4000),
 )
 def test_pages_are_dropped_only_behind_every_reader(
     tmp_path_factory: pytest.TempPathFactory,
@@ -573,9 +640,11 @@ def test_pages_are_dropped_only_behind_every_reader(
     streams: list[list[bytes | int]],
     cuts: list[int],
     copy_first: bool,
+    window: int,
 ) -> None:
-    """Spans in any order, shared between the copy and the hash streams: the bytes stay right, and
-    no byte is read after its page was dropped; once both are done, the rest of the file goes."""
+    """Spans in any order, shared between the copy and the hash streams, read in windows of any
+    size: the bytes stay right, no byte is read after its page was dropped nor dropped while
+    mapped; once both are done, the rest of the file goes."""
     edges = sorted({0, len(data), *(min(c, len(data)) for c in cuts)})
     spans = [lazy.Span(a, b - a) for a, b in itertools.pairwise(edges)]
     copy_pieces = [spans[i % len(spans)] for i in order]
@@ -584,6 +653,7 @@ def test_pages_are_dropped_only_behind_every_reader(
     holes = _holes_over(directory, data, spans)
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.setattr(lazy, "_RELEASE_STEP", 1)
+        monkeypatch.setattr(lazy, "_WINDOW", window)
         reads = _Reads(monkeypatch, holes.fd)
         release = holes.release = lazy.Release(holes.fd, ("copy", "hash"))
 
@@ -602,6 +672,7 @@ def test_pages_are_dropped_only_behind_every_reader(
             if not copy_first:
                 copy()
         finally:
+            release.close()
             holes.close()
     whole = [data[p.offset : p.offset + p.length] for p in copy_pieces]
     assert (directory / "out").read_bytes() == b"".join(whole)
@@ -666,3 +737,35 @@ def test_big_constants_edited_lazily_serve(oracle: Oracle, big: tuple[Path, Case
     result = run_cli("apply", in_place, plan, "--in-place")
     assert result.returncode == 0, result.stderr
     assert _files(in_place) == _files(out)
+
+
+def test_a_source_file_cut_short_fails_the_read_not_the_process(tmp_path: Path) -> None:
+    """Spans are read through mappings, where a page past the end of the file would kill the
+    process: a file truncated under a lazily read model fails with an error instead."""
+    data = bytes(range(256)) * 64
+    span = lazy.Span(100, len(data) - 200)
+    holes = _holes_over(tmp_path, data, [span])
+    try:
+        os.truncate(tmp_path / "source", 5000)
+        with pytest.raises(OSError, match=r"^the model file shrank while it was read \(at byte 100\)$"):
+            lazy.fingerprint64([[b"head", span]], holes)
+        with pytest.raises(OSError, match="shrank"):
+            list(holes.chunks([span]))
+    finally:
+        holes.close()
+
+
+def test_saving_a_model_whose_file_was_cut_short_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lazy, "HOLE_MIN", 1)
+    model = copy_fixture("module_multi", tmp_path / "in")
+    loaded = surgery.load(model)
+    assert loaded.holes is not None
+    assert _edited(loaded, _SET_METHOD) is None
+    os.truncate(model / "saved_model.pb", 100)
+    shrank = r"the model file shrank while it was (copied|read) \(at byte \d+\); nothing was written$"
+    with pytest.raises(SavedModelIOError, match=shrank):
+        surgery.save(loaded, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
