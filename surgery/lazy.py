@@ -7,7 +7,8 @@ not parse them: `shrink` walks the file at the wire level and replaces each of t
 the length prefixes of the messages around it. What is left is a small valid SavedModel that
 protobuf parses and the edits change as usual. Writing serializes that small model and `Holes.expand` puts the
 original field records back where the tokens are, as `Span`s of the source file that are
-copied (`copy_file_range`) and hashed in chunks: memory stays bounded by the small part.
+copied (`copy_file_range`) and hashed through mapped windows: memory stays bounded by the small
+part.
 
 The result is byte for byte what a full parse would write: a hole is the field record exactly
 as a canonical serializer writes it (its tag and length prefix are checked to be minimal, and
