@@ -65,10 +65,15 @@ def mapped(fd: int, offset: int, length: int) -> Iterator[memoryview]:
     (SIGBUS) where a read fails. The file is locked against this tool's writers and TensorFlow
     replaces files rather than truncating them, so only a foreign truncation in between is left.
     """
+    shrank = OSError(f"the model file shrank while it was read (at byte {offset})")
     if os.fstat(fd).st_size < offset + length:
-        raise OSError(f"the model file shrank while it was read (at byte {offset})")
+        raise shrank
     start = offset - offset % mmap.ALLOCATIONGRANULARITY
-    with mmap.mmap(fd, offset + length - start, access=mmap.ACCESS_READ, offset=start) as window:
+    try:
+        window = mmap.mmap(fd, offset + length - start, access=mmap.ACCESS_READ, offset=start)
+    except ValueError:  # cut short between the fstat and the mapping
+        raise shrank from None
+    with window:
         view = memoryview(window)
         try:
             with view[offset - start :] as part:

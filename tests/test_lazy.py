@@ -756,6 +756,29 @@ def test_a_source_file_cut_short_fails_the_read_not_the_process(tmp_path: Path) 
         holes.close()
 
 
+def test_a_source_file_cut_short_after_its_size_was_checked_fails_the_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The mapping itself refuses a file shorter than asked (the size checked a moment before)."""
+    data = bytes(range(256)) * 64
+    span = lazy.Span(100, len(data) - 200)
+    holes = _holes_over(tmp_path, data, [span])
+    real_fstat = os.fstat
+
+    def stale(fd: int) -> os.stat_result:
+        info = real_fstat(fd)
+        return os.stat_result((*info[:6], len(data), *info[7:10]))
+
+    try:
+        os.truncate(tmp_path / "source", 5000)
+        monkeypatch.setattr(os, "fstat", stale)
+        with pytest.raises(OSError, match=r"^the model file shrank while it was read \(at byte 100\)$"):
+            list(holes.chunks([span]))
+    finally:
+        monkeypatch.undo()
+        holes.close()
+
+
 def test_saving_a_model_whose_file_was_cut_short_writes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
