@@ -18,6 +18,7 @@ from surgery.signatures import (
     Signature,
     TensorSpec,
     TF2Signature,
+    called_function,
     flat_names,
     function_library,
     signature_map_node,
@@ -85,8 +86,9 @@ Problem = tuple[str, str | None, str]
 
 def _output_count(node: NodeDef) -> int | None:
     """How many outputs a node has, where the node says so itself."""
-    if node.op in CALL_OPS and "Tout" in node.attr:
-        return len(node.attr["Tout"].list.type)
+    tout = node.attr.get("Tout")
+    if node.op in CALL_OPS and tout is not None:
+        return len(tout.list.type)
     if node.op == "Placeholder":
         return 1
     return None
@@ -123,15 +125,17 @@ def _tensor_agrees(
     key: str, where: str, dtype: int, shape: tuple[int, ...] | None, node: NodeDef, index: int
 ) -> Iterator[Problem]:
     if node.op == "Placeholder":
-        if "dtype" in node.attr and node.attr["dtype"].type != dtype:
+        declared_dtype = node.attr.get("dtype")
+        if declared_dtype is not None and declared_dtype.type != dtype:
             yield (
                 "placeholder-dtype",
                 key,
                 f"{where}: signature says {dtype_name(dtype)}, placeholder {node.name} is "
-                f"{dtype_name(node.attr['dtype'].type)}",
+                f"{dtype_name(declared_dtype.type)}",
             )
-        if "shape" in node.attr:
-            declared = shape_from_proto(node.attr["shape"].shape)
+        declared_shape = node.attr.get("shape")
+        if declared_shape is not None:
+            declared = shape_from_proto(declared_shape.shape)
             if declared != shape:
                 yield (
                     "placeholder-shape",
@@ -139,8 +143,8 @@ def _tensor_agrees(
                     f"{where}: signature says shape {_fmt(shape)}, "
                     f"placeholder {node.name} has {_fmt(declared)}",
                 )
-    elif node.op in CALL_OPS and "Tout" in node.attr:
-        produced = node.attr["Tout"].list.type[index]
+    elif node.op in CALL_OPS and (tout := node.attr.get("Tout")) is not None:
+        produced = tout.list.type[index]
         if produced != dtype:
             yield (
                 "call-output-dtype",
@@ -282,9 +286,11 @@ def _wrappers(
                         f"{sig.function} argument {i} ({args[i].name}) is {dtype_name(args[i].type)}, input "
                         f"{name!r} is {spec.dtype}",
                     )
-                attrs = function.arg_attr[i].attr if i in function.arg_attr else {}
-                if "_output_shapes" in attrs and attrs["_output_shapes"].list.shape:
-                    shape = shape_from_proto(attrs["_output_shapes"].list.shape[0])
+                arg_attrs = function.arg_attr.get(i)
+                attrs = arg_attrs.attr if arg_attrs is not None else {}
+                recorded = attrs.get("_output_shapes")
+                if recorded is not None and recorded.list.shape:
+                    shape = shape_from_proto(recorded.list.shape[0])
                     if (list(shape) if shape is not None else None) != spec.shape:
                         yield (
                             "wrapper-inputs",
@@ -331,7 +337,7 @@ def _call_nodes(
         node = nodes.get(callers.pop())
         if node is None or node.op not in CALL_OPS:
             continue
-        called = node.attr["f"].func.name if "f" in node.attr else ""
+        called = called_function(node)
         if called != tf2[key].function:
             yield (
                 "call-node",
@@ -345,17 +351,24 @@ def _call_nodes(
                     key,
                     f"output {name!r} is {tensor}, but sorted key order puts it at {node.name}:{i}",
                 )
-        for i, feed in enumerate(node.input[: len(node.attr["Tin"].list.type)] if "Tin" in node.attr else []):
+        tin = node.attr.get("Tin")
+        taken_types = list(tin.list.type) if tin is not None else []
+        for i, feed in enumerate(node.input[: len(taken_types)]):
             source = nodes.get(split_tensor_name(feed)[0])
-            if source is not None and source.op == "Placeholder" and "dtype" in source.attr:
-                fed, taken = source.attr["dtype"].type, node.attr["Tin"].list.type[i]
-                if fed != taken:
-                    yield (
-                        "call-input-dtype",
-                        key,
-                        f"{node.name} input {i} takes {dtype_name(taken)}, placeholder {source.name} is "
-                        f"{dtype_name(fed)}",
-                    )
+            if (
+                source is None
+                or source.op != "Placeholder"
+                or (fed_dtype := source.attr.get("dtype")) is None
+            ):
+                continue
+            fed, taken = fed_dtype.type, taken_types[i]
+            if fed != taken:
+                yield (
+                    "call-input-dtype",
+                    key,
+                    f"{node.name} input {i} takes {dtype_name(taken)}, placeholder {source.name} is "
+                    f"{dtype_name(fed)}",
+                )
         feeds = [split_tensor_name(s.name)[0] for _, s in sorted(v1[key].inputs.items()) if s.name]
         if [split_tensor_name(i)[0] for i in node.input[: len(feeds)]] != feeds:
             yield (

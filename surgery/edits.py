@@ -24,15 +24,18 @@ from surgery.schema import (
     SavedConcreteFunction,
     StructuredValue,
     TensorInfo,
+    entry,
 )
 from surgery.signatures import (
     CALL_OPS,
     RESERVED_KEYS,
+    called_function,
     composite_inputs,
     flat_names,
     keras_io_names,
     signature_map_node,
     tensor_spec,
+    user_specified_name,
 )
 
 T = TypeVar("T")
@@ -123,7 +126,7 @@ def rename_signature(model: Model, old: str, new: str, *, tag_set: frozenset[str
                 f"meta graph {_tags(meta)!r} already has a signature {new!r}: remove or rename it first"
             )
     for meta in metas:
-        meta.signature_def[new].CopyFrom(meta.signature_def[old])
+        meta.signature_def[new].CopyFrom(entry(meta.signature_def, old))
         del meta.signature_def[old]
         graph = meta.object_graph_def
         map_id = signature_map_node(graph)
@@ -185,7 +188,7 @@ def copy_signature(model: Model, src: str, dst: str, *, tag_set: frozenset[str] 
         if dst in meta.signature_def:
             raise EditError(f"meta graph {_tags(meta)!r} already has a signature {dst!r}: choose another key")
     for meta in metas:
-        meta.signature_def[dst].CopyFrom(meta.signature_def[src])
+        meta.signature_def[dst].CopyFrom(entry(meta.signature_def, src))
         found = _signature_child(meta, src)
         if found is not None:
             map_id = signature_map_node(meta.object_graph_def)
@@ -277,14 +280,13 @@ def _signature_parts(meta: MetaGraphDef, key: str) -> _SignatureParts | None:
             "input and output keys, shapes and dtypes cannot differ; edit before copying"
         )
     library = {f.signature.name: f for f in meta.graph_def.library.function}
-    if name not in library or name not in graph.concrete_functions:
+    saved = graph.concrete_functions.get(name)
+    if name not in library or saved is None:
         raise EditError(f"signature {key!r}: function {name} is missing; run check to see what is broken")
-    calls = [
-        n for n in meta.graph_def.node if n.op in CALL_OPS and "f" in n.attr and n.attr["f"].func.name == name
-    ]
+    calls = [n for n in meta.graph_def.node if n.op in CALL_OPS and called_function(n) == name]
     return _SignatureParts(
         node.bare_concrete_function,
-        graph.concrete_functions[name],
+        saved,
         library[name],
         calls[0] if calls else None,
     )
@@ -348,7 +350,7 @@ def _rename_wrapper_arg(wrapper: FunctionDef, index: int, new: str) -> None:
         )
     arg = wrapper.signature.input_arg[index]
     taken = {a.name for a in wrapper.signature.input_arg} | {n.name for n in wrapper.node_def}
-    if index in wrapper.arg_attr and "_user_specified_name" in wrapper.arg_attr[index].attr:
+    if user_specified_name(wrapper, index) is not None:
         wrapper.arg_attr[index].attr["_user_specified_name"].s = new.encode()
     if not _ARG_NAME.match(new) or new in taken:
         return
@@ -364,8 +366,9 @@ def _rename_wrapper_arg(wrapper: FunctionDef, index: int, new: str) -> None:
 
 
 def _permute_list_attr(node: NodeDef | FunctionDef, name: str, field: str, perm: list[int]) -> None:
-    if name in node.attr:
-        values = getattr(node.attr[name].list, field)
+    attr = node.attr.get(name)
+    if attr is not None:
+        values = getattr(attr.list, field)
         reordered = _permute(list(values), perm)
         del values[:]
         values.extend(reordered)
@@ -376,7 +379,7 @@ def _permute_inputs(parts: _SignatureParts, after: list[str], perm: list[int]) -
     args = _permute([_copy(a) for a in wrapper.signature.input_arg], perm)
     del wrapper.signature.input_arg[:]
     wrapper.signature.input_arg.extend(args)
-    attrs = {i: wrapper.arg_attr[i].SerializeToString() for i in range(len(perm)) if i in wrapper.arg_attr}
+    attrs = {i: a.SerializeToString() for i in range(len(perm)) if (a := wrapper.arg_attr.get(i)) is not None}
     for i in range(len(perm)):
         if i in wrapper.arg_attr:
             del wrapper.arg_attr[i]
@@ -451,7 +454,7 @@ def _composite_renames(
     meta: MetaGraphDef, parts: _SignatureParts, signature: str, old: str, new: str
 ) -> dict[str, str]:
     """The input keys a rename of `old` moves: a composite's components go with it (sp_1 -> new_1)."""
-    for group in composite_inputs(meta, parts.wrapper, meta.signature_def[signature].inputs):
+    for group in composite_inputs(meta, parts.wrapper, entry(meta.signature_def, signature).inputs):
         if old == group[0]:
             return {key: new if i == 0 else f"{new}_{i}" for i, key in enumerate(group)}
         if old in group:
@@ -472,7 +475,7 @@ def _rename_key(
     metas = meta_graphs_with(model, signature, tag_set)
     plans = []
     for meta in metas:
-        keys = getattr(meta.signature_def[signature], side)
+        keys = getattr(entry(meta.signature_def, signature), side)
         if old not in keys:
             raise EditError(
                 f"signature {signature!r} has no {kind} {old!r}: it has {', '.join(sorted(keys)) or 'none'}"
@@ -488,7 +491,7 @@ def _rename_key(
     if old == new:
         return model
     for meta, parts, renames in plans:
-        keys = getattr(meta.signature_def[signature], side)
+        keys = getattr(entry(meta.signature_def, signature), side)
         before = sorted(keys)
         sizes = {key: len(flat_names(tensor_spec(keys[key]))) if side == "outputs" else 1 for key in before}
         after, perm = _permutation(before, renames, sizes)

@@ -22,6 +22,7 @@ from surgery.signatures import (
     Signature,
     TensorSpec,
     TF2Signature,
+    called_function,
     called_functions,
     function_library,
     saved_functions,
@@ -144,7 +145,7 @@ def _graph_place(sig: Signature, nodes: dict[str, NodeDef]) -> Place:
     fetched = sorted({_tensor_node(s.name) for s in sig.outputs.values() if s.name})
     if len(fetched) == 1 and fetched[0] in nodes and nodes[fetched[0]].op in CALL_OPS:
         node = nodes[fetched[0]]
-        called = node.attr["f"].func.name if "f" in node.attr else ""
+        called = called_function(node)
         details = [f"fed: {', '.join(node.input) or '(nothing)'}"]
         links = [Link(to=f"function:{called}", label="f")] if called else []
         title = f"call node {node.name} (a {node.op} node of graph_def)"

@@ -27,7 +27,15 @@ from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 
 from surgery import lazy
-from surgery.schema import DataType, FingerprintDef, GraphDef, SavedModel, SavedObjectGraph, SignatureDef
+from surgery.schema import (
+    DataType,
+    FingerprintDef,
+    GraphDef,
+    SavedConcreteFunction,
+    SavedModel,
+    SavedObjectGraph,
+    SignatureDef,
+)
 from surgery.wire import cpp_deterministic
 
 _MASK = (1 << 64) - 1
@@ -101,16 +109,21 @@ def _regularized(graph_def: GraphDef) -> GraphDef:
         graph.ClearField(name)
         getattr(graph, name).SetInParent()
     for node in graph.node:
-        # Look before indexing: reading a missing key of a proto map would add it.
-        if node.op in _CALL_OPS and "f" in node.attr:
-            func = node.attr["f"].func
-            uid = suffix_uid(func.name)
+        f = node.attr.get("f")
+        if node.op in _CALL_OPS and f is not None:
+            uid = suffix_uid(f.func.name)
             if uid is not None:
-                func.name = _strip_suffix(func.name, uid)
+                f.func.name = _strip_suffix(f.func.name, uid)
             if "config_proto" in node.attr:
                 node.attr["config_proto"].s = b""
-        if node.op == "Const" and "dtype" in node.attr and node.attr["dtype"].type == DataType.DT_STRING:
-            node.attr["value"].ClearField("value")
+        dtype, value = node.attr.get("dtype"), node.attr.get("value")
+        if (
+            node.op == "Const"
+            and dtype is not None
+            and dtype.type == DataType.DT_STRING
+            and value is not None
+        ):
+            value.ClearField("value")
     return graph
 
 
@@ -124,17 +137,17 @@ def signature_def_hash(signature_defs: dict[str, SignatureDef], holes: lazy.Hole
 
 def saved_object_graph_hash(object_graph: SavedObjectGraph, holes: lazy.Holes | None = None) -> int | None:
     """None when a function name has no numeric suffix: TensorFlow cannot fingerprint it either."""
-    by_uid: dict[int, str] = {}
-    for name in object_graph.concrete_functions:
+    by_uid: dict[int, tuple[str, SavedConcreteFunction]] = {}
+    for name, function in object_graph.concrete_functions.items():
         uid = suffix_uid(name)
         if uid is None:
             return None
-        by_uid.setdefault(uid, name)
+        by_uid.setdefault(uid, (name, function))
     result = 0
     for uid in sorted(by_uid):
-        name = by_uid[uid]
+        name, function = by_uid[uid]
         result = fingerprint_cat64(result, fingerprint64(_strip_suffix(name, uid)))
-        result = fingerprint_cat64(result, _hash_message(object_graph.concrete_functions[name], holes))
+        result = fingerprint_cat64(result, _hash_message(function, holes))
     return result
 
 

@@ -10,7 +10,8 @@ TensorFlow's own names.
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, TypeVar
 
 from google.protobuf.message import Message
 
@@ -20,6 +21,7 @@ from surgery_proto.tensorflow.core.framework import (
     function_pb2,
     graph_pb2,
     node_def_pb2,
+    tensor_pb2,
     tensor_shape_pb2,
     types_pb2,
     variable_pb2,
@@ -36,11 +38,15 @@ from surgery_proto.tensorflow.core.protobuf import (
 if TYPE_CHECKING:
     from google.protobuf import descriptor_pb2, descriptor_pool
 
+K = TypeVar("K")
+V = TypeVar("V")
+
 AttrValue = attr_value_pb2.AttrValue
 FunctionDef = function_pb2.FunctionDef
 GraphDef = graph_pb2.GraphDef
 NodeDef = node_def_pb2.NodeDef
 TensorShapeProto = tensor_shape_pb2.TensorShapeProto
+TensorProto = tensor_pb2.TensorProto
 DataType = types_pb2.DataType
 FingerprintDef = fingerprint_pb2.FingerprintDef
 MetaGraphDef = meta_graph_pb2.MetaGraphDef
@@ -152,3 +158,15 @@ def text_format_error() -> type[Exception]:
     from google.protobuf import text_format
 
     return text_format.ParseError
+
+
+def entry(mapping: Mapping[K, V], key: K) -> V:
+    """`mapping[key]` for a protobuf map, which raises KeyError where a subscript would insert.
+
+    Reading a protobuf map by subscript adds a default entry for a missing key (an
+    `AttrValue` with no value, which TensorFlow refuses), so reads never subscript.
+    """
+    value = mapping.get(key)
+    if value is None:
+        raise KeyError(key)
+    return value

@@ -17,7 +17,7 @@ from typing import Literal
 from surgery.errors import EditError
 from surgery.lazy import is_hole
 from surgery.schema import FunctionDef, MetaGraphDef, NodeDef
-from surgery.signatures import CALL_OPS
+from surgery.signatures import CALL_OPS, called_function
 from surgery.tensors import Shape, format_shape, shape_from_proto
 
 Recorded = Shape | Literal[False]  # a shape TensorFlow recorded, or False where it recorded none
@@ -143,23 +143,27 @@ class _Body:
         if self.function is not None:
             for i, arg in enumerate(self.function.signature.input_arg):
                 if arg.name == name:
-                    attrs = self.function.arg_attr[i].attr if i in self.function.arg_attr else {}
-                    if "_output_shapes" in attrs and attrs["_output_shapes"].list.shape:
-                        return shape_from_proto(attrs["_output_shapes"].list.shape[0])
+                    attrs = self.function.arg_attr.get(i)
+                    recorded = attrs.attr.get("_output_shapes") if attrs is not None else None
+                    if recorded is not None and recorded.list.shape:
+                        return shape_from_proto(recorded.list.shape[0])
                     return False
         node = self.nodes.get(name)
-        if node is None or index < 0 or "_output_shapes" not in node.attr:
-            if node is not None and node.op == "Const" and index == 0:
-                return shape_from_proto(node.attr["value"].tensor.tensor_shape)
+        listed = node.attr.get("_output_shapes") if node is not None else None
+        if node is None or index < 0 or listed is None:
+            value = node.attr.get("value") if node is not None else None
+            if node is not None and node.op == "Const" and index == 0 and value is not None:
+                return shape_from_proto(value.tensor.tensor_shape)
             return False
-        shapes = node.attr["_output_shapes"].list.shape
+        shapes = listed.list.shape
         return shape_from_proto(shapes[index]) if index < len(shapes) else False
 
     def const_ints(self, ref: str) -> list[int] | None:
         node = self.nodes.get(self.resolve(ref)[0])
-        if node is None or node.op != "Const":
+        value = node.attr.get("value") if node is not None else None
+        if node is None or node.op != "Const" or value is None:
             return None
-        tensor = node.attr["value"].tensor
+        tensor = value.tensor
         values = list(tensor.int_val) or list(tensor.int64_val)
         if is_hole(tensor.tensor_content):
             return None  # a large constant left on disk: never a shape or an axis list
@@ -174,6 +178,12 @@ class _Body:
         if dims and len(values) == 1 and dims[0] > 1:
             values = values * dims[0]
         return values
+
+
+def _bool_attr(node: NodeDef, name: str) -> bool:
+    """A bool attr, False when absent: TensorFlow strips attrs that hold their default."""
+    value = node.attr.get(name)
+    return value is not None and value.b
 
 
 def _broadcast(a: Shape, b: Shape) -> Shape | str:
@@ -244,8 +254,8 @@ class _Walk:
             self._reshape(body, node, shape, depth)
         elif op in _REDUCE and position == 0:
             self._reduce(body, node, shape, depth)
-        elif op in CALL_OPS and "f" in node.attr and node.attr["f"].func.name in self.library:
-            callee = self.library[node.attr["f"].func.name]
+        elif op in CALL_OPS and called_function(node) in self.library:
+            callee = self.library[called_function(node)]
             if position < len(callee.signature.input_arg):
                 inner = _Body(list(callee.node_def), callee)
                 self.follow(inner, callee.signature.input_arg[position].name, 0, shape, depth + 1)
@@ -260,7 +270,7 @@ class _Walk:
             self.verdict.unverified.append("MatMul")
             return
         a, b = (shape, other) if position == 0 else (other, shape)
-        ta, tb = node.attr["transpose_a"].b, node.attr["transpose_b"].b
+        ta, tb = _bool_attr(node, "transpose_a"), _bool_attr(node, "transpose_b")
         inner_a, inner_b = a[0 if ta else 1], b[1 if tb else 0]
         if inner_a >= 0 and inner_b >= 0 and inner_a != inner_b:
             self._fail(
@@ -303,7 +313,7 @@ class _Walk:
             self._fail(node, f"reduces over axis {axes} of a rank-{rank} tensor")
             return
         drop = {a % rank for a in axes}
-        keep = node.attr["keep_dims"].b if "keep_dims" in node.attr else False
+        keep = _bool_attr(node, "keep_dims")
         out = tuple(1 if i in drop else d for i, d in enumerate(shape) if keep or i not in drop)
         self.follow(body, node.name, 0, out, depth + 1)
 

@@ -22,6 +22,7 @@ from typing import Any
 from surgery.schema import (
     FunctionDef,
     MetaGraphDef,
+    NodeDef,
     SavedConcreteFunction,
     SavedObjectGraph,
     StructuredValue,
@@ -131,8 +132,8 @@ def v1_signatures(meta: MetaGraphDef) -> dict[str, Signature]:
     return {
         key: Signature(
             method_name=sig.method_name,
-            inputs={k: tensor_spec(sig.inputs[k]) for k in sorted(sig.inputs)},
-            outputs={k: tensor_spec(sig.outputs[k]) for k in sorted(sig.outputs)},
+            inputs={k: tensor_spec(info) for k, info in sorted(sig.inputs.items())},
+            outputs={k: tensor_spec(info) for k, info in sorted(sig.outputs.items())},
         )
         for key, sig in sorted(meta.signature_def.items())
     }
@@ -229,6 +230,25 @@ def signature_outputs(function: SavedConcreteFunction) -> dict[str, TensorSpec]:
     return _dict_specs(function.output_signature)
 
 
+def argument_name(key: str) -> str:
+    """The name a TF2 signature function gives the argument for input `key`.
+
+    `tf.function` keeps the letters, digits and `_` of a keyword (anything else becomes `_`) and
+    prefixes `arg_` unless it starts with a letter: TF-Agents' `0/observation` is argument
+    `arg_0_observation`. `signature_def` and the signature's `argument_keywords` keep the key;
+    the TF2 input signature's dict, the function spec and the wrapper's argument order use this
+    name, and a TF2 caller may pass either (the loaded function renames keywords the same way).
+    """
+    swapped = "".join(c if c.isalnum() else "_" for c in key)
+    return swapped if swapped[:1].isalpha() else "arg_" + swapped
+
+
+def input_order(keys: Iterable[str]) -> list[str]:
+    """Input keys in the order of the signature-wrapper's arguments and the v1 call node's feeds:
+    sorted by `argument_name`, which sorts `x.2` after `x_1` (as `x_2`)."""
+    return sorted(keys, key=lambda key: (argument_name(key), key))
+
+
 def function_library(meta: MetaGraphDef) -> dict[str, FunctionDef]:
     return {f.signature.name: f for f in meta.graph_def.library.function}
 
@@ -269,12 +289,7 @@ def _user_name_runs(function: FunctionDef, count: int) -> list[int]:
     TensorFlow names every component of a composite argument after the argument; a function
     traced with a TensorSpec named like another argument would look like one composite too.
     """
-    names = [
-        function.arg_attr[i].attr["_user_specified_name"].s
-        if i in function.arg_attr and "_user_specified_name" in function.arg_attr[i].attr
-        else None
-        for i in range(min(count, len(function.signature.input_arg)))
-    ]
+    names = [user_specified_name(function, i) for i in range(min(count, len(function.signature.input_arg)))]
     sizes: list[int] = []
     start = 0
     while start < len(names):
@@ -302,11 +317,12 @@ def composite_inputs(meta: MetaGraphDef, wrapper: FunctionDef, keys: Iterable[st
     if len(calls) != 1:
         return []
     refs = [ref for ref in calls[0].input if not ref.startswith("^")]
-    inner = calls[0].attr["f"].func.name
+    inner = called_function(calls[0])
     graph = meta.object_graph_def
     sizes: list[int] | None
-    if inner in graph.concrete_functions:
-        sizes = _flat_sizes(graph.concrete_functions[inner].canonicalized_input_signature)
+    saved = graph.concrete_functions.get(inner)
+    if saved is not None:
+        sizes = _flat_sizes(saved.canonicalized_input_signature)
     else:
         library = function_library(meta)
         user = next((i for i, ref in enumerate(refs) if ref not in key_of), len(refs))
@@ -325,7 +341,20 @@ def composite_inputs(meta: MetaGraphDef, wrapper: FunctionDef, keys: Iterable[st
 
 def called_functions(function: FunctionDef) -> list[str]:
     """The functions a FunctionDef calls through (Stateful)PartitionedCall nodes."""
-    return [n.attr["f"].func.name for n in function.node_def if n.op in CALL_OPS and "f" in n.attr]
+    return [called_function(n) for n in function.node_def if n.op in CALL_OPS and "f" in n.attr]
+
+
+def called_function(node: NodeDef) -> str:
+    """The function a call node names in its `f` attr, or "" when it names none."""
+    f = node.attr.get("f")
+    return f.func.name if f is not None else ""
+
+
+def user_specified_name(function: FunctionDef, position: int) -> bytes | None:
+    """The `_user_specified_name` TensorFlow recorded for argument `position`, if any."""
+    attrs = function.arg_attr.get(position)
+    name = attrs.attr.get("_user_specified_name") if attrs is not None else None
+    return name.s if name is not None else None
 
 
 def bound_inputs(graph: SavedObjectGraph, function: SavedConcreteFunction) -> list[BoundInput]:
@@ -359,9 +388,7 @@ def tf2_signatures(meta: MetaGraphDef) -> dict[str, TF2Signature] | None:
             continue
         bare = node.bare_concrete_function
         name = bare.concrete_function_name
-        saved = (
-            graph.concrete_functions[name] if name in graph.concrete_functions else SavedConcreteFunction()
-        )
+        saved = graph.concrete_functions.get(name) or SavedConcreteFunction()
         out[child.local_name] = TF2Signature(
             node_id=child.node_id,
             function=name,
@@ -450,7 +477,7 @@ def saved_functions(meta: MetaGraphDef) -> list[SavedFunctionView]:
 
 
 def _concrete(graph: SavedObjectGraph, name: str) -> ConcreteFunction:
-    saved = graph.concrete_functions[name] if name in graph.concrete_functions else SavedConcreteFunction()
+    saved = graph.concrete_functions.get(name) or SavedConcreteFunction()
     return ConcreteFunction(
         name=name,
         inputs=describe_structure(saved.canonicalized_input_signature),

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
 
+from surgery import tensor_values
 from surgery.edits import (
     _refuse_reserved,
     _signature_parts,
@@ -32,9 +33,11 @@ from surgery.schema import (
     NodeDef,
     SaverDef,
     TensorInfo,
+    TensorProto,
     TensorShapeProto,
     TensorSpecProto,
     VariableDef,
+    entry,
 )
 from surgery.shapes import Recorded, check_shape_change, more_specific
 from surgery.signatures import tensor_names
@@ -49,6 +52,20 @@ from surgery.tensors import (
 )
 
 PLACEHOLDER_OPS = ("Placeholder", "PlaceholderWithDefault")
+
+INSERTED = "_surgery_inserted"
+"""The attr that marks a node an edit inserted; its value names the edit.
+
+TensorFlow ignores attrs whose names start with `_` and that the op does not declare, so the
+mark changes nothing it computes. A later edit finds its own nodes by it, to replace or remove
+them, and never touches a node the user put there.
+"""
+
+
+def inserted_by(node: NodeDef) -> str | None:
+    """The edit that inserted `node`, or None for a node of the model's own."""
+    mark = node.attr.get(INSERTED)
+    return mark.s.decode() if mark is not None else None
 
 
 @dataclass
@@ -71,7 +88,7 @@ def _tensors(
     side = "output" if output else "input"
     found = []
     for meta in meta_graphs_with(model, signature, tag_set):
-        keys = getattr(meta.signature_def[signature], side + "s")
+        keys = getattr(entry(meta.signature_def, signature), side + "s")
         if key not in keys:
             raise EditError(
                 f"signature {signature!r} has no {side} {key!r}: it has {', '.join(sorted(keys)) or 'none'}"
@@ -110,7 +127,7 @@ def _wrapper_arg(parts: _SignatureParts, position: int) -> str:
 def _wrapper_result(parts: _SignatureParts, position: int) -> tuple[str, NodeDef | None]:
     """The wrapper's result `position`: its output arg name and the body node returning it."""
     name = parts.wrapper.signature.output_arg[position].name
-    node_name = parts.wrapper.ret[name].split(":")[0]
+    node_name = parts.wrapper.ret.get(name, "").split(":")[0]
     nodes = [n for n in parts.wrapper.node_def if n.name == node_name]
     return name, nodes[0] if nodes else None
 
@@ -195,8 +212,9 @@ def set_shape(
             if result is not None:
                 _set_listed_shape(result.attr, "_output_shapes", 0, proto)
         else:
-            if tensor.position in wrapper.arg_attr:
-                _set_listed_shape(wrapper.arg_attr[tensor.position].attr, "_output_shapes", 0, proto)
+            arg_attrs = wrapper.arg_attr.get(tensor.position)
+            if arg_attrs is not None:
+                _set_listed_shape(arg_attrs.attr, "_output_shapes", 0, proto)
             _set_listed_shape(wrapper.attr, "_input_shapes", tensor.position, proto)
             _ensure_shape(
                 wrapper, tensor.position, proto, tighten=more_specific(shape, old_shapes[id(tensor)])
@@ -225,31 +243,21 @@ def _ensure_shape(wrapper: FunctionDef, position: int, shape: TensorShapeProto, 
     taken = {n.name for n in wrapper.node_def} | {a.name for a in wrapper.signature.input_arg}
     if name in taken:
         name = _unique_name(name, taken)
-    _reroute_argument(wrapper, arg.name, f"{name}:output:0")
+    _reroute(wrapper, {arg.name, f"{arg.name}:0"}, f"{name}:output:0")
     node = NodeDef(name=name, op="EnsureShape", input=[arg.name])
     node.attr["shape"].shape.CopyFrom(shape)
     node.attr["T"].type = arg.type
     node.attr["_output_shapes"].list.shape.add().CopyFrom(shape)
+    node.attr[INSERTED].s = b"set-shape"
     wrapper.node_def.append(node)
-
-
-def _reroute_argument(wrapper: FunctionDef, arg: str, target: str) -> None:
-    """Every use of argument `arg` in the wrapper's body and results reads `target` instead."""
-    for node in wrapper.node_def:
-        for i, ref in enumerate(node.input):
-            if ref in (arg, f"{arg}:0"):
-                node.input[i] = target
-    for name, ref in list(wrapper.ret.items()):
-        if ref in (arg, f"{arg}:0"):
-            wrapper.ret[name] = target
 
 
 def _recorded_shape(tensor: _Tensor) -> Recorded:
     """The shape TensorFlow inferred for the tensor when it traced the model; False if not recorded."""
-    node = tensor.node
-    if node is None or "_output_shapes" not in node.attr:
+    listed = tensor.node.attr.get("_output_shapes") if tensor.node is not None else None
+    if listed is None:
         return False
-    shapes = node.attr["_output_shapes"].list.shape
+    shapes = listed.list.shape
     return shape_from_proto(shapes[tensor.index]) if tensor.index < len(shapes) else False
 
 
@@ -318,6 +326,11 @@ def _unique_name(base: str, taken: set[str]) -> str:
     return name
 
 
+def _type_attr(node: NodeDef, name: str) -> DataType:
+    value = node.attr.get(name)
+    return value.type if value is not None else DataType.DT_INVALID
+
+
 def _cast_node(name: str, source: str, src: DataType, dst: DataType, shapes: AttrValue | None) -> NodeDef:
     node = NodeDef(name=name, op="Cast", input=[source])
     node.attr["SrcT"].type = src
@@ -325,35 +338,127 @@ def _cast_node(name: str, source: str, src: DataType, dst: DataType, shapes: Att
     node.attr["Truncate"].b = False
     if shapes is not None:
         node.attr["_output_shapes"].CopyFrom(shapes)
+    node.attr[INSERTED].s = b"set-dtype"
     return node
 
 
-def _cast_wrapper_input(wrapper: FunctionDef, position: int, new: DataType, old: DataType) -> None:
-    """The wrapper takes `new` at argument `position` and casts it to `old` before any use."""
+def _our_cast(node: NodeDef | None) -> NodeDef | None:
+    """`node` if it is a Cast that set-dtype inserted."""
+    if node is not None and node.op == "Cast" and inserted_by(node) == "set-dtype":
+        return node
+    return None
+
+
+def _refs_to(nodes: Iterable[NodeDef], results: Iterable[str], name: str) -> int:
+    """How many node inputs and function results read an output of node `name`."""
+    refs = [*(ref.lstrip("^") for node in nodes for ref in node.input), *results]
+    return sum(1 for ref in refs if ref == name or ref.startswith(name + ":"))
+
+
+def _input_cast(wrapper: FunctionDef, position: int) -> NodeDef | None:
+    """The Cast set-dtype put after the wrapper's argument `position`, if any."""
+    arg = wrapper.signature.input_arg[position].name
+    return next((n for n in wrapper.node_def if _our_cast(n) and list(n.input) == [arg]), None)
+
+
+def _output_cast(wrapper: FunctionDef, position: int) -> NodeDef | None:
+    """The Cast set-dtype put before the wrapper's result `position`, if only that result reads it."""
+    source = wrapper.ret.get(wrapper.signature.output_arg[position].name, "")
+    if not source.endswith(":y:0"):
+        return None
+    name = source[: -len(":y:0")]
+    cast = _our_cast(next((n for n in wrapper.node_def if n.name == name), None))
+    if cast is None or _refs_to(wrapper.node_def, wrapper.ret.values(), name) != 1:
+        return None
+    return cast
+
+
+def _v1_input_cast(meta: MetaGraphDef, placeholder: str) -> NodeDef | None:
+    """The Cast set-dtype put after a TF1 placeholder, if any."""
+    feeds = ([placeholder], [f"{placeholder}:0"])
+    return next((n for n in meta.graph_def.node if _our_cast(n) and list(n.input) in feeds), None)
+
+
+def _v1_output_cast(tensor: _Tensor) -> NodeDef | None:
+    """The Cast set-dtype put before a TF1 output, if nothing but that output reads it."""
+    cast = _our_cast(tensor.node)
+    if cast is None or tensor.index != 0 or _refs_to(tensor.meta.graph_def.node, (), cast.name):
+        return None
+    fetched = [
+        name
+        for sig in tensor.meta.signature_def.values()
+        for side in (sig.inputs, sig.outputs)
+        for info in side.values()
+        for name in tensor_names(info)
+        if split_tensor_name(name)[0] == cast.name
+    ]
+    return cast if len(fetched) == 1 else None
+
+
+def _base_dtype(tensor: _Tensor, output: bool) -> DataType:
+    """The tensor's dtype before set-dtype's own casts: setting it again removes them."""
+    if tensor.parts is not None:
+        wrapper = tensor.parts.wrapper
+        cast = _output_cast(wrapper, tensor.position) if output else _input_cast(wrapper, tensor.position)
+    elif output:
+        cast = _v1_output_cast(tensor)
+    else:
+        cast = _v1_input_cast(tensor.meta, tensor.node.name) if tensor.node is not None else None
+    if cast is None:
+        return tensor.info.dtype
+    return _type_attr(cast, "SrcT" if output else "DstT")
+
+
+def _reroute(wrapper: FunctionDef, refs: set[str], target: str) -> None:
+    """Every use of one of `refs` in the wrapper's body and results reads `target` instead."""
+    for node in wrapper.node_def:
+        for i, ref in enumerate(node.input):
+            if ref in refs:
+                node.input[i] = target
+    for name, ref in list(wrapper.ret.items()):
+        if ref in refs:
+            wrapper.ret[name] = target
+
+
+def _cast_wrapper_input(wrapper: FunctionDef, position: int, new: DataType, base: DataType) -> None:
+    """The wrapper takes `new` at argument `position` and casts it to `base` before any use."""
     arg = wrapper.signature.input_arg[position]
-    taken = {n.name for n in wrapper.node_def} | {a.name for a in wrapper.signature.input_arg}
-    cast_name = _unique_name(f"{arg.name}_cast", taken)
-    shapes = None
-    if position in wrapper.arg_attr and "_output_shapes" in wrapper.arg_attr[position].attr:
-        shapes = wrapper.arg_attr[position].attr["_output_shapes"]
-    _reroute_argument(wrapper, arg.name, f"{cast_name}:y:0")
-    wrapper.node_def.append(_cast_node(cast_name, arg.name, new, old, shapes))
+    cast = _input_cast(wrapper, position)
+    if cast is not None and new == base:
+        _reroute(wrapper, {f"{cast.name}:y:0"}, arg.name)
+        wrapper.node_def.remove(cast)
+    elif cast is not None:
+        cast.attr["SrcT"].type = new
+    else:
+        taken = {n.name for n in wrapper.node_def} | {a.name for a in wrapper.signature.input_arg}
+        cast_name = _unique_name(f"{arg.name}_cast", taken)
+        arg_attrs = wrapper.arg_attr.get(position)
+        shapes = arg_attrs.attr.get("_output_shapes") if arg_attrs is not None else None
+        _reroute(wrapper, {arg.name, f"{arg.name}:0"}, f"{cast_name}:y:0")
+        wrapper.node_def.append(_cast_node(cast_name, arg.name, new, base, shapes))
     arg.type = new
 
 
-def _cast_wrapper_output(wrapper: FunctionDef, position: int, new: DataType, old: DataType) -> None:
-    """The wrapper's result `position` is cast from `old` to `new` on its way out."""
+def _cast_wrapper_output(wrapper: FunctionDef, position: int, new: DataType, base: DataType) -> None:
+    """The wrapper's result `position` is cast from `base` to `new` on its way out."""
     arg = wrapper.signature.output_arg[position]
-    source = wrapper.ret[arg.name]
-    taken = {n.name for n in wrapper.node_def} | {a.name for a in wrapper.signature.input_arg}
-    cast_name = _unique_name(f"{arg.name}_cast", taken)
-    producer = [n for n in wrapper.node_def if n.name == source.split(":")[0]]
-    shapes = producer[0].attr["_output_shapes"] if producer and "_output_shapes" in producer[0].attr else None
-    if shapes is not None and len(shapes.list.shape) > 1:
-        index = int(source.rsplit(":", 1)[-1]) if source.count(":") == 2 else 0
-        shapes = AttrValue(list=AttrValue.ListValue(shape=[shapes.list.shape[index]]))
-    wrapper.node_def.append(_cast_node(cast_name, source, old, new, shapes))
-    wrapper.ret[arg.name] = f"{cast_name}:y:0"
+    cast = _output_cast(wrapper, position)
+    if cast is not None and new == base:
+        wrapper.ret[arg.name] = cast.input[0]
+        wrapper.node_def.remove(cast)
+    elif cast is not None:
+        cast.attr["DstT"].type = new
+    else:
+        source = wrapper.ret.get(arg.name, "")
+        taken = {n.name for n in wrapper.node_def} | {a.name for a in wrapper.signature.input_arg}
+        cast_name = _unique_name(f"{arg.name}_cast", taken)
+        producer = next((n for n in wrapper.node_def if n.name == source.split(":")[0]), None)
+        shapes = producer.attr.get("_output_shapes") if producer is not None else None
+        if shapes is not None and len(shapes.list.shape) > 1:
+            index = int(source.rsplit(":", 1)[-1]) if source.count(":") == 2 else 0
+            shapes = AttrValue(list=AttrValue.ListValue(shape=[shapes.list.shape[index]]))
+        wrapper.node_def.append(_cast_node(cast_name, source, base, new, shapes))
+        wrapper.ret[arg.name] = f"{cast_name}:y:0"
     arg.type = new
 
 
@@ -378,6 +483,15 @@ def _other_signature_using(meta: MetaGraphDef, signature: str, key: str, tensor:
     return None
 
 
+@dataclass
+class _DtypePlan:
+    """One tensor's dtype change, checked before anything is written."""
+
+    tensor: _Tensor
+    base: DataType
+    default: tuple[NodeDef, TensorProto] | None  # an input's default Const and its converted value
+
+
 def set_dtype(
     model: Model,
     signature: str,
@@ -391,7 +505,10 @@ def set_dtype(
 
     An input takes the new dtype and is cast to the old one where it enters; an output is
     cast to the new dtype where it leaves. For a TF2 model the cast goes into the signature's
-    wrapper function, which both loaders run; for a TF1 model into the v1 graph.
+    wrapper function, which both loaders run; for a TF1 model into the v1 graph. An input with
+    a constant default (`PlaceholderWithDefault`) gets its default converted, or the edit is
+    refused when a default value would change. A Cast an earlier `set_dtype` inserted is
+    replaced, and setting the original dtype again removes it.
 
     `dtype` is a name (`"float16"`, `"DT_HALF"`) or a `DataType` value. A lossy cast warns
     with a `SurgeryWarning`.
@@ -407,38 +524,76 @@ def set_dtype(
     side = "output" if output else "input"
     what = f"{side} {key!r} of {signature!r}"
     new_name = dtype_name(dtype)
-    plans: list[tuple[_Tensor, DataType]] = []
+    plans: list[_DtypePlan] = []
     for tensor in tensors:
-        old = tensor.info.dtype
-        if old == dtype:
+        if tensor.info.dtype == dtype:
             continue
-        src, dst = (dtype_name(old), new_name) if output else (new_name, dtype_name(old))
-        _check_castable(src, dst, what)
+        base = _base_dtype(tensor, output)
+        if dtype != base:
+            src, dst = (dtype_name(base), new_name) if output else (new_name, dtype_name(base))
+            _check_castable(src, dst, what)
         if tensor.node is None:
             raise EditError(f"{what}: tensor {tensor.info.name} is not in the graph; run check")
         if tensor.parts is None:
             _validate_v1_cast(tensor, signature, key, output, what)
         elif tensor.parts.call is None:
             raise EditError(f"{what}: no call node runs the signature's function; run check")
-        plans.append((tensor, old))
-    for _, old in plans:
-        src, dst = (dtype_name(old), new_name) if output else (new_name, dtype_name(old))
+        default = None if output else _converted_default(tensor, dtype, what)
+        plans.append(_DtypePlan(tensor, base, default))
+    for plan in plans:
+        src, dst = (dtype_name(plan.base), new_name) if output else (new_name, dtype_name(plan.base))
         if not cast_is_lossless(src, dst):
             warnings.warn(
                 SurgeryWarning(f"{what}: the inserted Cast from {src} to {dst} can lose precision or range"),
                 stacklevel=2,
             )
             break
-    for tensor, old in plans:
+    for plan in plans:
+        tensor = plan.tensor
         tensor.info.dtype = dtype
+        if plan.default is not None:
+            const, value = plan.default
+            const.attr["value"].tensor.CopyFrom(value)
+            const.attr["dtype"].type = dtype
         if tensor.parts is not None:
-            _set_dtype_tf2(tensor, key, dtype, old, output)
+            _set_dtype_tf2(tensor, key, dtype, plan.base, output)
+        elif output:
+            _set_dtype_v1_output(tensor, dtype, plan.base)
         else:
-            _set_dtype_v1(tensor, dtype, old, output)
+            _set_dtype_v1_input(tensor, dtype, plan.base)
     return model
 
 
-def _set_dtype_tf2(tensor: _Tensor, key: str, dtype: DataType, old: DataType, output: bool) -> None:
+def _converted_default(tensor: _Tensor, dtype: DataType, what: str) -> tuple[NodeDef, TensorProto] | None:
+    """For an input with a default: its Const and the default in `dtype`, or a one-line refusal."""
+    node = tensor.node
+    if node is None or node.op != "PlaceholderWithDefault":
+        return None
+    feeds = [ref for ref in node.input if not ref.startswith("^")]
+    source = split_tensor_name(feeds[0])[0] if feeds else ""
+    const = next((n for n in tensor.meta.graph_def.node if n.name == source), None)
+    value = const.attr.get("value") if const is not None else None
+    if const is None or const.op != "Const" or value is None:
+        op = const.op if const is not None else "missing"
+        raise EditError(
+            f"{what}: the default of {node.name} comes from a {op} node, not a constant, so its dtype "
+            "cannot change with the input's"
+        )
+    if _refs_to(tensor.meta.graph_def.node, (), const.name) != 1:
+        raise EditError(
+            f"{what}: the default of {node.name} ({const.name}) is read by other nodes too, which would "
+            "change dtype with it"
+        )
+    try:
+        return const, tensor_values.converted(value.tensor, dtype)
+    except tensor_values.Unconvertible as err:
+        raise EditError(
+            f"{what}: the default of {node.name} cannot become {dtype_name(dtype)}: {err}; "
+            "choose a dtype that holds it"
+        ) from None
+
+
+def _set_dtype_tf2(tensor: _Tensor, key: str, dtype: DataType, base: DataType, output: bool) -> None:
     parts = tensor.parts
     assert parts is not None and parts.call is not None and tensor.node is not None
     spec = _tensor_spec(parts, key, output)
@@ -446,18 +601,17 @@ def _set_dtype_tf2(tensor: _Tensor, key: str, dtype: DataType, old: DataType, ou
         spec.dtype = dtype
     call, attr = parts.call, "Tout" if output else "Tin"
     if output:
-        _cast_wrapper_output(parts.wrapper, tensor.position, dtype, old)
+        _cast_wrapper_output(parts.wrapper, tensor.position, dtype, base)
     else:
-        _cast_wrapper_input(parts.wrapper, tensor.position, dtype, old)
+        _cast_wrapper_input(parts.wrapper, tensor.position, dtype, base)
         tensor.node.attr["dtype"].type = dtype
-    types = call.attr[attr].list.type
-    types[tensor.position] = dtype
+    call.attr[attr].list.type[tensor.position] = dtype
 
 
 def _validate_v1_cast(tensor: _Tensor, signature: str, key: str, output: bool, what: str) -> None:
     assert tensor.node is not None
     if not output:
-        if tensor.node.op != "Placeholder":
+        if tensor.node.op not in PLACEHOLDER_OPS:
             raise EditError(
                 f"{what}: {tensor.info.name} is fed to a {tensor.node.op} node, not a Placeholder; "
                 "only a placeholder's dtype can be changed"
@@ -470,26 +624,52 @@ def _validate_v1_cast(tensor: _Tensor, signature: str, key: str, output: bool, w
             )
 
 
-def _set_dtype_v1(tensor: _Tensor, dtype: DataType, old: DataType, output: bool) -> None:
-    """A TF1 graph: a Cast after the placeholder (input) or after the fetched tensor (output)."""
+def _single_shape(node: NodeDef, index: int) -> AttrValue | None:
+    """`_output_shapes` of output `index` of `node` alone, for a Cast of that output."""
+    listed = node.attr.get("_output_shapes")
+    if listed is None or index >= len(listed.list.shape):
+        return None
+    return AttrValue(list=AttrValue.ListValue(shape=[listed.list.shape[index]]))
+
+
+def _set_dtype_v1_output(tensor: _Tensor, dtype: DataType, base: DataType) -> None:
+    """A TF1 graph: the fetched tensor is cast, or set-dtype's own cast is changed or removed."""
     node, meta = tensor.node, tensor.meta
     assert node is not None
-    taken = {n.name for n in meta.graph_def.node}
-    shapes = None
-    if "_output_shapes" in node.attr and tensor.index < len(node.attr["_output_shapes"].list.shape):
-        shapes = AttrValue(
-            list=AttrValue.ListValue(shape=[node.attr["_output_shapes"].list.shape[tensor.index]])
-        )
-    if output:
+    cast = _v1_output_cast(tensor)
+    if cast is not None and dtype == base:
+        source, index = split_tensor_name(cast.input[0])
+        tensor.info.name = f"{source}:{index}"
+        meta.graph_def.node.remove(cast)
+    elif cast is not None:
+        cast.attr["DstT"].type = dtype
+    else:
+        taken = {n.name for n in meta.graph_def.node}
         cast_name = _unique_name(f"{node.name}_as_{dtype_name(dtype)}", taken)
         source = node.name if tensor.index == 0 else f"{node.name}:{tensor.index}"
-        meta.graph_def.node.append(_cast_node(cast_name, source, old, dtype, shapes))
+        meta.graph_def.node.append(
+            _cast_node(cast_name, source, base, dtype, _single_shape(node, tensor.index))
+        )
         tensor.info.name = f"{cast_name}:0"
-        return
-    cast_name = _unique_name(f"{node.name}_as_{dtype_name(old)}", taken)
-    for consumer, i in list(_consumers(meta, node.name, 0)):
-        consumer.input[i] = cast_name
-    meta.graph_def.node.append(_cast_node(cast_name, node.name, dtype, old, shapes))
+
+
+def _set_dtype_v1_input(tensor: _Tensor, dtype: DataType, base: DataType) -> None:
+    """A TF1 graph: a Cast after the placeholder, or set-dtype's own cast changed or removed."""
+    node, meta = tensor.node, tensor.meta
+    assert node is not None
+    cast = _v1_input_cast(meta, node.name)
+    if cast is not None and dtype == base:
+        for consumer, i in list(_consumers(meta, cast.name, 0)):
+            consumer.input[i] = node.name
+        meta.graph_def.node.remove(cast)
+    elif cast is not None:
+        cast.attr["SrcT"].type = dtype
+    else:
+        taken = {n.name for n in meta.graph_def.node}
+        cast_name = _unique_name(f"{node.name}_as_{dtype_name(base)}", taken)
+        for consumer, i in list(_consumers(meta, node.name, 0)):
+            consumer.input[i] = cast_name
+        meta.graph_def.node.append(_cast_node(cast_name, node.name, dtype, base, _single_shape(node, 0)))
     node.attr["dtype"].type = dtype
 
 
@@ -586,8 +766,9 @@ def rename_tensor(model: Model, old: str, new: str, *, tag_set: frozenset[str] |
                 node.name = new_node
             for i, ref in enumerate(node.input):
                 node.input[i] = _rename_ref(ref, old_node, new_node)
-            if "_class" in node.attr:
-                values = node.attr["_class"].list.s
+            colocated = node.attr.get("_class")
+            if colocated is not None:
+                values = colocated.list.s
                 for i, value in enumerate(values):
                     if value == colocation[0]:
                         values[i] = colocation[1]
