@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from surgery.check import check
 from surgery.convert import convert
-from surgery.diff import diff
+from surgery.diff import diff, graph_diff
 from surgery.edits import (
     copy_signature,
     remove_signature,
@@ -41,7 +41,7 @@ from surgery.tensor_edits import rename_tensor, set_dtype, set_shape
 if TYPE_CHECKING:
     from surgery.explanation import Explanation
     from surgery.plans import Plan, load_plan
-    from surgery.reports import Change, CheckReport, ConvertResult, Finding
+    from surgery.reports import Change, CheckReport, ConvertResult, Finding, GraphChange
 
 # Imported on first use: an edit on the command line needs neither YAML and the plan models nor
 # pydantic (the reports). (Only names unlike their module's: importing `surgery.convert` binds
@@ -53,6 +53,7 @@ _LAZY = {
     "CheckReport": "surgery.reports",
     "ConvertResult": "surgery.reports",
     "Finding": "surgery.reports",
+    "GraphChange": "surgery.reports",
     "Explanation": "surgery.explanation",
 }
 
@@ -84,6 +85,7 @@ __all__ = [
     "EditError",
     "Explanation",
     "Finding",
+    "GraphChange",
     "Model",
     "Plan",
     "SavedModelIOError",
@@ -99,6 +101,7 @@ __all__ = [
     "explain_dot",
     "explain_html",
     "explain_text",
+    "graph_diff",
     "load",
     "load_plan",
     "remove_signature",

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from surgery.check import Disagreement, disagreements
-from surgery.diff import diff
+from surgery.diff import diff, graph_diff
 from surgery.errors import ConsistencyError, SavedModelIOError, SurgeryError, SurgeryWarning
 from surgery.io import CommitGroup, LockChannel, Model, commit_group, load, model_lock, recover, save
 
@@ -75,18 +75,36 @@ def edit_model(
 
 
 def _edit_checked(model: Model, edit: Callable[[Model], object]) -> None:
-    """`edit` the model in memory; a `ConsistencyError` if `check` finds it newly inconsistent."""
+    """`edit` the model in memory; a `ConsistencyError` if `check` finds a new error in it.
+
+    A new warning (a disagreement TensorFlow ignores) does not refuse the edit, whose result
+    loads and computes as the model did: it is issued as a `SurgeryWarning`. Copying a signature
+    whose TensorInfo already declares a dtype its placeholder does not have copies that warning.
+    """
     # Problems the model already had are not the edit's: compare counts per kind, since a
     # rename legitimately changes the key an existing finding names.
-    before = Counter(d.code for d in disagreements(model))
+    found = disagreements(model)
+    before = Counter(d.code for d in found)
     edit(model)
     after = disagreements(model)
     grown = {code for code, n in Counter(f.code for f in after).items() if n > before[code]}
-    new = [f for f in after if f.code in grown]
-    if new:
+    seen = {_finding_key(d) for d in found}
+    new = [f for f in after if f.code in grown and _finding_key(f) not in seen]
+    new += [f for f in after if f.code in grown - {n.code for n in new}]  # a renamed finding grew
+    errors = [f for f in new if f.severity == "error"]
+    if errors:
         raise ConsistencyError(
-            f"the edit would leave the model inconsistent ({finding_line(new[0])}); nothing written"
+            f"the edit would leave the model inconsistent ({finding_line(errors[0])}); nothing written"
         )
+    for finding in new:
+        warnings.warn(
+            SurgeryWarning(f"the edit leaves a disagreement TensorFlow ignores: {finding_line(finding)}"),
+            stacklevel=3,
+        )
+
+
+def _finding_key(finding: Disagreement) -> tuple[str, tuple[str, ...], str | None, str]:
+    return finding.code, tuple(finding.tags), finding.signature, finding.message
 
 
 def check_output_free(output: str | os.PathLike[str], *, force: bool = False) -> None:
@@ -240,10 +258,13 @@ def preview_one(plan: Plan, target: Target, *, force: bool = False) -> BatchResu
 
     def preview() -> BatchResult:
         model = load(target.model)
-        changes = diff(model, preview_edit(model, plan.apply))
+        edited = preview_edit(model, plan.apply)
+        changes, graph_changes = diff(model, edited), graph_diff(model, edited)
         if target.output is not None:
             check_output_free(target.output, force=force)
-        return BatchResult(model=target.model, output=where, ok=True, changes=changes)
+        return BatchResult(
+            model=target.model, output=where, ok=True, changes=changes, graph_changes=graph_changes
+        )
 
     return _guarded(target, preview)
 

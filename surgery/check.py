@@ -1,14 +1,28 @@
 """`check`: do the places that define a signature agree?
 
-Seed 002 lists five places a function's inputs are defined; a signature adds the v1 graph
-(placeholders and the call node). Every check below compares two of them and reports a
-`Finding` when they disagree. A model TensorFlow wrote has none.
+A signature is defined in `signature_def`, the v1 graph (placeholders and the call node), the
+signature-wrapper `FunctionDef` and the object graph (signature map, TensorSpecs). Every check
+below compares two of them and reports a `Finding` when they disagree. A model TensorFlow wrote
+has none.
+
+Each code has one severity, from what TensorFlow 2.21 does with the disagreement (the tests in
+`tests/test_check_severity.py` corrupt one place per code and load the result with the TF2 and v1
+loaders):
+
+- `error`: one of TensorFlow's loaders (`tf.saved_model.load(...).signatures[k]`, the v1 session
+  loader, TensorFlow Serving's C++ `LoadSavedModel`) refuses the model or the signature, or the
+  loaders compute different things for it.
+- `warning`: TensorFlow ignores the place that disagrees, so every loader loads the model and
+  computes the same; a client that reads that place (a TensorInfo's dtype or shape, say) is told
+  something the graph does not do. TensorFlow Serving's own `saved_model_half_plus_three` declares
+  its tf.Example regress input DT_FLOAT over a string placeholder, and Serving serves it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, NamedTuple
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from surgery.io import Model
 from surgery.schema import FunctionDef, MetaGraphDef, NodeDef, SavedObjectGraph
@@ -18,9 +32,11 @@ from surgery.signatures import (
     Signature,
     TensorSpec,
     TF2Signature,
+    argument_name,
     called_function,
     flat_names,
     function_library,
+    input_order,
     signature_map_node,
     tensor_names,
     tf2_signatures,
@@ -32,11 +48,49 @@ from surgery.tensors import dtype_name, shape_from_proto, split_tensor_name
 if TYPE_CHECKING:
     from surgery.reports import CheckReport
 
+Severity = Literal["error", "warning"]
+
+SEVERITIES: dict[str, Severity] = {
+    # A TensorInfo names a tensor the graph does not have: the v1 loader cannot feed or fetch it.
+    "missing-tensor": "error",
+    # A signature key only one loader has: the other refuses it.
+    "signature-keys": "error",
+    # An input or output key only one loader's signature has: the other refuses or omits it.
+    "input-keys": "error",
+    "output-keys": "error",
+    # The object graph refers to a node or function that is not there: the TF2 loader fails.
+    "dangling-reference": "error",
+    "missing-function": "error",
+    # The signature-wrapper takes or returns another number of values than the signature has.
+    "wrapper-inputs": "error",
+    "wrapper-outputs": "error",
+    # The v1 call node calls another function, feeds or reads it out of order, or passes types
+    # its function does not take or return: the v1 graph does not import, or computes otherwise.
+    "call-node": "error",
+    "call-input-dtype": "error",
+    # A placeholder's shape contradicts its own `_output_shapes`: TensorFlow's importer refuses it.
+    "placeholder-output-shapes": "error",
+    # What the loaders ignore: TensorInfo dtypes and shapes (the v1 loader feeds and fetches by
+    # name), the TF2 TensorSpecs, the wrapper's recorded argument shapes, and the signature's
+    # `argument_keywords` (a TF2 caller may also use the TensorSpecs' keys).
+    "placeholder-dtype": "warning",
+    "placeholder-shape": "warning",
+    "call-output-dtype": "warning",
+    "input-dtype": "warning",
+    "output-dtype": "warning",
+    "input-shape": "warning",
+    "output-shape": "warning",
+    "wrapper-input-shape": "warning",
+    "argument-keywords": "warning",
+}
+"""Every finding code and its severity."""
+
 
 class Disagreement(NamedTuple):
     """A `Finding`'s fields, without the report: what an edit's own check compares."""
 
     code: str
+    severity: Severity
     tags: list[str]
     signature: str | None
     message: str
@@ -45,17 +99,21 @@ class Disagreement(NamedTuple):
 def check(model: Model) -> CheckReport:
     """Cross-check every meta graph of `model`: do all the places defining each signature agree?
 
-    Returns a report, `ok` when clean, with one `Finding` per disagreement otherwise (code,
-    tags, signature, message). A model TensorFlow wrote is clean.
+    Returns a report with one `Finding` per disagreement (code, severity, tags, signature,
+    message), and the number of each severity: `ok` when there is no error (warnings are what
+    TensorFlow ignores). A model TensorFlow wrote has no finding.
 
     Example:
         >>> surgery.check(surgery.load("my_model"))
-        CheckReport(ok=True, findings=[])
+        CheckReport(ok=True, errors=0, warnings=0, findings=[])
     """
     from surgery.reports import CheckReport, Finding
 
     findings = [Finding(**d._asdict()) for d in disagreements(model)]
-    return CheckReport(ok=not findings, findings=findings)
+    counts = Counter(f.severity for f in findings)
+    return CheckReport(
+        ok=not counts["error"], errors=counts["error"], warnings=counts["warning"], findings=findings
+    )
 
 
 def disagreements(model: Model) -> list[Disagreement]:
@@ -64,20 +122,21 @@ def disagreements(model: Model) -> list[Disagreement]:
 
 
 def check_meta_graph(meta: MetaGraphDef) -> list[Disagreement]:
+    """The disagreements of one meta graph, each with its code's severity."""
     tags = list(meta.meta_info_def.tags)
     v1 = v1_signatures(meta)
     nodes = {node.name: node for node in meta.graph_def.node}
-    findings = [Disagreement(c, tags, s, m) for c, s, m in _graph_references(meta, nodes)]
+    problems = list(_graph_references(meta, nodes))
     tf2 = tf2_signatures(meta)
     if tf2 is not None:
         library = function_library(meta)
-        problems = [
+        problems += [
             *_object_graph_references(meta.object_graph_def, library),
             *_tf2_against_v1(v1, tf2),
             *_wrappers(tf2, library, v1),
-            *_call_nodes(meta, v1, tf2, nodes),
+            *_call_nodes(meta, v1, tf2, nodes, library),
         ]
-        findings += [Disagreement(c, tags, s, m) for c, s, m in problems]
+    findings = [Disagreement(c, SEVERITIES[c], tags, s, m) for c, s, m in problems]
     return findings
 
 
@@ -96,6 +155,7 @@ def _output_count(node: NodeDef) -> int | None:
 
 def _graph_references(meta: MetaGraphDef, nodes: dict[str, NodeDef]) -> Iterator[Problem]:
     """v1: every TensorInfo names a tensor of the graph; placeholders and call outputs agree."""
+    legacy = meta.graph_def.versions.producer <= _LEGACY_PLACEHOLDER_SHAPES
     for key, sig in sorted(meta.signature_def.items()):
         for side, infos in (("input", sig.inputs), ("output", sig.outputs)):
             for io_key, info in sorted(infos.items()):
@@ -117,14 +177,49 @@ def _graph_references(meta: MetaGraphDef, nodes: dict[str, NodeDef]) -> Iterator
                     if info.WhichOneof("encoding") != "name" or key in RESERVED_KEYS:
                         continue
                     yield from _tensor_agrees(
-                        key, where, info.dtype, shape_from_proto(info.tensor_shape), node, index
+                        key, where, info.dtype, shape_from_proto(info.tensor_shape), node, index, legacy
                     )
 
 
+# Up to this GraphDef version a Placeholder's scalar `shape` means an unknown shape (its shape function).
+_LEGACY_PLACEHOLDER_SHAPES = 21
+
+
+def _placeholder_shape(node: NodeDef, legacy: bool) -> tuple[int, ...] | None:
+    """The shape TensorFlow infers for a Placeholder from its `shape` attr (None: unknown rank)."""
+    attr = node.attr.get("shape")
+    shape = shape_from_proto(attr.shape) if attr is not None else None
+    return None if legacy and not shape else shape
+
+
+def _compatible(a: tuple[int, ...] | None, b: tuple[int, ...] | None) -> bool:
+    """Whether two shapes can describe the same tensor (-1 and an unknown rank match anything)."""
+    if a is None or b is None:
+        return True
+    return len(a) == len(b) and all(x < 0 or y < 0 or x == y for x, y in zip(a, b, strict=True))
+
+
 def _tensor_agrees(
-    key: str, where: str, dtype: int, shape: tuple[int, ...] | None, node: NodeDef, index: int
+    key: str,
+    where: str,
+    dtype: int,
+    shape: tuple[int, ...] | None,
+    node: NodeDef,
+    index: int,
+    legacy: bool,
 ) -> Iterator[Problem]:
     if node.op == "Placeholder":
+        recorded = node.attr.get("_output_shapes")
+        if recorded is not None and recorded.list.shape:
+            inferred = _placeholder_shape(node, legacy)
+            output = shape_from_proto(recorded.list.shape[0])
+            if not _compatible(inferred, output):
+                yield (
+                    "placeholder-output-shapes",
+                    key,
+                    f"{where}: placeholder {node.name} has shape {_fmt(inferred)} but records "
+                    f"_output_shapes {_fmt(output)}, which TensorFlow's graph importer refuses",
+                )
         declared_dtype = node.attr.get("dtype")
         if declared_dtype is not None and declared_dtype.type != dtype:
             yield (
@@ -220,26 +315,53 @@ def _tf2_against_v1(v1: dict[str, Signature], tf2: dict[str, TF2Signature]) -> I
         )
     for key in sorted(v1_keys & tf2_keys):
         ours, theirs = v1[key], tf2[key]
-        if sorted(theirs.argument_keywords) != sorted(theirs.inputs):
+        keywords = sorted(argument_name(k) for k in theirs.argument_keywords)
+        if keywords != sorted(argument_name(k) for k in theirs.inputs):
             yield (
-                "input-keys",
+                "argument-keywords",
                 key,
                 f"argument_keywords {sorted(theirs.argument_keywords)} differ from the input TensorSpecs "
                 f"{sorted(theirs.inputs)}",
             )
-        for side, a, b in (("input", ours.inputs, theirs.inputs), ("output", ours.outputs, theirs.outputs)):
-            yield from _compare_specs(key, side, a, b)
+        yield from _compare_specs(key, "input", ours.inputs, theirs.inputs, argument_name)
+        yield from _compare_specs(key, "output", ours.outputs, theirs.outputs, str)
 
 
 def _compare_specs(
-    key: str, side: str, v1: dict[str, TensorSpec], tf2: dict[str, TensorSpec]
+    key: str,
+    side: str,
+    v1: dict[str, TensorSpec],
+    tf2: dict[str, TensorSpec],
+    name_of: Callable[[str], str],
 ) -> Iterator[Problem]:
-    for name in sorted(set(v1) - set(tf2)):
-        yield f"{side}-keys", key, f"{side} {name!r} is in signature_def but not in the TF2 {side} signature"
-    for name in sorted(set(tf2) - set(v1)):
-        yield f"{side}-keys", key, f"{side} {name!r} is in the TF2 {side} signature but not in signature_def"
-    for name in sorted(set(v1) & set(tf2)):
-        a, b = v1[name], tf2[name]
+    """signature_def's specs against the TF2 ones, matched as TensorFlow matches them: an input by
+    its `argument_name` (signature_def keeps `0/observation`, the TF2 dict has `arg_0_observation`),
+    an output by its key."""
+    ours: dict[str, str] = {}
+    for name in sorted(v1):
+        first = ours.setdefault(name_of(name), name)
+        if first != name:
+            yield (
+                f"{side}-keys",
+                key,
+                f"{side}s {first!r} and {name!r} of signature_def are one TF2 argument {name_of(name)!r}",
+            )
+    theirs = {name_of(name): name for name in sorted(tf2)}
+    for arg in sorted(set(ours) - set(theirs)):
+        yield (
+            f"{side}-keys",
+            key,
+            f"{side} {ours[arg]!r} is in signature_def but not in the TF2 {side} signature",
+        )
+    for arg in sorted(set(theirs) - set(ours)):
+        yield (
+            f"{side}-keys",
+            key,
+            f"{side} {theirs[arg]!r} is in the TF2 {side} signature but not in signature_def",
+        )
+    for arg in sorted(set(ours) & set(theirs)):
+        name = ours[arg]
+        a, b = v1[name], tf2[theirs[arg]]
         if _composite(a) or _composite(b):
             continue  # a SparseTensorSpec and a coo_sparse TensorInfo describe dtype and shape differently
         if a.dtype != b.dtype:
@@ -263,7 +385,8 @@ def _composite(spec: TensorSpec) -> bool:
 def _wrappers(
     tf2: dict[str, TF2Signature], library: dict[str, FunctionDef], v1: dict[str, Signature]
 ) -> Iterator[Problem]:
-    """The signature-wrapper FunctionDef takes the inputs and returns the outputs in sorted key order."""
+    """The signature-wrapper FunctionDef takes one argument per input, in `input_order`, and
+    returns one value per flat output, in sorted key order."""
     for key, sig in sorted(tf2.items()):
         function = library.get(sig.function)
         if function is None:
@@ -278,22 +401,15 @@ def _wrappers(
                 f"{sig.function} takes {user} input(s), the signature has {len(inputs)}",
             )
         else:
-            for i, (name, spec) in enumerate(sorted(inputs.items())):
-                if dtype_name(args[i].type) != spec.dtype:
-                    yield (
-                        "wrapper-inputs",
-                        key,
-                        f"{sig.function} argument {i} ({args[i].name}) is {dtype_name(args[i].type)}, input "
-                        f"{name!r} is {spec.dtype}",
-                    )
+            for i, name in enumerate(input_order(inputs)):
+                spec = inputs[name]
                 arg_attrs = function.arg_attr.get(i)
-                attrs = arg_attrs.attr if arg_attrs is not None else {}
-                recorded = attrs.get("_output_shapes")
+                recorded = arg_attrs.attr.get("_output_shapes") if arg_attrs is not None else None
                 if recorded is not None and recorded.list.shape:
                     shape = shape_from_proto(recorded.list.shape[0])
                     if (list(shape) if shape is not None else None) != spec.shape:
                         yield (
-                            "wrapper-inputs",
+                            "wrapper-input-shape",
                             key,
                             f"{sig.function} argument {i} ({args[i].name}) has shape {_fmt(shape)}, input "
                             f"{name!r} is {_fmt(spec.shape)}",
@@ -310,24 +426,17 @@ def _wrappers(
                 f"{sig.function} returns {len(results)} value(s), the signature has {count}"
                 + (f" (its {len(outputs)} outputs flattened)" if count != len(outputs) else ""),
             )
-            continue
-        offset = 0
-        for name, spec in sorted(outputs.items()):
-            i = offset
-            offset += len(flat_names(spec))
-            if not _composite(spec) and dtype_name(results[i].type) != spec.dtype:
-                yield (
-                    "wrapper-outputs",
-                    key,
-                    f"{sig.function} result {i} is {dtype_name(results[i].type)}, "
-                    f"output {name!r} is {spec.dtype}",
-                )
 
 
 def _call_nodes(
-    meta: MetaGraphDef, v1: dict[str, Signature], tf2: dict[str, TF2Signature], nodes: dict[str, NodeDef]
+    meta: MetaGraphDef,
+    v1: dict[str, Signature],
+    tf2: dict[str, TF2Signature],
+    nodes: dict[str, NodeDef],
+    library: dict[str, FunctionDef],
 ) -> Iterator[Problem]:
-    """The v1 graph's call node for a signature calls its TF2 wrapper, fed and read in key order."""
+    """The v1 graph's call node for a signature calls its TF2 wrapper, fed in `input_order`, read
+    in sorted key order, with the types the wrapper takes and returns."""
     for key in sorted(set(tf2) & set(v1)):
         outputs = sorted(v1[key].outputs.items())
         flat = [(name, tensor) for name, spec in outputs for tensor in flat_names(spec)]
@@ -369,10 +478,45 @@ def _call_nodes(
                     f"{node.name} input {i} takes {dtype_name(taken)}, placeholder {source.name} is "
                     f"{dtype_name(fed)}",
                 )
-        feeds = [split_tensor_name(s.name)[0] for _, s in sorted(v1[key].inputs.items()) if s.name]
+        function = library.get(called)
+        if function is not None:
+            yield from _call_types(key, node, function)
+        inputs = v1[key].inputs
+        feeds = [split_tensor_name(fed_name)[0] for k in input_order(inputs) if (fed_name := inputs[k].name)]
         if [split_tensor_name(i)[0] for i in node.input[: len(feeds)]] != feeds:
             yield (
                 "call-node",
                 key,
-                f"{node.name} is fed {list(node.input[: len(feeds)])}, the sorted inputs are {feeds}",
+                f"{node.name} is fed {list(node.input[: len(feeds)])}, the inputs in argument order are "
+                f"{feeds}",
             )
+
+
+def _call_types(key: str, node: NodeDef, function: FunctionDef) -> Iterator[Problem]:
+    """A call node's `Tin` and `Tout` are the types of the function it calls: the v1 graph does
+    not import otherwise."""
+    name = function.signature.name
+    for attr, side, args in (
+        ("Tin", "input", function.signature.input_arg),
+        ("Tout", "output", function.signature.output_arg),
+    ):
+        recorded = node.attr.get(attr)
+        if recorded is None:
+            continue
+        types = list(recorded.list.type)
+        role = "argument" if side == "input" else "result"
+        if len(types) != len(args):
+            yield (
+                "call-node",
+                key,
+                f"{node.name} has {len(types)} {side}(s) in {attr}, {name} has {len(args)} {role}(s)",
+            )
+            continue
+        for i, (passed, arg) in enumerate(zip(types, args, strict=True)):
+            if passed != arg.type:
+                yield (
+                    "call-node",
+                    key,
+                    f"{node.name} {side} {i} is {dtype_name(passed)} in {attr}, {name}'s {role} {i} "
+                    f"({arg.name}) is {dtype_name(arg.type)}",
+                )

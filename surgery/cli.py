@@ -1,7 +1,7 @@
 """The `savedmodel-surgery` command line: a thin layer over the library.
 
-Exit codes: 0 success; 1 `check` found problems; 2 bad usage, bad input or an I/O failure,
-reported in one line on stderr (a traceback only with --debug).
+Exit codes: 0 success; 1 `check` found an error (or, with --strict, a warning); 2 bad usage, bad
+input or an I/O failure, reported in one line on stderr (a traceback only with --debug).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from surgery.batch import (
 from surgery.check import Disagreement, check, disagreements
 from surgery.convert import FORMATS as CONVERT_FORMATS
 from surgery.convert import convert
-from surgery.diff import diff
+from surgery.diff import diff, graph_diff
 from surgery.edits import parse_tag_set
 from surgery.errors import SavedModelIOError, SurgeryError, SurgeryWarning, one_line
 from surgery.explain import FORMATS as EXPLAIN_FORMATS
@@ -56,7 +56,7 @@ from surgery.tensors import parse_dtype, parse_shape
 
 if TYPE_CHECKING:
     from surgery.plans import Plan
-    from surgery.reports import BatchResult, Change, Finding
+    from surgery.reports import BatchResult, Change, Finding, GraphChange
 
 PROG = "savedmodel-surgery"
 
@@ -210,29 +210,39 @@ def _finding_line(finding: Finding | Disagreement) -> str:
 @cli.command("check")
 @click.argument("model", type=click.Path(path_type=str))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def check_command(model: str, as_json: bool) -> None:
-    """Check that every place defining a signature agrees (exit 1 if not).
+@click.option("--strict", is_flag=True, help="Exit 1 on warnings too, not only on errors.")
+def check_command(model: str, as_json: bool, strict: bool) -> None:
+    """Check that every place defining a signature agrees (exit 1 on an error).
 
     \b
     Compares signature_def, the graph's placeholders and call nodes, the signature-wrapper
-    functions and the object graph's TensorSpecs, as the v1 and TF2 loaders read them.
+    functions and the object graph's TensorSpecs, as the v1 and TF2 loaders read them. An error
+    makes a TensorFlow loader refuse the model or a signature compute something else; a warning
+    is a disagreement TensorFlow ignores (exit 0, or 1 with --strict).
     Example:
       savedmodel-surgery check ./my_model
+      savedmodel-surgery check ./my_model --strict --json
     """
     loaded = _load(model)
     if as_json:  # the report (pydantic) only for JSON: the text needs its fields alone
         report = check(loaded)
         _print_json(report.model_dump())
-        if not report.ok:
+        if report.errors or (strict and report.warnings):
             raise Failure(1)
         return
     found = disagreements(loaded)
     for finding in found:
-        click.echo(_finding_line(finding))
+        click.echo(f"{_style(finding.severity, finding.severity)}: {_finding_line(finding)}")
+    errors = sum(f.severity == "error" for f in found)
+    cautions = len(found) - errors
+    failed = bool(errors or (strict and cautions))
     if found:
-        click.echo(f"{model}: {_style('fail', f'{len(found)} problem(s)')}")
+        counts = f"{errors} error(s), {cautions} warning(s)"
+        click.echo(f"{model}: {_style('fail' if failed else 'warning', counts)}")
+    else:
+        click.echo(f"{model}: {_style('ok', 'ok')}")
+    if failed:
         raise Failure(1)
-    click.echo(f"{model}: {_style('ok', 'ok')}")
 
 
 _NO_SYNC_OPTION = click.option(
@@ -324,7 +334,8 @@ def _preview(
 ) -> None:
     """--dry-run: edit in memory, print the diff from the model to the result, write nothing."""
     model = _load(model_path)
-    changes = diff(model, preview_edit(model, edit))
+    edited = preview_edit(model, edit)
+    changes, graph_changes = diff(model, edited), graph_diff(model, edited)
     if output is not None and is_url(output):
         refuse_existing(output, force=force)
     elif output is not None:
@@ -332,9 +343,11 @@ def _preview(
     target = output if output is not None else (model_path if in_place else None)
     if as_json:
         data = {"model": model_path, "output": target, "dry_run": True}
-        _print_json({**data, "changes": [c.model_dump() for c in changes]})
+        graph = [c.model_dump() for c in graph_changes]
+        _print_json({**data, "changes": [c.model_dump() for c in changes], "graph_changes": graph})
     else:
         _echo_changes(changes)
+        _echo_graph_changes(graph_changes)
     _say("dry run: nothing written" + (f" (would write {target})" if target else ""))
 
 
@@ -733,7 +746,7 @@ def _print_summary(results: list[BatchResult], as_json: bool, *, dry_run: bool =
     failed = sum(not r.ok for r in results)
     if as_json:
         ok = len(results) - failed
-        exclude = None if dry_run else {"changes"}
+        exclude = None if dry_run else {"changes", "graph_changes"}
         dumped = [r.model_dump(exclude=exclude) for r in results]
         extra = {"dry_run": True} if dry_run else {}
         _print_json({"results": dumped, "ok": ok, "failed": failed, **extra})
@@ -747,6 +760,7 @@ def _print_summary(results: list[BatchResult], as_json: bool, *, dry_run: bool =
             click.echo(f"     {_change_line(change)}")
         if r.ok and dry_run and not r.changes:
             click.echo("     no signature-level differences")
+        _echo_graph_changes(r.graph_changes or [], indent="     ")
     if dry_run:
         click.echo(
             f"{len(results)} model(s): {len(results) - failed} ok, {failed} failed; nothing written (dry run)"
@@ -799,18 +813,25 @@ def _run_with_progress(
 @click.argument("b", type=click.Path(path_type=str))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def diff_command(a: str, b: str, as_json: bool) -> None:
-    """Show what differs between two SavedModels, signature by signature (exit 1 if anything).
+    """Show what differs between two SavedModels: signatures, then graphs (exit 1 if anything).
+
+    The signature-level differences come first (keys, inputs, outputs, dtypes, shapes, tensor
+    names, methods), then the graph-level ones (nodes of the graph and of each function, the
+    object graph); --json lists them under "changes" and "graph_changes".
 
     \b
     Example:
       savedmodel-surgery diff ./my_model ./patched
     """
-    changes = diff(_load(a), _load(b))
+    model_a, model_b = _load(a), _load(b)
+    changes, graph_changes = diff(model_a, model_b), graph_diff(model_a, model_b)
     if as_json:
-        _print_json({"changes": [c.model_dump() for c in changes]})
+        graph = [c.model_dump() for c in graph_changes]
+        _print_json({"changes": [c.model_dump() for c in changes], "graph_changes": graph})
     else:
         _echo_changes(changes)
-    if changes:
+        _echo_graph_changes(graph_changes)
+    if changes or graph_changes:
         raise Failure(1)
 
 
@@ -825,6 +846,43 @@ def _echo_changes(changes: list[Change]) -> None:
         click.echo(_change_line(change))
     if not changes:
         click.echo("no signature-level differences")
+
+
+# Graph-level changes in text: at most this many lines for one scope of one meta graph (a
+# function, the graph, the object graph) and in all; --json lists every change.
+_GRAPH_LINES_PER_SCOPE = 8
+_GRAPH_LINES = 40
+
+
+def _graph_change_line(change: GraphChange) -> str:
+    """`[serve] function:f node-added: row_cast: Cast(row)`, the kind coloured."""
+    what = change.detail if change.detail == change.name or change.kind.endswith("-renamed") else None
+    what = what or f"{change.name}: {change.detail}"
+    kind = _style(_change_role(change.kind), change.kind)
+    return f"[{','.join(change.tags)}] {change.scope} {kind}: {what}"
+
+
+def _echo_graph_changes(changes: list[GraphChange], indent: str = "") -> None:
+    """A heading, then one line per change; long scopes and long lists cut with `... and N more`."""
+    if not changes:
+        return
+    click.echo(f"{indent}{_style('heading', 'graph-level differences:')}")
+    per_scope: dict[tuple[tuple[str, ...], str], list[GraphChange]] = {}
+    for change in changes:
+        per_scope.setdefault((tuple(change.tags), change.scope), []).append(change)
+    shown = skipped = 0
+    for (tags, scope), group in per_scope.items():
+        room = min(_GRAPH_LINES_PER_SCOPE, _GRAPH_LINES - shown)
+        if room <= 0:
+            skipped += len(group)
+            continue
+        for change in group[:room]:
+            click.echo(f"{indent}{_graph_change_line(change)}")
+        shown += min(room, len(group))
+        if len(group) > room:
+            click.echo(f"{indent}  ... and {len(group) - room} more in [{','.join(tags)}] {scope}")
+    if skipped:
+        click.echo(f"{indent}... and {skipped} more in other scopes (--json lists every change)")
 
 
 def _change_role(kind: str) -> str:

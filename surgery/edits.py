@@ -29,9 +29,11 @@ from surgery.schema import (
 from surgery.signatures import (
     CALL_OPS,
     RESERVED_KEYS,
+    argument_name,
     called_function,
     composite_inputs,
     flat_names,
+    input_order,
     keras_io_names,
     signature_map_node,
     tensor_spec,
@@ -293,12 +295,15 @@ def _signature_parts(meta: MetaGraphDef, key: str) -> _SignatureParts | None:
 
 
 def _permutation(
-    before: list[str], renames: dict[str, str], sizes: dict[str, int]
+    before: list[str],
+    renames: dict[str, str],
+    sizes: dict[str, int],
+    order: Callable[[Iterable[str]], list[str]],
 ) -> tuple[list[str], list[int]]:
-    """New sorted keys, and for each new flat position the old flat position whose value moves there.
+    """New keys in `order`, and for each new flat position the old flat position whose value moves there.
 
-    Keys are flattened in sorted order, each over `sizes[key]` positions (a composite output
-    spans several).
+    Keys are flattened in `order` (sorted, or `input_order` for inputs), each over `sizes[key]`
+    positions (a composite output spans several).
     """
     starts: dict[str, int] = {}
     offset = 0
@@ -306,7 +311,7 @@ def _permutation(
         starts[key] = offset
         offset += sizes[key]
     source = {renames.get(key, key): key for key in before}
-    after = sorted(source)
+    after = order(source)
     return after, [starts[source[key]] + j for key in after for j in range(sizes[source[key]])]
 
 
@@ -325,17 +330,30 @@ def _permute(items: list[T], perm: list[int]) -> list[T]:
     return [items[i] for i in perm] + items[len(perm) :]
 
 
-def _rename_struct_keys(value: StructuredValue, renames: dict[str, str]) -> None:
-    """Rename keys of a StructuredValue dict together, and the names of the TensorSpecs under them."""
+def _rename_struct_keys(value: StructuredValue, renames: dict[str, str], *, arguments: bool = False) -> None:
+    """Rename keys of a StructuredValue dict together, and the names of the TensorSpecs under them.
+
+    With `arguments`, the dict is a TF2 input signature's: it is keyed by `argument_name(key)`
+    (TensorFlow's sanitized keyword), while its TensorSpecs may keep the key itself.
+    """
     fields = value.dict_value.fields
-    moved = {new: _copy(fields[old]) for old, new in renames.items() if old in fields}
-    for old in renames:
-        if old in fields:
-            del fields[old]
-    for new, field in moved.items():
-        fields[new].CopyFrom(field)
-        if fields[new].WhichOneof("kind") == "tensor_spec_value":
-            fields[new].tensor_spec_value.name = new
+    moved: dict[str, tuple[StructuredValue, dict[str, str]]] = {}
+    for old, new in renames.items():
+        names = {old: new}
+        if arguments:
+            names[argument_name(old)] = argument_name(new)
+        field_key = next((k for k in names if k in fields), None)
+        field = fields.get(field_key) if field_key is not None else None
+        if field_key is not None and field is not None:
+            moved[names[field_key]] = (_copy(field), names)
+            del fields[field_key]
+    for key, (field, names) in moved.items():
+        fields[key].CopyFrom(field)
+        spec = (
+            fields[key].tensor_spec_value if fields[key].WhichOneof("kind") == "tensor_spec_value" else None
+        )
+        if spec is not None:
+            spec.name = names.get(spec.name, key)
 
 
 _ARG_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -441,13 +459,19 @@ def _permute_outputs(meta: MetaGraphDef, parts: _SignatureParts, perm: list[int]
 
 
 def _rename_fullargspec(spec_value: StructuredValue, before: list[str], after: list[str]) -> None:
-    """FunctionSpec's FullArgSpec lists the keyword names in flat order: follow the rename."""
+    """FunctionSpec's FullArgSpec lists the keyword names (as keys or as `argument_name`s) in flat
+    order: follow the rename."""
     for pair in spec_value.named_tuple_value.values:
         if pair.key in ("args", "kwonlyargs"):
             names = [v.string_value for v in pair.value.list_value.values]
-            if names == before:
-                for value, name in zip(pair.value.list_value.values, after, strict=True):
-                    value.string_value = name
+            for old, new in (
+                (before, after),
+                ([argument_name(k) for k in before], [argument_name(k) for k in after]),
+            ):
+                if names == old:
+                    for value, name in zip(pair.value.list_value.values, new, strict=True):
+                        value.string_value = name
+                    break
 
 
 def _composite_renames(
@@ -463,6 +487,20 @@ def _composite_renames(
                 f"input {group[0]!r} ({', '.join(group)}): rename {group[0]!r}, which renames them together"
             )
     return {old: new}
+
+
+def _refuse_argument_clash(signature: str, kept: list[str], renames: dict[str, str]) -> None:
+    """TensorFlow makes one keyword argument of every input key (`argument_name`): two keys that
+    make the same one cannot both be inputs."""
+    taken = {argument_name(k): k for k in kept}
+    for new in renames.values():
+        other = taken.get(argument_name(new))
+        if other is not None:
+            raise EditError(
+                f"input {new!r} of signature {signature!r} would be TensorFlow's keyword argument "
+                f"{argument_name(new)!r}, as {other!r} is already: choose another key"
+            )
+        taken[argument_name(new)] = new
 
 
 def _rename_key(
@@ -487,14 +525,17 @@ def _rename_key(
         clash = [target for target in renames.values() if target in keys and target not in renames]
         if clash:
             raise EditError(f"signature {signature!r} already has an {kind} {clash[0]!r}: choose another key")
+        if side == "inputs":
+            _refuse_argument_clash(signature, [k for k in keys if k not in renames], renames)
         plans.append((meta, parts, renames))
     if old == new:
         return model
     for meta, parts, renames in plans:
         keys = getattr(entry(meta.signature_def, signature), side)
-        before = sorted(keys)
+        order = input_order if side == "inputs" else sorted
+        before = order(keys)
         sizes = {key: len(flat_names(tensor_spec(keys[key]))) if side == "outputs" else 1 for key in before}
-        after, perm = _permutation(before, renames, sizes)
+        after, perm = _permutation(before, renames, sizes, order)
         moved = {target: _copy(keys[key]) for key, target in renames.items()}
         for key in renames:
             del keys[key]
@@ -506,7 +547,7 @@ def _rename_key(
         if side == "inputs":
             signature_args = parts.concrete.canonicalized_input_signature.tuple_value.values
             if len(signature_args) == 2:
-                _rename_struct_keys(signature_args[1], renames)
+                _rename_struct_keys(signature_args[1], renames, arguments=True)
             _rename_fullargspec(parts.bare.function_spec.fullargspec, before, after)
             if reorder:
                 _permute_inputs(parts, after, perm)

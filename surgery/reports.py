@@ -11,26 +11,34 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from surgery.check import Severity
 from surgery.io import Format
 
 FingerprintAction = Literal["kept", "rewritten", "none"]
 
 
 class Finding(BaseModel):
-    """One disagreement: `code` names the kind, `message` says where and what."""
+    """One disagreement: `code` names the kind, `message` says where and what. `severity` is
+    `error` when a TensorFlow loader refuses the model or signature or the loaders compute
+    different things, `warning` when TensorFlow ignores the place that disagrees."""
 
     model_config = ConfigDict(frozen=True, defer_build=True)
 
     code: str
+    severity: Severity
     tags: list[str]
     signature: str | None
     message: str
 
 
 class CheckReport(BaseModel):
+    """What `check` found: `ok` when no finding is an error; `errors` and `warnings` count them."""
+
     model_config = ConfigDict(defer_build=True)
 
     ok: bool
+    errors: int
+    warnings: int
     findings: list[Finding]
 
 
@@ -40,6 +48,19 @@ class Change(BaseModel):
     tags: list[str]
     signature: str | None
     kind: str
+    detail: str
+
+
+class GraphChange(BaseModel):
+    """One graph-level change: in meta graph `tags`, in `scope` (`graph`, `function:NAME`,
+    `object-graph` or `meta-graph`), what `kind` of change to `name`, and a short `detail`."""
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    tags: list[str]
+    scope: str
+    kind: str
+    name: str
     detail: str
 
 
@@ -68,3 +89,4 @@ class BatchResult(BaseModel):
     error: str | None = None
     warnings: list[str] = []
     changes: list[Change] | None = None  # with --dry-run: what the edit would change
+    graph_changes: list[GraphChange] | None = None  # with --dry-run: the graph-level changes

@@ -50,6 +50,7 @@ TensorProto = tensor_pb2.TensorProto
 DataType = types_pb2.DataType
 FingerprintDef = fingerprint_pb2.FingerprintDef
 MetaGraphDef = meta_graph_pb2.MetaGraphDef
+CollectionDef = meta_graph_pb2.CollectionDef
 SignatureDef = meta_graph_pb2.SignatureDef
 TensorInfo = meta_graph_pb2.TensorInfo
 SavedModel = saved_model_pb2.SavedModel

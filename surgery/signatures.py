@@ -308,9 +308,9 @@ def composite_inputs(meta: MetaGraphDef, wrapper: FunctionDef, keys: Iterable[st
     values, dense_shape); nothing in `signature_def` or the wrapper ties them together. The
     function the wrapper calls does: its SavedConcreteFunction's input signature holds the
     composite TypeSpecs (with `num_flat_components`) when the object graph has one, and else
-    its arguments' shared `_user_specified_name`. The wrapper's arguments follow the sorted keys.
+    its arguments' shared `_user_specified_name`. The wrapper's arguments follow `input_order`.
     """
-    sorted_keys = sorted(keys)
+    sorted_keys = input_order(keys)
     args = wrapper.signature.input_arg
     key_of = {args[i].name: key for i, key in enumerate(sorted_keys) if i < len(args)}
     calls = [n for n in wrapper.node_def if n.op in CALL_OPS and "f" in n.attr]

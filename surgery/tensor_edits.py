@@ -40,7 +40,7 @@ from surgery.schema import (
     entry,
 )
 from surgery.shapes import Recorded, check_shape_change, more_specific
-from surgery.signatures import tensor_names
+from surgery.signatures import input_order, tensor_names
 from surgery.tensors import (
     Shape,
     dtype_name,
@@ -107,7 +107,8 @@ def _tensors(
                 f"{side} {key!r} of {signature!r} has no TensorSpec of its own in the object graph "
                 "(part of a nested or composite structure): it cannot be edited on its own"
             )
-        found.append(_Tensor(meta, info, nodes[0] if nodes else None, index, parts, sorted(keys).index(key)))
+        order = sorted(keys) if output else input_order(keys)
+        found.append(_Tensor(meta, info, nodes[0] if nodes else None, index, parts, order.index(key)))
     return found
 
 

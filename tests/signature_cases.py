@@ -3,7 +3,7 @@
 `edit` applies plan operations (the same dicts a plan file holds) with the library, requires
 `check` to be clean and writes the result; `assert_tensorflow_fingerprint` compares the written
 fingerprint.pb with what TensorFlow computes; `assert_serves_all` is `conftest.assert_serves`
-for cases whose outputs may be SparseTensors or RaggedTensors.
+(every loader, the C++ one included) for cases whose outputs may be SparseTensors or RaggedTensors.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import surgery
-from conftest import Oracle, assert_close, assert_outputs
+from conftest import LOADERS, Oracle, assert_close, assert_outputs, case_loaders
 from surgery.check import check
 from surgery.errors import SurgeryWarning
 from surgery.io import Model
@@ -84,9 +84,9 @@ def _assert_value(got: dict[str, Any], want: dict[str, Any], key: str) -> None:
 
 
 def assert_serves_all(oracle: Oracle, model: Path, cases: Cases) -> None:
-    """Both loaders give the recorded outputs, dense, sparse or ragged, for every case."""
-    for loader in ("tf2", "v1"):
-        chosen = [c for c in cases if loader in c.get("loaders", ("tf2", "v1"))]
+    """Every loader gives the recorded outputs, dense, sparse or ragged, for every case."""
+    for loader in LOADERS:
+        chosen = [c for c in cases if loader in case_loaders(c)]
         for case, result in zip(chosen, oracle.run(model, loader, chosen), strict=True):
             where = f"{loader} loader, signature {case['signature']!r}"
             assert "error" not in result, f"{where}: {result['error']}"
@@ -97,7 +97,7 @@ def assert_serves_all(oracle: Oracle, model: Path, cases: Cases) -> None:
 
 
 def assert_refused_everywhere(oracle: Oracle, model: Path, cases: Cases) -> None:
-    """Every case is an error in both loaders (a removed signature, an old key)."""
-    for loader in ("tf2", "v1"):
+    """Every case is an error in every loader (a removed signature, an old key)."""
+    for loader in LOADERS:
         results = oracle.run(model, loader, cases)
         assert results and all("error" in r for r in results), (loader, results)

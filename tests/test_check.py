@@ -1,25 +1,28 @@
 """`check`: silent on every model TensorFlow wrote, and precise on a model corrupted in one place.
 
-Each corruption below changes exactly one of the places that define a signature (seed 002's map,
-plus the v1 graph's placeholders and call node) and asserts the complete list of findings: every
-(code, signature key) pair, so that a missed problem and a false alarm both fail. Where one
-change legitimately disagrees with more than one other place, a comment says why each finding
-is expected.
+Each corruption below changes exactly one of the places that define a signature (signature_def,
+the v1 graph's placeholders and call node, the signature-wrapper function, the object graph)
+and asserts the complete list of findings: every (code, signature key) pair, so that a missed
+problem and a false alarm both fail. Where one change legitimately disagrees with more than one
+other place, a comment says why each finding is expected. Each code's severity, and the
+TensorFlow runs behind it, are in test_check_severity.py.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from signature_cases import Cases, assert_serves_all, select
 
 import surgery
-from conftest import FIXTURE_NAMES, FIXTURES, run_cli
+from conftest import FIXTURE_NAMES, FIXTURES, LOADERS, ROOT, Oracle, run_cli
 from surgery import CheckReport
-from surgery.check import check
+from surgery.check import SEVERITIES, check
 from surgery.schema import (
     DataType,
     FunctionDef,
@@ -28,7 +31,7 @@ from surgery.schema import (
     SavedConcreteFunction,
     SavedObject,
 )
-from surgery.signatures import signature_map_node
+from surgery.signatures import argument_name, input_order, signature_map_node, tf2_signatures
 from surgery_proto.tensorflow.core.protobuf.trackable_object_graph_pb2 import TrackableObjectGraph
 
 Corruption = Callable[[MetaGraphDef], None]
@@ -258,23 +261,24 @@ CORRUPTIONS = [
     ),
     pytest.param(
         _argument_keyword_renamed,
-        [("input-keys", KEY)],
+        [("argument-keywords", KEY)],
         "argument_keywords",
         id="argument-keyword-renamed",
     ),
     # --- dtypes and shapes ---
     pytest.param(
         _signature_def_input_dtype,
-        # signature_def's dtype is compared with three places that all still say float32: the
-        # placeholder (placeholder-dtype), the TF2 TensorSpec (input-dtype) and the wrapper's
-        # argument, which the v1 call node feeds (wrapper-inputs).
-        [("placeholder-dtype", KEY), ("input-dtype", KEY), ("wrapper-inputs", KEY)],
+        # signature_def's dtype is compared with two places that both still say float32: the
+        # placeholder (placeholder-dtype) and the TF2 TensorSpec (input-dtype).
+        [("placeholder-dtype", KEY), ("input-dtype", KEY)],
         "float64",
         id="signature-def-input-dtype",
     ),
     pytest.param(
         _placeholder_shape,
-        [("placeholder-shape", KEY)],
+        # The placeholder's shape attr disagrees with signature_def (placeholder-shape) and with
+        # its own _output_shapes, which still says [-1, 3] (placeholder-output-shapes).
+        [("placeholder-shape", KEY), ("placeholder-output-shapes", KEY)],
         "placeholder masked_a_dense has [-1, 4]",
         id="placeholder-shape-attr",
     ),
@@ -293,19 +297,22 @@ CORRUPTIONS = [
     # --- the signature-wrapper FunctionDef ---
     pytest.param(
         _wrapper_input_type,
-        [("wrapper-inputs", KEY)],
+        # The v1 call node passes a float32 (its Tin) where the wrapper now takes a float64.
+        [("call-node", KEY)],
         "argument 0 (a_dense) is float64",
         id="wrapper-input-arg-type",
     ),
     pytest.param(
         _wrapper_input_shape,
-        [("wrapper-inputs", KEY)],
+        [("wrapper-input-shape", KEY)],
         "has shape [-1, 4]",
         id="wrapper-arg-attr-output-shapes",
     ),
     pytest.param(
         _wrapper_output_removed,
-        [("wrapper-outputs", KEY)],
+        # The signature has two outputs (wrapper-outputs) and the call node's Tout two types
+        # (call-node) for the wrapper's one result.
+        [("wrapper-outputs", KEY), ("call-node", KEY)],
         "returns 1 value(s), the signature has 2",
         id="wrapper-output-arg-removed",
     ),
@@ -359,15 +366,18 @@ CORRUPTIONS = [
     ),
     pytest.param(
         _call_node_tout,
-        [("call-output-dtype", KEY)],
+        # Tout disagrees with signature_def (call-output-dtype) and with the wrapper's result type
+        # (call-node).
+        [("call-output-dtype", KEY), ("call-node", KEY)],
         "StatefulPartitionedCall_1:0 is float64",
         id="call-node-tout",
     ),
     pytest.param(
         _call_node_tin,
-        # The call node would take a float64 where masked_a_dense feeds a float32 and the wrapper
-        # takes a float32: the v1 graph does not even import.
-        [("call-input-dtype", KEY)],
+        # The call node would take a float64 where masked_a_dense feeds a float32
+        # (call-input-dtype) and the wrapper takes a float32 (call-node): the v1 graph does not
+        # even import.
+        [("call-input-dtype", KEY), ("call-node", KEY)],
         "float64",
         id="call-node-tin",
     ),
@@ -405,10 +415,10 @@ def test_cli_check_of_every_fixture_exits_0(name: str) -> None:
 
 @pytest.mark.parametrize("name", FIXTURE_NAMES)
 def test_cli_check_json_of_every_fixture(name: str) -> None:
-    """`check MODEL --json` prints {"ok": true, "findings": []} and exits 0."""
-    result = run_cli("check", FIXTURES / name, "--json")
+    """`check MODEL --json` prints {"ok": true, "errors": 0, "warnings": 0, "findings": []}, exit 0."""
+    result = run_cli("check", FIXTURES / name, "--json", "--strict")
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == {"ok": True, "findings": []}
+    assert json.loads(result.stdout) == {"ok": True, "errors": 0, "warnings": 0, "findings": []}
 
 
 # --- one corruption at a time ----------------------------------------------------------------
@@ -418,8 +428,9 @@ def test_cli_check_json_of_every_fixture(name: str) -> None:
 def test_corruption_is_reported_exactly(corrupt: Corruption, expected: list[Pair], mentions: str) -> None:
     """One change to one place gives exactly the expected findings, and nothing else."""
     report = check(_corrupted(corrupt))
-    assert not report.ok
+    assert report.ok == all(SEVERITIES[code] == "warning" for code, _ in expected)
     assert _pairs(report) == sorted(expected, key=repr), [f.message for f in report.findings]
+    assert all(f.severity == SEVERITIES[f.code] for f in report.findings)
     assert all(f.tags == ["serve"] for f in report.findings)
     assert any(mentions in f.message for f in report.findings), [f.message for f in report.findings]
 
@@ -494,7 +505,8 @@ def test_tf1_meta_graphs_are_checked_separately() -> None:
 # --- the CLI on a corrupted model saved to disk ----------------------------------------------
 
 FINDING_LINE = re.compile(
-    r"^\[(?P<tags>[^\]]*)\]( '(?P<signature>[^']+)')? (?P<code>[a-z0-9-]+): (?P<msg>.+)$"
+    r"^(?P<severity>error|warning): \[(?P<tags>[^\]]*)\]( '(?P<signature>[^']+)')? (?P<code>[a-z0-9-]+): "
+    r"(?P<msg>.+)$"
 )
 
 
@@ -505,62 +517,93 @@ def _save_corrupted(corrupt: Corruption, tmp_path: Path) -> Path:
 
 
 def test_cli_check_reports_each_finding_on_one_line(tmp_path: Path) -> None:
-    """Exit 1, one `[serve] 'masked' <code>: <message>` line per finding, then `<path>: N problem(s)`."""
+    """Exit 1, one `error: [serve] 'masked' <code>: <message>` line per finding, then the counts."""
     model = _save_corrupted(_swap_output_names, tmp_path)
     result = run_cli("check", model)
     assert (result.returncode, result.stderr) == (1, "")
     lines = result.stdout.splitlines()
-    assert lines[-1] == f"{model}: 2 problem(s)"
+    assert lines[-1] == f"{model}: 2 error(s), 0 warning(s)"
     assert lines[:-1] == [
-        "[serve] 'masked' call-node: output 'alpha' is StatefulPartitionedCall_1:1, "
+        "error: [serve] 'masked' call-node: output 'alpha' is StatefulPartitionedCall_1:1, "
         "but sorted key order puts it at StatefulPartitionedCall_1:0",
-        "[serve] 'masked' call-node: output 'beta' is StatefulPartitionedCall_1:0, "
+        "error: [serve] 'masked' call-node: output 'beta' is StatefulPartitionedCall_1:0, "
         "but sorted key order puts it at StatefulPartitionedCall_1:1",
     ]
 
 
 @pytest.mark.parametrize(
-    ("corrupt", "expected"),
+    ("corrupt", "expected", "status"),
     [
         pytest.param(
+            _call_node_tin,
+            [("call-input-dtype", KEY, "error"), ("call-node", KEY, "error")],
+            1,
+            id="call-node-tin",
+        ),
+        pytest.param(
             _signature_def_input_dtype,
-            [("placeholder-dtype", KEY), ("input-dtype", KEY), ("wrapper-inputs", KEY)],
+            [("placeholder-dtype", KEY, "warning"), ("input-dtype", KEY, "warning")],
+            0,
             id="signature-def-input-dtype",
         ),
-        pytest.param(_bound_input_dangles, [("dangling-reference", None)], id="bound-input-node-999"),
+        pytest.param(
+            _placeholder_shape,
+            [("placeholder-output-shapes", KEY, "error"), ("placeholder-shape", KEY, "warning")],
+            1,
+            id="placeholder-shape-attr",
+        ),
+        pytest.param(
+            _bound_input_dangles, [("dangling-reference", None, "error")], 1, id="bound-input-node-999"
+        ),
     ],
 )
-def test_cli_check_lines_match_the_api(tmp_path: Path, corrupt: Corruption, expected: list[Pair]) -> None:
-    """The text lines are the API's findings; a finding without a signature has no key in its line."""
+def test_cli_check_lines_match_the_api(
+    tmp_path: Path, corrupt: Corruption, expected: list[tuple[str, str | None, str]], status: int
+) -> None:
+    """The text lines are the API's findings, each after its severity; a finding without a
+    signature has no key in its line. Exit 1 on an error, 0 on warnings alone."""
     model = _save_corrupted(corrupt, tmp_path)
     result = run_cli("check", model)
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == status, result.stderr
     *lines, summary = result.stdout.splitlines()
-    assert summary == f"{model}: {len(expected)} problem(s)"
+    errors = sum(severity == "error" for *_, severity in expected)
+    assert summary == f"{model}: {errors} error(s), {len(expected) - errors} warning(s)"
     parsed = [FINDING_LINE.match(line) for line in lines]
     assert all(parsed), lines
-    assert sorted(((m["code"], m["signature"]) for m in parsed if m), key=repr) == sorted(expected, key=repr)
+    found = sorted(((m["code"], m["signature"], m["severity"]) for m in parsed if m), key=repr)
+    assert found == sorted(expected, key=repr)
     assert all(m["tags"] == "serve" for m in parsed if m)
     findings = check(surgery.load(model)).findings
     assert [m["msg"] for m in parsed if m] == [f.message for f in findings]
 
 
 def test_cli_check_json_on_a_corrupted_model(tmp_path: Path) -> None:
-    """`--json` gives {"ok": false, "findings": [...]} with code, tags, signature and message, exit 1."""
+    """`--json` gives ok, the counts and the findings (code, severity, tags, signature, message)."""
     model = _save_corrupted(_placeholder_shape, tmp_path)
     result = run_cli("check", model, "--json")
     assert result.returncode == 1, result.stderr
     data = json.loads(result.stdout)
     assert data == {
         "ok": False,
+        "errors": 1,
+        "warnings": 1,
         "findings": [
             {
+                "code": "placeholder-output-shapes",
+                "severity": "error",
+                "tags": ["serve"],
+                "signature": "masked",
+                "message": "input 'a_dense': placeholder masked_a_dense has shape [-1, 4] but records "
+                "_output_shapes [-1, 3], which TensorFlow's graph importer refuses",
+            },
+            {
                 "code": "placeholder-shape",
+                "severity": "warning",
                 "tags": ["serve"],
                 "signature": "masked",
                 "message": "input 'a_dense': signature says shape [-1, 3], "
                 "placeholder masked_a_dense has [-1, 4]",
-            }
+            },
         ],
     }
 
@@ -571,11 +614,38 @@ def test_cli_check_json_lists_every_code(tmp_path: Path) -> None:
     result = run_cli("check", model, "--json")
     assert result.returncode == 1, result.stderr
     data = json.loads(result.stdout)
-    assert data["ok"] is False
-    assert [(f["code"], f["signature"], f["tags"]) for f in data["findings"]] == [
-        ("signature-keys", "masked", ["serve"]),
-        ("signature-keys", "masked2", ["serve"]),
+    assert (data["ok"], data["errors"], data["warnings"]) == (False, 2, 0)
+    assert [(f["code"], f["severity"], f["signature"], f["tags"]) for f in data["findings"]] == [
+        ("signature-keys", "error", "masked", ["serve"]),
+        ("signature-keys", "error", "masked2", ["serve"]),
     ]
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
+def test_cli_check_strict_fails_on_warnings(tmp_path: Path, as_json: bool) -> None:
+    """Warnings alone exit 0 (`ok` true); with --strict they exit 1. Errors exit 1 either way."""
+    json_flag = ["--json"] if as_json else []
+    (tmp_path / "warned").mkdir()
+    (tmp_path / "broken").mkdir()
+    warned = _save_corrupted(_input_tensor_spec_shape, tmp_path / "warned")
+    broken = _save_corrupted(_swap_output_names, tmp_path / "broken")
+    assert run_cli("check", warned, *json_flag).returncode == 0
+    strict = run_cli("check", "--strict", warned, *json_flag)
+    assert (strict.returncode, strict.stderr) == (1, "")
+    if as_json:
+        assert {k: v for k, v in json.loads(strict.stdout).items() if k != "findings"} == {
+            "ok": True,
+            "errors": 0,
+            "warnings": 1,
+        }
+    else:
+        assert strict.stdout.splitlines() == [
+            "warning: [serve] 'masked' input-shape: input 'a_dense': signature_def says [-1, 3], "
+            "TF2 TensorSpec [-1, 4]",
+            f"{warned}: 0 error(s), 1 warning(s)",
+        ]
+    for flags in ([], ["--strict"]):
+        assert run_cli("check", *flags, broken, *json_flag).returncode == 1
 
 
 def test_cli_check_tf1_tags_in_the_line(tmp_path: Path) -> None:
@@ -588,6 +658,216 @@ def test_cli_check_tf1_tags_in_the_line(tmp_path: Path) -> None:
     result = run_cli("check", out)
     assert result.returncode == 1, result.stderr
     assert result.stdout.splitlines() == [
-        "[serve,gpu] 'sparse_sum' missing-tensor: input 'sp': tensor 'nope:0' names no node of the graph",
-        f"{out}: 1 problem(s)",
+        "error: [serve,gpu] 'sparse_sum' missing-tensor: input 'sp': tensor 'nope:0' names no node of "
+        "the graph",
+        f"{out}: 1 error(s), 0 warning(s)",
     ]
+
+
+# --- nested inputs: TensorSpecs named as TF-Agents' PolicySaver names them ----------------------
+
+NESTED_KEYS = ["0/discount", "0/observation", "0/reward", "0/step_type", "1/carry"]
+
+
+@pytest.fixture(scope="module")
+def nested(oracle: Oracle, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Cases]:
+    """The oracle's `nested_args` scratch model: `action(*args)` over a time step and a policy
+    state (inputs `0/step_type`, ..., `1/carry`) and `mixed` (inputs `x.2`, `x_1`)."""
+    path = tmp_path_factory.mktemp("scratch") / "nested_args"
+    cases: Cases = oracle.ok(op="build", kind="nested_args", model=str(path))["cases"]
+    return path, cases
+
+
+@pytest.mark.parametrize(
+    ("key", "name"),
+    [
+        ("a_dense", "a_dense"),
+        ("0/observation", "arg_0_observation"),
+        ("42", "arg_42"),
+        ("_42", "arg__42"),
+        ("a%$#", "a___"),
+        ("96ab.cd//?53", "arg_96ab_cd___53"),
+        ("x.2", "x_2"),
+        ("B", "B"),
+    ],
+)
+def test_argument_name(key: str, name: str) -> None:
+    """TensorFlow's renaming of a keyword into a function argument name."""
+    assert argument_name(key) == name
+
+
+def test_nested_args_are_checked_as_tensorflow_writes_them(nested: tuple[Path, Cases]) -> None:
+    """signature_def and argument_keywords keep `0/observation`, the TF2 input signature's dict
+    has `arg_0_observation`; `mixed`'s wrapper takes `x_1` before `x.2` (`x_2`). No finding."""
+    model = surgery.load(nested[0])
+    meta = model.proto.meta_graphs[0]
+    tf2 = tf2_signatures(meta)
+    assert tf2 is not None
+    assert (
+        sorted(meta.signature_def["action"].inputs) == sorted(tf2["action"].argument_keywords) == NESTED_KEYS
+    )
+    assert sorted(tf2["action"].inputs) == [argument_name(k) for k in NESTED_KEYS]
+    assert sorted(tf2["action"].inputs) == [f"arg_{k.replace('/', '_')}" for k in NESTED_KEYS]
+    wrapper = next(f for f in meta.graph_def.library.function if f.signature.name == tf2["mixed"].function)
+    names = [wrapper.arg_attr[i].attr["_user_specified_name"].s.decode() for i in range(2)]
+    assert names == input_order(meta.signature_def["mixed"].inputs) == ["x_1", "x.2"]
+    report = check(model)
+    assert (report.ok, report.findings) == (True, [])
+
+
+@pytest.mark.parametrize("signature", ["action", "mixed"])
+def test_copy_signature_of_nested_args_serves(
+    oracle: Oracle, nested: tuple[Path, Cases], tmp_path: Path, signature: str
+) -> None:
+    """copy-signature works on it, and the copy computes the original's outputs in both loaders."""
+    path, cases = nested
+    out = tmp_path / "out"
+    result = run_cli("copy-signature", path, signature, "copied", "-o", out)
+    assert result.returncode == 0, result.stderr
+    assert check(surgery.load(out)).findings == []
+    copied = [{**case, "signature": "copied"} for case in select(cases, signature)]
+    assert_serves_all(oracle, out, cases + copied)
+
+
+@pytest.mark.parametrize(
+    ("signature", "old", "new"),
+    [
+        ("action", "0/observation", "0/obs"),  # keeps its place in the arguments
+        ("action", "0/observation", "2/observation"),  # moves after 1/carry
+        ("mixed", "x_1", "x.9"),  # x_9 now sorts after x.2's x_2
+        ("mixed", "x.2", "a"),
+    ],
+)
+def test_rename_input_of_nested_args_serves(
+    oracle: Oracle, nested: tuple[Path, Cases], tmp_path: Path, signature: str, old: str, new: str
+) -> None:
+    """rename-input follows TensorFlow's argument names (`arg_0_obs`) and their order; check
+    finds nothing, and every loader takes the new key with the original's outputs."""
+    path, cases = nested
+    out = tmp_path / "out"
+    result = run_cli("rename-input", path, signature, old, new, "-o", out)
+    assert result.returncode == 0, result.stderr
+    assert check(surgery.load(out)).findings == []
+    renamed = []
+    for case in select(cases, signature):
+        inputs = {(new if k == old else k): v for k, v in case["inputs"].items()}
+        renamed.append({**case, "inputs": inputs})
+    assert_serves_all(oracle, out, renamed)
+
+
+def test_rename_input_refuses_a_key_with_another_keys_argument_name(nested: tuple[Path, Cases]) -> None:
+    result = run_cli("rename-input", nested[0], "mixed", "x.2", "x_1", "--dry-run")
+    assert result.returncode == 2
+    assert "already has an input 'x_1'" in result.stderr
+    result = run_cli("rename-input", nested[0], "mixed", "x.2", "x/1", "--dry-run")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "savedmodel-surgery: error: input 'x/1' of signature 'mixed' would be TensorFlow's keyword "
+        "argument 'x_1', as 'x_1' is already: choose another key"
+    )
+
+
+def _rename_nested_in_signature_def(meta: MetaGraphDef) -> None:
+    inputs = meta.signature_def["action"].inputs
+    inputs["0/obs"].CopyFrom(inputs["0/observation"])
+    del inputs["0/observation"]
+
+
+def _rename_nested_in_tf2_dict(meta: MetaGraphDef) -> None:
+    tf2 = tf2_signatures(meta)
+    assert tf2 is not None
+    kwargs = meta.object_graph_def.concrete_functions[tf2["action"].function].canonicalized_input_signature
+    fields = kwargs.tuple_value.values[1].dict_value.fields
+    fields["arg_0_obs"].CopyFrom(fields["arg_0_observation"])
+    del fields["arg_0_observation"]
+
+
+def _rename_nested_argument_keyword(meta: MetaGraphDef) -> None:
+    tf2 = tf2_signatures(meta)
+    assert tf2 is not None
+    keywords = meta.object_graph_def.nodes[tf2["action"].node_id].bare_concrete_function.argument_keywords
+    keywords[list(keywords).index("0/observation")] = "0/obs"
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "expected", "refused_by"),
+    [
+        pytest.param(
+            _rename_nested_in_signature_def,
+            [("input-keys", "error"), ("input-keys", "error")],
+            {"v1", "cc"},
+            id="signature-def",
+        ),
+        pytest.param(
+            _rename_nested_in_tf2_dict,
+            # The TF2 dict's `arg_0_obs` is neither signature_def's key nor an argument keyword's.
+            [("argument-keywords", "warning"), ("input-keys", "error"), ("input-keys", "error")],
+            {"tf2"},
+            id="tf2-input-signature",
+        ),
+        pytest.param(
+            _rename_nested_argument_keyword, [("argument-keywords", "warning")], set(), id="argument-keyword"
+        ),
+    ],
+)
+def test_a_nested_key_renamed_in_one_place_is_caught(
+    oracle: Oracle,
+    nested: tuple[Path, Cases],
+    tmp_path: Path,
+    corrupt: Corruption,
+    expected: list[tuple[str, str]],
+    refused_by: set[str],
+) -> None:
+    """`0/observation` renamed in one place only: check reports it, and the loader that no longer
+    takes `0/observation` refuses the case (a renamed argument keyword is an alias: no refusal)."""
+    path, cases = nested
+    model = surgery.load(path)
+    corrupt(model.proto.meta_graphs[0])
+    report = check(model)
+    assert sorted((f.code, f.severity) for f in report.findings) == sorted(expected)
+    assert {f.signature for f in report.findings} == {"action"}
+    out = surgery.save(model, tmp_path / "out")
+    action = select(cases, "action")
+    for loader in LOADERS:
+        results = oracle.run(out, loader, action)
+        assert all(("error" in r) == (loader in refused_by) for r in results), (loader, results)
+
+
+# --- every model TensorFlow wrote or TensorFlow Serving serves --------------------------------
+
+REALWORLD = ROOT.parent / "shared" / "realworld"
+REALWORLD_WARNINGS = {
+    # TensorFlow Serving's 2017 test model declares the tf.Example input of its regress signature
+    # DT_FLOAT over the string placeholder tf_example; the v1 loader feeds it by name, and
+    # TensorFlow Serving's Regress API builds that input itself from tf.Examples.
+    "tfserving/servables__tensorflow__saved_model_half_plus_three__00000123": [
+        ("placeholder-dtype", "warning", "tensorflow/serving/regress")
+    ],
+}
+"""The only findings on the corpus and the fixtures: warnings, per model."""
+
+
+def _models() -> dict[str, Path]:
+    """The real-world models (`tfserving/NAME`, `wild/NAME`) and the fixtures (`fixtures/NAME`)."""
+    models = {f"fixtures/{name}": FIXTURES / name for name in FIXTURE_NAMES}
+    if not REALWORLD.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set and {REALWORLD} is missing", pytrace=False)
+        pytest.skip(f"{REALWORLD} is missing")
+    for group in ("tfserving", "wild"):
+        for path in sorted((REALWORLD / group).iterdir()):
+            if (path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file():
+                models[f"{group}/{path.name}"] = path
+    return models
+
+
+def test_no_error_on_any_model_tensorflow_wrote() -> None:
+    """Every model of the corpus and every fixture: no error, and only the warnings listed."""
+    models = _models()
+    assert len(models) >= len(FIXTURE_NAMES) + 27, sorted(models)
+    found = {}
+    for name, path in models.items():
+        findings = check(surgery.load(path)).findings
+        if findings:
+            found[name] = [(f.code, f.severity, f.signature) for f in findings]
+    assert found == REALWORLD_WARNINGS

@@ -20,9 +20,11 @@ import surgery
 from conftest import (
     FIXTURE_NAMES,
     FIXTURES,
+    LOADERS,
     ROOT,
     Oracle,
     assert_outputs,
+    case_loaders,
     copy_fixture,
     expected_cases,
     run_cli,
@@ -35,7 +37,6 @@ REALWORLD = ROOT.parent / "shared" / "realworld"
 HALF_PLUS_TWO_TF2 = (
     REALWORLD / "tfserving" / "servables__tensorflow__saved_model_half_plus_two_tf2_cpu__00000123"
 )
-LOADERS = ("tf2", "v1")  # TEMP
 
 
 def _realworld(path: Path) -> Path:
@@ -73,20 +74,25 @@ def test_set_shape_adds_no_attr_to_a_node_it_only_reads(oracle: Oracle, tmp_path
     assert {k: v for k, v in after.items() if before[k] != v} == {}
     cases = expected_cases("keras2_legacy")
     for loader in LOADERS:
-        chosen = [c for c in cases if loader in c.get("loaders", ("tf2", "v1", "cc"))]
+        chosen = [c for c in cases if loader in case_loaders(c)]
         for case, result in zip(chosen, _run(oracle, model, loader, chosen), strict=True):
             assert_outputs(result, case["outputs"], rel=1e-6)
 
 
-@pytest.mark.parametrize("fixture", FIXTURE_NAMES)
-def test_reading_a_model_leaves_its_bytes_as_they_were(fixture: str) -> None:
-    model = surgery.load(FIXTURES / fixture)
+READ_MODELS = [FIXTURES / name for name in FIXTURE_NAMES] + sorted(
+    p.parent for p in REALWORLD.glob("*/*/saved_model.pb")
+)
+
+
+@pytest.mark.parametrize("path", READ_MODELS, ids=lambda p: p.name)
+def test_reading_a_model_leaves_its_bytes_as_they_were(path: Path) -> None:
+    from surgery.show import show_json, show_text
+
+    model = surgery.load(path)
     before = model.proto.SerializeToString(deterministic=True)
     surgery.check(model)
     surgery.explain(model)
     surgery.diff(model, model)
-    from surgery.show import show_json, show_text
-
     show_text(model)
     show_json(model)
     assert model.proto.SerializeToString(deterministic=True) == before
@@ -219,8 +225,8 @@ def test_set_dtype_there_and_back_on_a_tf1_graph(oracle: Oracle, tmp_path: Path)
     cases = [
         c for c in json.loads((ROOT / "tests/fixtures/expected/tf1_two_metagraphs.json").read_text())["cases"]
     ]
-    for loader in ("v1",):  # TEMP
-        chosen = [c for c in cases if "v1" in c.get("loaders", ("tf2", "v1"))]
+    for loader in ("v1", "cc"):
+        chosen = [c for c in cases if loader in case_loaders(c)]
         for case, result in zip(chosen, _run(oracle, model, loader, chosen), strict=True):
             assert_outputs(result, case["outputs"])
 

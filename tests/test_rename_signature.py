@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import surgery
-from conftest import FIXTURES, TF2_FIXTURES, Oracle, assert_serves, expected_cases, run_cli
+from conftest import FIXTURES, LOADERS, TF2_FIXTURES, Oracle, assert_serves, expected_cases, run_cli
 from surgery.check import check
 
 
@@ -32,9 +32,7 @@ def test_rename_every_signature_of_tf2_fixtures(oracle: Oracle, name: str, tmp_p
     assert check(surgery.load(out)).ok
     renamed = _renamed(cases, old, "renamed")
     assert_serves(oracle, out, renamed)
-    gone = oracle.run(out, "tf2", [{**renamed[0], "signature": old}]) + oracle.run(
-        out, "v1", [{**renamed[0], "signature": old}]
-    )
+    gone = [r for loader in LOADERS for r in oracle.run(out, loader, [{**renamed[0], "signature": old}])]
     assert all("error" in r for r in gone)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import surgery
-from conftest import FIXTURES, Oracle, assert_serves, expected_cases, run_cli, tree_bytes
+from conftest import FIXTURES, LOADERS, Oracle, assert_serves, expected_cases, run_cli, tree_bytes
 from surgery import edits
 from surgery.check import check
 from surgery.errors import EditError, SurgeryWarning
@@ -57,9 +57,7 @@ def _edit(tmp_path: Path, name: str, edit: Callable[[Model], object]) -> tuple[P
 
 def _errors(oracle: Oracle, model: Path, cases: Cases) -> dict[str, list[str]]:
     """Each loader's error for each case ("" where it served)."""
-    return {
-        loader: [r.get("error", "") for r in oracle.run(model, loader, cases)] for loader in ("tf2", "v1")
-    }
+    return {loader: [r.get("error", "") for r in oracle.run(model, loader, cases)] for loader in LOADERS}
 
 
 def _all_refused(errors: dict[str, list[str]]) -> bool:
@@ -78,12 +76,14 @@ FIXED_BATCH_2 = {
 
 def test_relax_a_fixed_batch_serves_a_batch_the_old_shape_rejected(oracle: Oracle, tmp_path: Path) -> None:
     """fixed takes row[1,4]: after -1,4 both loaders take a batch of 2 and compute the right sums."""
-    # The v1 session checks feeds against the placeholder; TF 2.21's signatures[key] checks nothing.
+    # The v1 session checks feeds against the placeholder; TF 2.21's signatures[key] checks nothing,
+    # and neither does the C++ session (TensorFlow Serving's): it computes the sums of both rows.
     assert _errors(oracle, FIXTURES / "module_multi", [FIXED_BATCH_2]) == {
         "tf2": [""],
         "v1": [
             "ValueError: Cannot feed value of shape (2, 4) for Tensor fixed_row:0, which has shape (1, 4)"
         ],
+        "cc": [""],
     }
     out, caught = _edit(
         tmp_path,
@@ -133,11 +133,18 @@ def test_tighten_rejects_a_batch_that_no_longer_fits(oracle: Oracle, tmp_path: P
     one = copy.deepcopy(cases[0])
     for key in ("a", "b"):
         one["inputs"][key]["value"] = one["inputs"][key]["value"][:1]
-    assert _errors(oracle, FIXTURES / "module_multi", [one]) == {"tf2": [""], "v1": [""]}
+    assert _errors(oracle, FIXTURES / "module_multi", [one]) == {"tf2": [""], "v1": [""], "cc": [""]}
     errors = _errors(oracle, out, [one])
     assert "Shape of tensor a [1,3] is not compatible with expected shape [2,3]" in errors["tf2"][0]
     assert errors["v1"] == [
         "ValueError: Cannot feed value of shape (1, 3) for Tensor serving_default_a:0, which has shape (2, 3)"
+    ]
+    # The C++ session does not check feeds against the placeholder: the v1 graph's call node runs
+    # the wrapper function, whose EnsureShape refuses the batch of 1.
+    assert errors["cc"] == [
+        "InvalidArgumentError: Shape of tensor _arg_serving_default_a_0_0 [1,3] is not compatible with "
+        "expected shape [2,3].\n\t [[{{function_node __inference_signature_wrapper_serve_33}}"
+        "{{node a_ensure_shape}}]]"
     ]
 
 

@@ -9,6 +9,7 @@ come from the case, tensor names come from the model on disk.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -62,17 +63,43 @@ def _array(value: Json, dtype: tf.DType) -> np.ndarray[Any, Any]:
     return np.array(value, dtype=_numpy_dtype(dtype))
 
 
+def _decode_b64(value: Json) -> Json:
+    """Nested lists of base64 text -> nested lists of the bytes it encodes."""
+    if isinstance(value, list):
+        return [_decode_b64(item) for item in value]
+    return base64.b64decode(value, validate=True)
+
+
+def _tf_example(features: dict[str, dict[str, list[Json]]]) -> bytes:
+    """A serialized `tf.train.Example` from `{name: {"float_list" | "int64_list" | "bytes_list": [...]}}`
+    (bytes_list values as utf-8 text)."""
+    feature = {}
+    for name, typed in features.items():
+        ((kind, values),) = typed.items()
+        if kind == "bytes_list":
+            values = _encode_strings(values)
+        lists = {"float_list": tf.train.FloatList, "int64_list": tf.train.Int64List}
+        feature[name] = tf.train.Feature(**{kind: lists.get(kind, tf.train.BytesList)(value=values)})
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
 def input_value(spec: dict[str, Json]) -> InputValue:
     """Build the eager tensor described by one input spec of a case.
 
     Args:
         spec: `{"dtype": name, "value": nested list}`, or with `"sparse": {"indices", "values",
-            "dense_shape"}` or `"ragged": {"values", "row_splits"}` instead of `"value"`.
+            "dense_shape"}` or `"ragged": {"values", "row_splits"}` instead of `"value"`; a
+            string tensor also as `"b64": nested list` (base64 of arbitrary bytes) or
+            `"tf_examples": [features, ...]` (a vector of serialized `tf.train.Example`s).
 
     Returns:
         A `tf.Tensor`, `tf.SparseTensor` or `tf.RaggedTensor` of the given dtype.
     """
     dtype = tf.as_dtype(spec["dtype"])
+    if "b64" in spec:
+        return tf.constant(np.array(_decode_b64(spec["b64"]), dtype=object), dtype=dtype)
+    if "tf_examples" in spec:
+        return tf.constant([_tf_example(features) for features in spec["tf_examples"]], dtype=dtype)
     if "sparse" in spec:
         sparse = spec["sparse"]
         rank = len(sparse["dense_shape"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import tensorflow as tf
@@ -110,7 +110,110 @@ def build_big_constants(path: Path) -> list[Case]:
     ]
 
 
+def build_keras3_export(path: Path) -> list[Case]:
+    """A Keras 3 functional model with two named inputs (`a` [None, 3], `b` [None, 2]) and two
+    outputs (`score`, `prob`), written by `model.export()` as signature `serving_default` (whose
+    function takes the inputs as one dict argument). Weights are fixed ramps."""
+    import keras
+
+    a = keras.Input(shape=(3,), name="a")
+    b = keras.Input(shape=(2,), name="b")
+    hidden = keras.layers.Dense(4, activation="relu", name="hidden")(a)
+    score = keras.layers.Dense(2, name="score")(keras.layers.Concatenate(name="concat")([hidden, b]))
+    prob = keras.layers.Softmax(name="prob")(score)
+    model = keras.Model(inputs={"a": a, "b": b}, outputs={"score": score, "prob": prob}, name="two_inputs")
+    for weight in model.weights:
+        size = int(np.prod(weight.shape))
+        weight.assign(np.linspace(-1.0, 1.0, size, dtype=np.float32).reshape(weight.shape))
+    model.export(str(path), verbose=False)
+    return [
+        {
+            "tags": ["serve"],
+            "signature": "serving_default",
+            "inputs": {
+                "a": {"dtype": "float32", "value": [[0.1, 0.2, 0.3], [1.5, -0.5, 2.0]]},
+                "b": {"dtype": "float32", "value": [[0.4, 0.5], [-1.0, 0.25]]},
+            },
+        }
+    ]
+
+
+class _TimeStep(NamedTuple):
+    """The first argument of a TF-Agents policy's `action`."""
+
+    step_type: Any
+    reward: Any
+    discount: Any
+    observation: Any
+
+
+class _NestedArgs(tf.Module):
+    """A policy saved as TF-Agents' PolicySaver saves one: `action(*args)` over a nested
+    structure (a time step and a policy state) of TensorSpecs named `0/step_type`, ...,
+    `1/carry`; and `mixed(*args)`, whose inputs `x.2` and `x_1` sort the other way as the
+    argument names TensorFlow makes of them (`x_2`, `x_1`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = tf.Variable([[0.5, -1.0], [2.0, 0.25]])
+
+    @tf.function
+    def action(self, *args: Any) -> dict[str, tf.Tensor]:
+        time_step, policy_state = args
+        logits = tf.matmul(time_step.observation, self.w) * time_step.discount[:, None]
+        logits += time_step.reward[:, None] + policy_state["carry"]
+        chosen = tf.argmax(logits, axis=1, output_type=tf.int32) + time_step.step_type
+        return {"action": chosen, "logits": logits}
+
+    @tf.function
+    def mixed(self, *args: Any) -> dict[str, tf.Tensor]:
+        return {"y": args[0] * 10.0 + args[1]}
+
+
+def build_nested_args(path: Path) -> list[Case]:
+    """Signatures `action` (inputs `0/step_type`, `0/reward`, `0/discount`, `0/observation`,
+    `1/carry`; outputs `action`, `logits`) and `mixed` (inputs `x.2`, `x_1`; output `y`)."""
+    module = _NestedArgs()
+    time_step = _TimeStep(
+        step_type=tf.TensorSpec([None], tf.int32, name="0/step_type"),
+        reward=tf.TensorSpec([None], tf.float32, name="0/reward"),
+        discount=tf.TensorSpec([None], tf.float32, name="0/discount"),
+        observation=tf.TensorSpec([None, 2], tf.float32, name="0/observation"),
+    )
+    policy_state = {"carry": tf.TensorSpec([None, 2], tf.float32, name="1/carry")}
+    signatures = {
+        "action": module.action.get_concrete_function(time_step, policy_state),
+        "mixed": module.mixed.get_concrete_function(
+            tf.TensorSpec([None], tf.float32, name="x.2"), tf.TensorSpec([None], tf.float32, name="x_1")
+        ),
+    }
+    tf.saved_model.save(module, str(path), signatures=signatures)
+    return [
+        {
+            "tags": ["serve"],
+            "signature": "action",
+            "inputs": {
+                "0/step_type": {"dtype": "int32", "value": [1, 0, 2]},
+                "0/reward": {"dtype": "float32", "value": [0.5, -1.0, 0.0]},
+                "0/discount": {"dtype": "float32", "value": [1.0, 0.5, 0.25]},
+                "0/observation": {"dtype": "float32", "value": [[1.0, 2.0], [3.0, -1.0], [-2.0, 0.5]]},
+                "1/carry": {"dtype": "float32", "value": [[0.1, 0.2], [0.3, -0.4], [0.0, 0.0]]},
+            },
+        },
+        {
+            "tags": ["serve"],
+            "signature": "mixed",
+            "inputs": {
+                "x.2": {"dtype": "float32", "value": [1.0, 2.0]},
+                "x_1": {"dtype": "float32", "value": [3.0, 4.0]},
+            },
+        },
+    ]
+
+
 BUILDERS: dict[str, Callable[[Path], list[Case]]] = {
     "composites": build_composites,
     "big_constants": build_big_constants,
+    "keras3_export": build_keras3_export,
+    "nested_args": build_nested_args,
 }
