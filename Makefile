@@ -4,7 +4,7 @@
 #                   (and, through apt-get where it can, Graphviz and Chromium for the explain tests)
 #   make fuzz       long fuzz runs (hypothesis, then atheris), with a fixed budget
 #   make generated  recompile generated/ from protos/
-#   make protos     re-extract protos/ from the pinned TensorFlow, then regenerate
+#   make protos     re-extract protos/ and the op registry from the pinned TensorFlow, then regenerate
 #   make fixtures   rebuild tests/fixtures/ with real TensorFlow
 #   make bench      issue 5's targets on a 1 GiB saved_model.pb (benchmarks/; builds the models once)
 #   make bench-quick  the same on a 64 MiB model, 3 runs
@@ -80,6 +80,7 @@ protos: $(TFVENV)/.installed $(VENV)/.installed
 	rm -rf protos/tensorflow
 	$(TFBIN)/python tools/extract_protos.py protos
 	$(TFBIN)/python -c "import tensorflow as tf; print(tf.__version__)" 2>/dev/null > protos/TENSORFLOW_VERSION
+	$(TFBIN)/python tools/extract_ops.py surgery/data/tensorflow_ops.binpb
 	$(MAKE) generated
 
 fixtures: $(TFVENV)/.installed

@@ -21,6 +21,7 @@ from surgery_proto.tensorflow.core.framework import (
     function_pb2,
     graph_pb2,
     node_def_pb2,
+    op_def_pb2,
     tensor_pb2,
     tensor_shape_pb2,
     types_pb2,
@@ -45,6 +46,8 @@ AttrValue = attr_value_pb2.AttrValue
 FunctionDef = function_pb2.FunctionDef
 GraphDef = graph_pb2.GraphDef
 NodeDef = node_def_pb2.NodeDef
+OpDef = op_def_pb2.OpDef
+OpList = op_def_pb2.OpList
 TensorShapeProto = tensor_shape_pb2.TensorShapeProto
 TensorProto = tensor_pb2.TensorProto
 DataType = types_pb2.DataType
