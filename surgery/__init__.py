@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from surgery.check import check
 from surgery.convert import convert
-from surgery.diff import diff, graph_diff
+from surgery.diff import diff
 from surgery.edits import (
     copy_signature,
     remove_signature,
@@ -35,6 +35,7 @@ from surgery.errors import (
     SurgeryWarning,
 )
 from surgery.explain import explain, explain_dot, explain_html, explain_text
+from surgery.graph_changes import graph_diff
 from surgery.io import Model, load, save
 from surgery.tensor_edits import rename_tensor, set_dtype, set_shape
 

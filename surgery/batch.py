@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from surgery.check import Disagreement, disagreements
-from surgery.diff import diff, graph_diff
+from surgery.diff import diff
 from surgery.errors import ConsistencyError, SavedModelIOError, SurgeryError, SurgeryWarning
+from surgery.graph_changes import graph_diff
 from surgery.io import CommitGroup, LockChannel, Model, commit_group, load, model_lock, recover, save
 
 if TYPE_CHECKING:

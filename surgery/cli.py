@@ -33,11 +33,12 @@ from surgery.batch import (
 from surgery.check import Disagreement, check, disagreements
 from surgery.convert import FORMATS as CONVERT_FORMATS
 from surgery.convert import convert
-from surgery.diff import diff, graph_diff
+from surgery.diff import diff
 from surgery.edits import parse_tag_set
 from surgery.errors import SavedModelIOError, SurgeryError, SurgeryWarning, one_line
 from surgery.explain import FORMATS as EXPLAIN_FORMATS
 from surgery.explain import explain, explain_dot, explain_html, explain_text, render_svg
+from surgery.graph_changes import graph_diff
 from surgery.io import Format as ConvertFormat
 from surgery.io import Model, load
 from surgery.remote import (

@@ -32,7 +32,7 @@ from surgery.reports import GraphChange
 from surgery.schema import DataType
 
 Edit = Callable[[Model], Model]
-DIFF = importlib.import_module("surgery.diff")  # `surgery.diff` is the function
+GRAPH_CHANGES = importlib.import_module("surgery.graph_changes")
 
 
 def _copy(model: Model) -> Model:
@@ -530,7 +530,7 @@ def test_a_dry_run_reads_no_constant(tmp_path: Path, monkeypatch: pytest.MonkeyP
     def no_read(*args: Any) -> list[int]:
         raise AssertionError("a constant was read")
 
-    monkeypatch.setattr(DIFF, "fingerprint64", no_read)
+    monkeypatch.setattr(GRAPH_CHANGES, "fingerprint64", no_read)
     for edit in EDITS.values():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", surgery.SurgeryWarning)
@@ -550,13 +550,13 @@ def test_constants_of_two_reads_are_hashed_only_when_their_sizes_agree(
             node.attr["value"].tensor.tensor_content += b"\0" * 4
     grown_path = surgery.save(grown, tmp_path / "grown")
     hashed: list[int] = []  # the size of each span hashed
-    real = DIFF.fingerprint64
+    real = GRAPH_CHANGES.fingerprint64
 
     def counted(streams: Any, holes: Any) -> list[int]:
         hashed.extend(piece.length for stream in streams for piece in stream if isinstance(piece, lazy.Span))
         return real(streams, holes)
 
-    monkeypatch.setattr(DIFF, "fingerprint64", counted)
+    monkeypatch.setattr(GRAPH_CHANGES, "fingerprint64", counted)
     changes = surgery.graph_diff(surgery.load(base), surgery.load(grown_path))
     assert [(c.name, c.detail) for c in changes] == [
         ("big_0", "attr value: tensor float32 [1000] <4000 bytes> -> tensor float32 [1000] <4004 bytes>")
