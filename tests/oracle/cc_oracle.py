@@ -16,22 +16,20 @@ A TensorFlow CHECK failure aborts this process; the client restarts it.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import ctypes
 import importlib.util
-import json
-import os
 import struct
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO, TypeAlias
+from typing import Any, TypeAlias
 
 # numpy (with numpy.random) must be imported before TensorFlow's libraries are loaded.
 import numpy as np
 import numpy.random
+import protocol
 
 Json: TypeAlias = Any
 """A JSON-compatible value (dict, list, str, int, float, bool or None)."""
@@ -674,65 +672,21 @@ def run_cc(api: CApi, model_dir: str, cases: list[Case]) -> list[dict[str, Json]
 
 
 def handle(api: CApi, request: dict[str, Any]) -> dict[str, Any]:
-    """Answer one request; failures become `{"ok": false, "error": "<type>: <message>"}`."""
-    try:
-        op = request["op"]
-        if op == "ping":
-            return {"ok": True, "tf_version": api.version(), "python_tensorflow": "tensorflow" in sys.modules}
-        if op == "run":
-            if request["loader"] != "cc":
-                raise ValueError(f"unknown loader {request['loader']!r}; expected ['cc']")
-            return {"ok": True, "results": run_cc(api, request["model"], request["cases"])}
-        raise ValueError(f"unknown op {op!r}")
-    except Exception as exc:  # the server must survive any request
-        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    """Answer one request (`protocol.guarded` turns a failure into its error response)."""
+    op = request["op"]
+    if op == "ping":
+        return {"ok": True, "tf_version": api.version(), "python_tensorflow": "tensorflow" in sys.modules}
+    if op == "run":
+        if request["loader"] != "cc":
+            raise ValueError(f"unknown loader {request['loader']!r}; expected ['cc']")
+        return {"ok": True, "results": run_cc(api, request["model"], request["cases"])}
+    raise ValueError(f"unknown op {op!r}")
 
 
-def _answer(api: CApi, line: str) -> str:
-    """Parse one request line, answer it and serialize the response as one JSON line."""
-    try:
-        request = json.loads(line)
-        if not isinstance(request, dict):
-            raise TypeError("a request must be a JSON object")
-        return json.dumps(handle(api, request))
-    except (TypeError, ValueError) as exc:  # a bad request line or an unserializable answer
-        return json.dumps({"ok": False, "error": f"{type(exc).__name__}: {exc}"})
-
-
-def _protect_stdout() -> TextIO:
-    """Keep a private handle on fd 1 for responses and point fd 1 and sys.stdout at stderr."""
-    protocol = os.fdopen(os.dup(1), "w", encoding="utf-8")
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-    return protocol
-
-
-def _respond(protocol: TextIO, response: str) -> None:
-    """Write one response line and flush it."""
-    protocol.write(response + "\n")
-    protocol.flush()
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run `serve` (until EOF on stdin) or `once REQUEST`."""
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    modes = parser.add_subparsers(dest="mode", required=True)
-    modes.add_parser("serve", help="answer one JSON request per stdin line until EOF")
-    once = modes.add_parser("once", help="answer one JSON request given as an argument")
-    once.add_argument("request")
-    args = parser.parse_args(argv)
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    protocol = _protect_stdout()
+def _start() -> protocol.Handler:
     api = CApi(tensorflow_dir())  # loaded only now, so its noise cannot reach the protocol
-
-    if args.mode == "once":
-        _respond(protocol, _answer(api, args.request))
-        return 0
-    while line := sys.stdin.readline():
-        _respond(protocol, _answer(api, line))
-    return 0
+    return lambda request: handle(api, request)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(protocol.main((__doc__ or "").splitlines()[0], _start))
