@@ -16,16 +16,20 @@ loaders):
   computes the same; a client that reads that place (a TensorInfo's dtype or shape, say) is told
   something the graph does not do. TensorFlow Serving's own `saved_model_half_plus_three` declares
   its tf.Example regress input DT_FLOAT over a string placeholder, and Serving serves it.
+
+`check` also runs the graph validator (`surgery.validate`): every node of the v1 graph and of every
+function body against TensorFlow's op registry, as the loaders check them when they import the
+graph; its findings name the function and node, and its codes follow the same severity rule.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from surgery.io import Model
-from surgery.schema import FunctionDef, MetaGraphDef, NodeDef, SavedObjectGraph
+from surgery.schema import FunctionDef, MetaGraphDef, NodeDef, SavedObject, SavedObjectGraph
 from surgery.signatures import (
     CALL_OPS,
     RESERVED_KEYS,
@@ -44,6 +48,8 @@ from surgery.signatures import (
     v1_signatures,
 )
 from surgery.tensors import dtype_name, shape_from_proto, split_tensor_name
+from surgery.validate import SEVERITIES as VALIDATOR_SEVERITIES
+from surgery.validate import validate
 
 if TYPE_CHECKING:
     from surgery.reports import CheckReport
@@ -82,26 +88,34 @@ SEVERITIES: dict[str, Severity] = {
     "output-shape": "warning",
     "wrapper-input-shape": "warning",
     "argument-keywords": "warning",
+    # The graph validator's codes (surgery.validate): what TensorFlow's loaders refuse in a graph.
+    **VALIDATOR_SEVERITIES,
 }
 """Every finding code and its severity."""
 
 
 class Disagreement(NamedTuple):
-    """A `Finding`'s fields, without the report: what an edit's own check compares."""
+    """A `Finding`'s fields, without the report: what an edit's own check compares. `function` and
+    `node` say where in the graph a validator finding is (None: the graph, or not a node)."""
 
     code: str
     severity: Severity
     tags: list[str]
     signature: str | None
     message: str
+    function: str | None = None
+    node: str | None = None
 
 
-def check(model: Model) -> CheckReport:
-    """Cross-check every meta graph of `model`: do all the places defining each signature agree?
+def check(model: Model, *, allow_ops: Collection[str] = ()) -> CheckReport:
+    """Cross-check every meta graph of `model`: do all the places defining each signature agree,
+    and does every node of its graph and functions validate as TensorFlow's loaders require?
 
     Returns a report with one `Finding` per disagreement (code, severity, tags, signature,
-    message), and the number of each severity: `ok` when there is no error (warnings are what
-    TensorFlow ignores). A model TensorFlow wrote has no finding.
+    message, and for the graph validator's findings the function and node), and the number of
+    each severity: `ok` when there is no error (warnings are what TensorFlow ignores). A model
+    TensorFlow wrote has no finding. `allow_ops`: ops a custom-op library registers on the
+    serving side, accepted as they are.
 
     Example:
         >>> surgery.check(surgery.load("my_model"))
@@ -109,25 +123,27 @@ def check(model: Model) -> CheckReport:
     """
     from surgery.reports import CheckReport, Finding
 
-    findings = [Finding(**d._asdict()) for d in disagreements(model)]
+    findings = [Finding(**d._asdict()) for d in disagreements(model, allow_ops=allow_ops)]
     counts = Counter(f.severity for f in findings)
     return CheckReport(
         ok=not counts["error"], errors=counts["error"], warnings=counts["warning"], findings=findings
     )
 
 
-def disagreements(model: Model) -> list[Disagreement]:
+def disagreements(model: Model, *, allow_ops: Collection[str] = ()) -> list[Disagreement]:
     """What `check(model)` reports, as plain records (no pydantic: the edit path builds no report)."""
-    return [d for meta in model.proto.meta_graphs for d in check_meta_graph(meta)]
+    return [d for meta in model.proto.meta_graphs for d in check_meta_graph(meta, allow_ops=allow_ops)]
 
 
-def check_meta_graph(meta: MetaGraphDef) -> list[Disagreement]:
-    """The disagreements of one meta graph, each with its code's severity."""
+def check_meta_graph(meta: MetaGraphDef, *, allow_ops: Collection[str] = ()) -> list[Disagreement]:
+    """The disagreements of one meta graph, each with its code's severity: the places defining
+    each signature, then the graph validator's findings."""
     tags = list(meta.meta_info_def.tags)
     v1 = v1_signatures(meta)
     nodes = {node.name: node for node in meta.graph_def.node}
     problems = list(_graph_references(meta, nodes))
     tf2 = tf2_signatures(meta)
+    said: set[tuple[str, str]] = set()  # (code, node or function) the validator need not repeat
     if tf2 is not None:
         library = function_library(meta)
         problems += [
@@ -136,8 +152,33 @@ def check_meta_graph(meta: MetaGraphDef) -> list[Disagreement]:
             *_wrappers(tf2, library, v1),
             *_call_nodes(meta, v1, tf2, nodes, library),
         ]
+        said = _already_said(problems, _signature_call_nodes(v1, tf2, nodes), meta.object_graph_def, library)
     findings = [Disagreement(c, SEVERITIES[c], tags, s, m) for c, s, m in problems]
+    findings += [
+        Disagreement(i.code, SEVERITIES[i.code], tags, None, i.message, i.function, i.node)
+        for i in validate(meta, allow_ops=allow_ops)
+        if (i.code, i.subject) not in said
+    ]
     return findings
+
+
+def _already_said(
+    problems: list[Problem],
+    call_nodes: dict[str, NodeDef],
+    graph: SavedObjectGraph,
+    library: dict[str, FunctionDef],
+) -> set[tuple[str, str]]:
+    """What the validator would repeat of a signature's disagreements: a signature call node's
+    types (`call-node`, `call-input-dtype` say them), a function the object graph names and the
+    library lacks (`missing-function` says it)."""
+    said = set()
+    keys = {key for code, key, _ in problems if code in ("call-node", "call-input-dtype")}
+    for key, node in call_nodes.items():
+        if key in keys:
+            said |= {("call-types", node.name), ("edge-dtype", node.name)}
+    named = {name for node in graph.nodes for name in _concrete_names(node)} | set(graph.concrete_functions)
+    said |= {("unknown-function", name) for name in named if name not in library}
+    return said
 
 
 Problem = tuple[str, str | None, str]
@@ -252,6 +293,16 @@ def _fmt(shape: tuple[int, ...] | list[int] | None) -> str:
     return "unknown rank" if shape is None else "[" + ", ".join(str(d) for d in shape) + "]"
 
 
+def _concrete_names(node: SavedObject) -> list[str]:
+    """The concrete functions an object graph node names."""
+    kind = node.WhichOneof("kind")
+    if kind == "function":
+        return list(node.function.concrete_functions)
+    if kind == "bare_concrete_function":
+        return [node.bare_concrete_function.concrete_function_name]
+    return []
+
+
 def _object_graph_references(graph: SavedObjectGraph, library: dict[str, FunctionDef]) -> Iterator[Problem]:
     """Node references stay inside the node list; named functions exist."""
     count = len(graph.nodes)
@@ -264,13 +315,7 @@ def _object_graph_references(graph: SavedObjectGraph, library: dict[str, Functio
                     f"object graph node {node_id} refers to node {ref.node_id} ({ref.local_name!r}) "
                     f"of {count}",
                 )
-        kind = node.WhichOneof("kind")
-        names = []
-        if kind == "function":
-            names = list(node.function.concrete_functions)
-        elif kind == "bare_concrete_function":
-            names = [node.bare_concrete_function.concrete_function_name]
-        for name in names:
+        for name in _concrete_names(node):
             if name not in graph.concrete_functions:
                 yield (
                     "missing-function",
@@ -437,15 +482,9 @@ def _call_nodes(
 ) -> Iterator[Problem]:
     """The v1 graph's call node for a signature calls its TF2 wrapper, fed in `input_order`, read
     in sorted key order, with the types the wrapper takes and returns."""
-    for key in sorted(set(tf2) & set(v1)):
+    for key, node in _signature_call_nodes(v1, tf2, nodes).items():
         outputs = sorted(v1[key].outputs.items())
         flat = [(name, tensor) for name, spec in outputs for tensor in flat_names(spec)]
-        callers = {split_tensor_name(tensor)[0] for _, tensor in flat}
-        if len(callers) != 1:
-            continue
-        node = nodes.get(callers.pop())
-        if node is None or node.op not in CALL_OPS:
-            continue
         called = called_function(node)
         if called != tf2[key].function:
             yield (
@@ -490,6 +529,20 @@ def _call_nodes(
                 f"{node.name} is fed {list(node.input[: len(feeds)])}, the inputs in argument order are "
                 f"{feeds}",
             )
+
+
+def _signature_call_nodes(
+    v1: dict[str, Signature], tf2: dict[str, TF2Signature], nodes: dict[str, NodeDef]
+) -> dict[str, NodeDef]:
+    """The v1 graph's call node of each signature both loaders have: the one call node all its
+    outputs read."""
+    found = {}
+    for key in sorted(set(tf2) & set(v1)):
+        callers = {split_tensor_name(t)[0] for spec in v1[key].outputs.values() for t in flat_names(spec)}
+        node = nodes.get(callers.pop()) if len(callers) == 1 else None
+        if node is not None and node.op in CALL_OPS:
+            found[key] = node
+    return found
 
 
 def _call_types(key: str, node: NodeDef, function: FunctionDef) -> Iterator[Problem]:

@@ -212,26 +212,37 @@ def _finding_line(finding: Finding | Disagreement) -> str:
 @click.argument("model", type=click.Path(path_type=str))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too, not only on errors.")
-def check_command(model: str, as_json: bool, strict: bool) -> None:
-    """Check that every place defining a signature agrees (exit 1 on an error).
+@click.option(
+    "--allow-op",
+    "allow_ops",
+    multiple=True,
+    metavar="NAME",
+    help="An op your server registers that TensorFlow does not (a custom-op library's): accept its "
+    "nodes. Repeatable.",
+)
+def check_command(model: str, as_json: bool, strict: bool, allow_ops: tuple[str, ...]) -> None:
+    """Check that every place defining a signature agrees, and that the graph validates (exit 1 on
+    an error).
 
     \b
     Compares signature_def, the graph's placeholders and call nodes, the signature-wrapper
-    functions and the object graph's TensorSpecs, as the v1 and TF2 loaders read them. An error
-    makes a TensorFlow loader refuse the model or a signature compute something else; a warning
-    is a disagreement TensorFlow ignores (exit 0, or 1 with --strict).
+    functions and the object graph's TensorSpecs, as the v1 and TF2 loaders read them, and
+    validates every node of the graph and its functions against TensorFlow's op registry, as the
+    loaders do. An error makes a TensorFlow loader refuse the model or a signature compute
+    something else; a warning is a disagreement TensorFlow ignores (exit 0, or 1 with --strict).
     Example:
       savedmodel-surgery check ./my_model
       savedmodel-surgery check ./my_model --strict --json
+      savedmodel-surgery check ./text_model --allow-op CaseFoldUTF8
     """
     loaded = _load(model)
     if as_json:  # the report (pydantic) only for JSON: the text needs its fields alone
-        report = check(loaded)
+        report = check(loaded, allow_ops=allow_ops)
         _print_json(report.model_dump())
         if report.errors or (strict and report.warnings):
             raise Failure(1)
         return
-    found = disagreements(loaded)
+    found = disagreements(loaded, allow_ops=allow_ops)
     for finding in found:
         click.echo(f"{_style(finding.severity, finding.severity)}: {_finding_line(finding)}")
     errors = sum(f.severity == "error" for f in found)

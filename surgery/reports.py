@@ -20,7 +20,8 @@ FingerprintAction = Literal["kept", "rewritten", "none"]
 class Finding(BaseModel):
     """One disagreement: `code` names the kind, `message` says where and what. `severity` is
     `error` when a TensorFlow loader refuses the model or signature or the loaders compute
-    different things, `warning` when TensorFlow ignores the place that disagrees."""
+    different things, `warning` when TensorFlow ignores the place that disagrees. `function` and
+    `node` say where a graph validator finding is (None otherwise)."""
 
     model_config = ConfigDict(frozen=True, defer_build=True)
 
@@ -29,6 +30,8 @@ class Finding(BaseModel):
     tags: list[str]
     signature: str | None
     message: str
+    function: str | None = None
+    node: str | None = None
 
 
 class CheckReport(BaseModel):

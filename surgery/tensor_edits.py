@@ -410,6 +410,12 @@ def _base_dtype(tensor: _Tensor, output: bool) -> DataType:
     return _type_attr(cast, "SrcT" if output else "DstT")
 
 
+def _value_type(dtype: DataType) -> DataType:
+    """The type a ref output (`float32_ref`, a TF1 variable's) holds: what a Cast of it reads."""
+    name = dtype_name(dtype)
+    return parse_dtype(name.removesuffix("_ref")) if name.endswith("_ref") else dtype
+
+
 def _reroute(wrapper: FunctionDef, refs: set[str], target: str) -> None:
     """Every use of one of `refs` in the wrapper's body and results reads `target` instead."""
     for node in wrapper.node_def:
@@ -529,7 +535,7 @@ def set_dtype(
     for tensor in tensors:
         if tensor.info.dtype == dtype:
             continue
-        base = _base_dtype(tensor, output)
+        base = _value_type(_base_dtype(tensor, output))
         if dtype != base:
             src, dst = (dtype_name(base), new_name) if output else (new_name, dtype_name(base))
             _check_castable(src, dst, what)

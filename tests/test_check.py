@@ -297,8 +297,9 @@ CORRUPTIONS = [
     # --- the signature-wrapper FunctionDef ---
     pytest.param(
         _wrapper_input_type,
-        # The v1 call node passes a float32 (its Tin) where the wrapper now takes a float64.
-        [("call-node", KEY)],
+        # The v1 call node passes a float32 (its Tin) where the wrapper now takes a float64, and
+        # inside the wrapper the float64 argument feeds the float32 call of the inner function.
+        [("call-node", KEY), ("edge-dtype", None)],
         "argument 0 (a_dense) is float64",
         id="wrapper-input-arg-type",
     ),
@@ -595,6 +596,8 @@ def test_cli_check_json_on_a_corrupted_model(tmp_path: Path) -> None:
                 "signature": "masked",
                 "message": "input 'a_dense': placeholder masked_a_dense has shape [-1, 4] but records "
                 "_output_shapes [-1, 3], which TensorFlow's graph importer refuses",
+                "function": None,
+                "node": None,
             },
             {
                 "code": "placeholder-shape",
@@ -603,6 +606,8 @@ def test_cli_check_json_on_a_corrupted_model(tmp_path: Path) -> None:
                 "signature": "masked",
                 "message": "input 'a_dense': signature says shape [-1, 3], "
                 "placeholder masked_a_dense has [-1, 4]",
+                "function": None,
+                "node": None,
             },
         ],
     }
