@@ -6,7 +6,7 @@
 #   make generated  recompile generated/ from protos/
 #   make protos     re-extract protos/ and the op registry from the pinned TensorFlow, then regenerate
 #   make fixtures   rebuild tests/fixtures/ with real TensorFlow
-#   make bench      issue 5's targets on a 1 GiB saved_model.pb (benchmarks/; builds the models once)
+#   make bench      the performance targets on a 1 GiB saved_model.pb (benchmarks/; builds the models once)
 #   make bench-quick  the same on a 64 MiB model, 3 runs
 
 PYTHON ?= python3

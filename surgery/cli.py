@@ -1011,7 +1011,7 @@ _KEY_IS_OUTPUT = "\0key-is-output"
 def _tensor_edit_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Edit options where a bare `--output` says KEY is an output and `--output OUT` is the target.
 
-    CONTRACT.md gives set-shape and set-dtype both `-o/--output OUT` and a bare `--output`
+    The command-line contract gives set-shape and set-dtype both `-o/--output OUT` and a bare `--output`
     flag: `--output` followed by a value is the output directory, on its own (or before
     another option) it marks KEY as an output. `--output-key` says the latter unambiguously.
     """

@@ -1,9 +1,10 @@
 """Tensor edits: a signature tensor's shape or dtype, and a graph tensor's name.
 
-Seed 003's three edits (modify an input shape, rename an input tensor, change an output type)
-without TensorFlow. Like every edit, each function validates before it touches the model, so
-a refused edit leaves it as it was. Warnings (a lossy cast, a shape change whose effect on the
-graph cannot be verified) are issued as `SurgeryWarning`s; the CLI prints them in one line.
+The three edits users otherwise make by re-exporting with TensorFlow (an input's shape, an
+input tensor's name, an output's type), without it. Like every edit, each function validates
+before it touches the model, so a refused edit leaves it as it was. Warnings (a lossy cast, a
+shape change whose effect on the graph cannot be verified) are issued as `SurgeryWarning`s; the
+CLI prints them in one line.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Oracle tier for tensor surgery (seed 003): set-shape, set-dtype with casts, rename-tensor."""
+"""Oracle tier for tensor surgery: set-shape, set-dtype with casts, rename-tensor."""
 
 from __future__ import annotations
 
