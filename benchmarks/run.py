@@ -1,4 +1,4 @@
-"""Measure issue 5's targets ("Large models at disk speed") with the real CLI, side by side in one run.
+"""Measure the large-model targets ("large models at disk speed") with the real CLI, side by side in one run.
 
     .venv/bin/python benchmarks/run.py [--quick] [--runs 5] [--size-mb 1024] [--with-tensorflow] [--json F]
 
@@ -233,7 +233,7 @@ def run_case(case: Case, model: Path, env: dict[str, str] | None, series: Series
 
 
 def model_cases(p: dict[str, str]) -> list[Case]:
-    """Issue 5's single-model targets and their baselines, for a model with edit parameters p."""
+    """The single-model targets and their baselines, for a model with edit parameters p."""
     sig = p["signature"]
 
     def cli(*args: str) -> list[str]:
@@ -377,7 +377,7 @@ def judge_model(name: str, results: dict[str, dict[str, Series]]) -> list[Row]:
             row.limit = f"< 1 s, ≤ {RSS_LIMIT_MIB:.0f} MiB"
             row.result = verdict(not failed and fast.wall < 1.0 and rss_ok)
         elif edit == "rename-signature --in-place":
-            # Issue 5's baseline: cp of saved_model.pb alone, to a new file. Replacing a file also frees
+            # The baseline: cp of saved_model.pb alone, to a new file. Replacing a file also frees
             # the old one's blocks and cached pages, which that cp never pays: cp over an existing pb,
             # which does, is shown beside it (see the README, "Benchmarks").
             o_rss = results["rename-signature" + ("" if durable else NO_SYNC)]["tool"].rss

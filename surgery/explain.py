@@ -1,7 +1,7 @@
 """`explain`: the path from a signature key to the function that runs, place by place.
 
-Seed 002 walks one model through the five places TensorFlow defines a function's inputs; this
-does the same for any model, read from the `surgery.signatures` views:
+TensorFlow defines a signature's inputs in five places; this walks any model through them,
+read from the `surgery.signatures` views:
 
 1. the `SignatureDef` (what the v1 loader and TensorFlow Serving feed and fetch),
 2. the v1 graph's call node that those tensors belong to,

@@ -1,6 +1,6 @@
 """Plan files: a list of edits validated whole, then applied in order as one edit.
 
-The field names are the command's argument names (CONTRACT.md). Validation is pydantic's: an
+The field names are the command's argument names (docs/api.md). Validation is pydantic's: an
 unknown op or field, a missing field or a bad value is reported with its position
 (`operations[2].shape: ...`) before anything is touched.
 """

@@ -1,4 +1,4 @@
-"""`explain`: seed 002's walkthrough for any model, as text, DOT, SVG, HTML and JSON."""
+"""`explain`: the five places of a signature, walked for any model, as text, DOT, SVG, HTML and JSON."""
 
 from __future__ import annotations
 
