@@ -26,13 +26,22 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 from surgery import lazy
 from surgery.op_registry import op_def
-from surgery.schema import TENSORFLOW_VERSION, AttrValue, DataType, FunctionDef, MetaGraphDef, NodeDef, OpDef
+from surgery.schema import (
+    TENSORFLOW_VERSION,
+    AttrValue,
+    DataType,
+    FunctionDef,
+    MetaGraphDef,
+    NodeDef,
+    OpDef,
+    TensorInfo,
+)
 from surgery.tensors import dtype_name
 from surgery.wire import read_varint
 
@@ -451,6 +460,14 @@ def _graph_input(text: str) -> tuple[str, int]:
     return text, 0
 
 
+def _tensor_names(info: TensorInfo) -> Iterator[str]:
+    """The graph tensors a TensorInfo names: dense, COO sparse or composite."""
+    sparse = info.coo_sparse
+    names = (info.name, sparse.values_tensor_name, sparse.indices_tensor_name, sparse.dense_shape_tensor_name)
+    yield from (name for name in names if name)
+    yield from (component.name for component in info.composite_tensor.components if component.name)
+
+
 def _types_compatible(expected: int, actual: int) -> bool:
     """TensorFlow's TypesCompatible: equal, or a ref output into a non-ref input of its base type."""
     return expected == actual or (expected < _REF and actual - _REF == expected)
@@ -529,11 +546,18 @@ CC_ONLY = 8
 """In the v1 graph: only the C++ loader refuses it (the Python v1 loader rewrites what it fixes)."""
 PY_ONLY = 16
 """In the v1 graph: only the Python loaders refuse it (their import checks more)."""
+PRUNED = 64
+"""In a TF1 model's v1 graph: the TF2 loader fails running it (it prunes each signature, init and
+restore op into a function, where the node must instantiate); the v1 and C++ loaders read it."""
 
 _GRAPH_TAILS = {
     CC_ONLY: "; the C++ loader (TensorFlow Serving) refuses the graph (the Python v1 loader reads it)",
     PY_ONLY: "; the Python v1 loader refuses the graph (TensorFlow Serving's C++ loader reads it)",
     RUN_ONLY: "; the v1 and C++ loaders (TensorFlow Serving) fail running it",
+    PRUNED: (
+        "; the TF2 loader fails running it (it prunes the signature into a function, which cannot "
+        "bind the attr); the v1 and C++ loaders (TensorFlow Serving) read it"
+    ),
 }
 
 _FUNCTION_FLAGS = {
@@ -618,16 +642,18 @@ class _Validator:
             else "; TensorFlow's loaders refuse the graph"
         )
         issues = []
-        run = self.run_nodes() if any(flags & RUN_ONLY for *_, flags, _ in graph.found) else set()
+        run = self.run_nodes() if any(flags & (RUN_ONLY | PRUNED) for *_, flags, _ in graph.found) else set()
         for code, node, message, flags, subject in graph.found:
-            if flags & RUN_ONLY and node not in run:
+            if flags & PRUNED and self.tf2:
+                continue  # the TF2 loader runs a TF2 model's functions, never its v1 graph
+            if flags & (RUN_ONLY | PRUNED) and node not in run:
                 message += (
                     f" ({code}); no signature, init or restore op runs this node, so every loader loads "
                     "the model: fix it before anything runs it (a v1 Saver's save runs the save call)"
                 )
                 code = "unrun-node"
             elif SEVERITIES[code] == "error":
-                message += _GRAPH_TAILS.get(flags & (CC_ONLY | PY_ONLY | RUN_ONLY), tail)
+                message += _GRAPH_TAILS.get(flags & (CC_ONLY | PY_ONLY | RUN_ONLY | PRUNED), tail)
             issues.append(Issue(code, None, node, f"{graph.where(node)}: {message}", subject or node))
         bodies = {}
         for name, function in self.library.items():
@@ -657,33 +683,38 @@ class _Validator:
         return issues
 
     def run_nodes(self) -> set[str]:
-        """The v1 graph's nodes the loaders run: what the signatures, the saver's restore and the
-        collections' ops (init ops, table initializers) need, through data and control inputs."""
+        """The v1 graph's nodes the loaders run: what each signature's outputs need short of the
+        tensors it feeds, and what the saver's restore and the collections' ops (init ops, table
+        initializers) need, through data and control inputs."""
         meta = self.meta
-        stack = [
-            name.partition(":")[0].lstrip("^")
-            for signature in meta.signature_def.values()
-            for infos in (signature.inputs, signature.outputs)
-            for info in infos.values()
-            for name in (
-                info.name,
-                info.coo_sparse.values_tensor_name,
-                info.coo_sparse.indices_tensor_name,
-                info.coo_sparse.dense_shape_tensor_name,
-                *(c.name for c in info.composite_tensor.components),
-            )
-            if name
-        ]
-        stack += [meta.saver_def.restore_op_name, meta.saver_def.filename_tensor_name.partition(":")[0]]
-        stack += [n.partition(":")[0] for c in meta.collection_def.values() for n in c.node_list.value]
         nodes = {node.name: node for node in meta.graph_def.node}
         seen: set[str] = set()
-        while stack:
-            name = stack.pop()
-            node = nodes.get(name)
-            if node is not None and name not in seen:
+
+        def walk(start: Iterable[str], fed: Collection[str]) -> None:
+            stack = [name.partition(":")[0].lstrip("^") for name in start if name]
+            while stack:
+                name = stack.pop()
+                node = nodes.get(name)
+                if node is None or name in seen:
+                    continue
                 seen.add(name)
-                stack.extend(_graph_input(i)[0] for i in node.input)
+                for text in node.input:
+                    if text[:1] == "^":
+                        stack.append(text[1:])
+                        continue
+                    source, index = _graph_input(text)
+                    if f"{source}:{index}" not in fed:
+                        stack.append(source)
+
+        for signature in meta.signature_def.values():
+            fed = {
+                "{}:{}".format(*_graph_input(name))
+                for info in signature.inputs.values()
+                for name in _tensor_names(info)
+            }
+            walk((name for info in signature.outputs.values() for name in _tensor_names(info)), fed)
+        walk((meta.saver_def.restore_op_name, meta.saver_def.filename_tensor_name), ())
+        walk((n for c in meta.collection_def.values() for n in c.node_list.value), ())
         return seen
 
     # --- nodes, in the graph and in function bodies alike ---
@@ -785,6 +816,14 @@ class _Validator:
                 if attr.default is not None:
                     values[key] = attr.default  # what the Python importers make of it
                 continue
+            if attr_value.WhichOneof("value") is None and attr.oneof == "list":
+                scope.add(
+                    "empty-attr",
+                    name,
+                    f"attr {key!r} has no value (<Unknown AttrValue type>) where op {spec.name!r} declares "
+                    f"{attr.type} with no default: set it to an empty list",
+                    PRUNED,
+                )
             values[key] = attr_value
             if key == "value":
                 value = attr_value

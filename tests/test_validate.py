@@ -1943,3 +1943,76 @@ def test_devices_tensorflow_writes_are_accepted(device: str) -> None:
     model = surgery.load(FIXTURES / TF2)
     _read(model.proto.meta_graphs[0]).device = device
     assert _findings(model) == []
+
+
+HALF_PLUS_TWO = REALWORLD / "tfserving" / "servables__tensorflow__saved_model_half_plus_two_cpu__00000123"
+"""A TF1 model TensorFlow Serving's tests serve: `classify_x_to_y` parses a tf.Example."""
+
+
+def _without_sparse_types(meta: MetaGraphDef) -> str:
+    """Clears ParseExample's `sparse_types` (list(type), no default) to no value; its name."""
+    node = next(n for n in meta.graph_def.node if n.op == "ParseExample")
+    node.attr["sparse_types"].Clear()
+    return node.name
+
+
+@pytest.mark.parametrize("reached", [True, False], ids=["reached", "unreached"])
+def test_an_empty_list_attr_of_a_tf1_graph_fails_only_the_tf2_loader(
+    oracle: Oracle, tmp_path: Path, reached: bool
+) -> None:
+    """A list attr with no default and no value: the v1 and C++ loaders read an empty list, the
+    TF2 loader prunes the signature into a function whose instantiation cannot bind it. An error
+    where a signature reaches the node, a warning where nothing runs it."""
+    if not HALF_PLUS_TWO.is_dir():
+        pytest.skip(f"{HALF_PLUS_TWO} is missing")
+    model = surgery.load(HALF_PLUS_TWO)
+    meta = model.proto.meta_graphs[0]
+    node = _without_sparse_types(meta)
+    if not reached:  # the signatures that parse a tf.Example go
+        parsing = [
+            key
+            for key, signature in meta.signature_def.items()
+            if any(info.dtype == DataType.DT_STRING for info in signature.inputs.values())
+        ]
+        for key in parsing:
+            del meta.signature_def[key]
+    message = (
+        f"graph, node {node!r}: attr 'sparse_types' has no value (<Unknown AttrValue type>) where op "
+        "'ParseExample' declares list(type) with no default: set it to an empty list"
+    )
+    if reached:
+        expected = [
+            (
+                "empty-attr",
+                "error",
+                None,
+                None,
+                node,
+                message + "; the TF2 loader fails running it (it prunes the signature into a function, which "
+                "cannot bind the attr); the v1 and C++ loaders (TensorFlow Serving) read it",
+            )
+        ]
+    else:
+        expected = [
+            (
+                "unrun-node",
+                "warning",
+                None,
+                None,
+                node,
+                message + " (empty-attr); no signature, init or restore op runs this node, so every loader "
+                "loads the model: fix it before anything runs it (a v1 Saver's save runs the save call)",
+            )
+        ]
+    assert _findings(model) == expected
+    out = tmp_path / "corrupted"
+    surgery.save(model, out)
+    if not reached:
+        return
+    case = {
+        "signature": "classify_x_to_y",
+        "inputs": {"inputs": {"dtype": "string", "tf_examples": [{"x": {"float_list": [3.0]}}]}},
+        "outputs": {"scores": {"dtype": "float32", "shape": [1, 1], "value": [[3.5]]}},
+    }
+    verdicts = tuple(_verdict(oracle, out, loader, case) for loader in ("tf2", "v1", "cc"))
+    assert verdicts == ("run", "same", "same")
