@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import platform
 import random
@@ -29,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -661,6 +662,71 @@ def table(rows: list[Row], runs: int, info: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
+# --- the validator's cost ------------------------------------------------------------------------------
+
+REALWORLD = ROOT.parent / "shared" / "realworld"
+VALIDATOR_MODELS = (
+    FIXTURES / "module_multi",
+    REALWORLD / "wild" / "stock_lstm_aapl",  # a Keras LSTM: 176 functions
+    REALWORLD / "wild" / "crypto_rnn",  # a Keras RNN: 296 functions, 12,833 nodes
+)
+VALIDATE = r"""
+import json, resource, statistics, sys, time
+import surgery
+from surgery.validate import validate
+start = time.perf_counter()
+model = surgery.load(sys.argv[1])
+loaded = time.perf_counter() - start
+metas = model.proto.meta_graphs
+times = []
+for _ in range(int(sys.argv[2])):
+    start = time.perf_counter()
+    found = [issue for meta in metas for issue in validate(meta)]
+    times.append(time.perf_counter() - start)
+print(json.dumps({
+    "load_s": loaded,
+    "validate_s": statistics.median(times),
+    "functions": sum(len(m.graph_def.library.function) for m in metas),
+    "nodes": sum(
+        len(m.graph_def.node) + sum(len(f.node_def) for f in m.graph_def.library.function) for m in metas
+    ),
+    "findings": len(found),
+    "maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+}))
+"""
+
+
+def validator_rows(paths: Sequence[tuple[str, Path]], runs: int) -> list[Row]:
+    """What `check` and every edit spend validating the graph (in-process, after a lazy load):
+    not a target; the edit rows above include it."""
+    rows = []
+    for name, path in paths:
+        if not (path / "saved_model.pb").exists():
+            continue
+        done = subprocess.run(
+            [str(PYTHON), "-c", VALIDATE, str(path), str(runs)], capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            error = done.stderr.strip()[-200:]
+            rows.append(Row(name, "validate (in-process)", math.nan, math.nan, note=error))
+            continue
+        got = json.loads(done.stdout)
+        rows.append(
+            Row(
+                name,
+                "validate (in-process)",
+                got["validate_s"],
+                got["maxrss_mib"],
+                result="not a target",
+                note=(
+                    f"{got['functions']} functions, {got['nodes']:,} nodes, {got['findings']} findings; "
+                    f"the lazy load before it {got['load_s']:.3f} s; peak RSS of the whole process"
+                ),
+            )
+        )
+    return rows
+
+
 # --- main --------------------------------------------------------------------------------------------
 
 
@@ -684,6 +750,9 @@ def main(argv: list[str] | None = None) -> int:
         "--jobs", type=int, help="apply -j (default: the tool's own, one more than the cores)"
     )
     parser.add_argument("--no-batch", action="store_true", help="skip the batch target")
+    parser.add_argument(
+        "--no-full-parse", action="store_true", help=f"skip the {FULL_PARSE}=1 column (not a target)"
+    )
     parser.add_argument("--no-models", action="store_true", help="skip the large models (the batch alone)")
     parser.add_argument(
         "--with-tensorflow", action="store_true", help="add the TensorFlow load + re-save route"
@@ -730,6 +799,8 @@ def main(argv: list[str] | None = None) -> int:
     for built in models:
         model = Path(built.path)
         cases = model_cases(built.params)
+        if args.no_full_parse:
+            cases = [replace(c, full_parse=False) for c in cases]
         if args.with_tensorflow and TF_PYTHON.exists():
             cases.append(tensorflow_case(built.params))
         print(f"run.py: {built.name}: warming {warm(model):,} bytes into the page cache", file=sys.stderr)
@@ -747,6 +818,9 @@ def main(argv: list[str] | None = None) -> int:
                     run_case(case, model, tool_env(True), results[case.key]["full"])
         rows += judge_model(f"{built.name} ({built.pb_bytes / (1 << 20):.0f} MiB pb)", results)
         raw["results"][built.name] = {k: {c: asdict(s) for c, s in v.items()} for k, v in results.items()}
+    validated = [(f"{m.name} ({m.pb_bytes / (1 << 20):.0f} MiB pb)", Path(m.path)) for m in models]
+    validated += [(path.name, path) for path in VALIDATOR_MODELS]
+    rows += validator_rows(validated, runs)
     rows += batch_rows  # the batch's rows stay at the end of the table
     if _LAUNCHER is not None:
         _LAUNCHER.close()

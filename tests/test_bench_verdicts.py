@@ -156,3 +156,12 @@ def test_what_an_in_place_edit_leaves_running_is_noted_not_timed() -> None:
     assert row.note == (
         "0.50× cp over an existing pb; the replaced pb freed in the background, 1.00 s more (untimed)"
     )
+
+
+def test_the_validator_rows_say_what_was_validated() -> None:
+    """The validator's cost is measured in a process of its own, on a model it finds clean."""
+    fixture = run.FIXTURES / "module_multi"
+    (row,) = run.validator_rows([("module_multi", fixture)], 1)
+    assert (row.model, row.case, row.result) == ("module_multi", "validate (in-process)", "not a target")
+    assert row.note.startswith("10 functions, 109 nodes, 0 findings;"), row.note
+    assert row.wall > 0 and row.rss > 0
