@@ -4,6 +4,7 @@
 #                   (and, through apt-get where it can, Graphviz and Chromium for the explain tests)
 #   make fuzz       long fuzz runs (hypothesis, then atheris), with a fixed budget
 #   make generated  recompile generated/ from protos/
+#   make docs       regenerate the table of edits in docs/api.md from surgery/operations.py
 #   make protos     re-extract protos/ and the op registry from the pinned TensorFlow, then regenerate
 #   make fixtures   rebuild tests/fixtures/ with real TensorFlow
 #   make bench      the performance targets on a 1 GiB saved_model.pb (benchmarks/; builds the models once)
@@ -18,7 +19,7 @@ DEMO := demo-out
 FIXTURES := tests/fixtures/models
 PIP_QUIET := --quiet --disable-pip-version-check --no-input
 
-.PHONY: demo test fuzz lint typecheck unit oracle generated protos fixtures bench bench-quick clean browser-deps
+.PHONY: demo test fuzz lint typecheck unit oracle generated protos fixtures bench bench-quick clean browser-deps docs
 
 $(VENV)/.installed: pyproject.toml setup.py surgery/_farmhash.c surgery/_wire.c
 	$(PYTHON) -m venv $(VENV)
@@ -104,3 +105,7 @@ bench-quick: $(BENCH_DEPS)
 
 clean:
 	rm -rf $(DEMO) .pytest_cache .mypy_cache .ruff_cache
+
+# The docs' parts derived from the code (the table of edits in docs/api.md); tests/test_docs.py checks them.
+docs: $(VENV)/.installed
+	$(BIN)/python tools/gen_docs.py

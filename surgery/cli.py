@@ -13,12 +13,13 @@ import sys
 import traceback
 import warnings
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from surgery import __version__, edits, tensor_edits
+from surgery import __version__
 from surgery.batch import (
     Target,
     apply_plan,
@@ -41,6 +42,7 @@ from surgery.explain import explain, explain_dot, explain_html, explain_text, re
 from surgery.graph_changes import graph_diff
 from surgery.io import Format as ConvertFormat
 from surgery.io import Model, load
+from surgery.operations import OPERATIONS, Operation
 from surgery.remote import (
     fetched,
     is_url,
@@ -267,7 +269,8 @@ _NO_SYNC_OPTION = click.option(
 )
 
 
-def _edit_options(func: Callable[..., Any]) -> Callable[..., Any]:
+def _edit_options(func: Callable[..., Any], *, tag_set: bool = True) -> Callable[..., Any]:
+    """The target and write options every edit command takes (`--tag-set` where it applies)."""
     options = [
         click.option(
             "-o", "--output", type=click.Path(path_type=str), help="Write the result to this new directory."
@@ -275,13 +278,17 @@ def _edit_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--in-place", is_flag=True, help="Replace the model's own files atomically."),
         click.option("--force", is_flag=True, help="Replace OUTPUT if it exists."),
         _NO_SYNC_OPTION,
-        click.option("--tag-set", help="Only the meta graph with exactly these tags (comma-separated)."),
+        *([_TAG_SET_OPTION] if tag_set else []),
         *_DRY_RUN_OPTIONS,
     ]
     for option in reversed(options):
         func = option(func)
     return func
 
+
+_TAG_SET_OPTION = click.option(
+    "--tag-set", help="Only the meta graph with exactly these tags (comma-separated)."
+)
 
 _DRY_RUN_OPTIONS = [
     click.option(
@@ -361,274 +368,6 @@ def _preview(
         _echo_changes(changes)
         _echo_graph_changes(graph_changes)
     _say("dry run: nothing written" + (f" (would write {target})" if target else ""))
-
-
-@cli.command("rename-signature")
-@click.argument("model", type=click.Path(path_type=str))
-@click.argument("old")
-@click.argument("new")
-@_edit_options
-def rename_signature_command(
-    model: str,
-    old: str,
-    new: str,
-    output: str | None,
-    in_place: bool,
-    force: bool,
-    tag_set: str | None,
-    dry_run: bool,
-    as_json: bool,
-    no_sync: bool,
-) -> None:
-    """Rename signature key OLD to NEW (for both the v1 and the TF2 loader).
-
-    \b
-    Example:
-      savedmodel-surgery rename-signature ./my_model serving_default predict -o ./renamed
-      savedmodel-surgery rename-signature ./my_model serving_default predict --dry-run
-    """
-    tags = _tags(tag_set)
-    _run_edit(
-        model,
-        output,
-        in_place,
-        force,
-        lambda m: edits.rename_signature(m, old, new, tag_set=tags),
-        dry_run=dry_run,
-        as_json=as_json,
-        sync=not no_sync,
-    )
-
-
-def _tags(tag_set: str | None) -> frozenset[str] | None:
-    return parse_tag_set(tag_set) if tag_set is not None else None
-
-
-@cli.command("rename-input")
-@click.argument("model", type=click.Path(path_type=str))
-@click.argument("signature")
-@click.argument("old")
-@click.argument("new")
-@_edit_options
-def rename_input_command(
-    model: str,
-    signature: str,
-    old: str,
-    new: str,
-    output: str | None,
-    in_place: bool,
-    force: bool,
-    tag_set: str | None,
-    dry_run: bool,
-    as_json: bool,
-    no_sync: bool,
-) -> None:
-    """Rename input key OLD of SIGNATURE to NEW.
-
-    \b
-    When the new key sorts elsewhere, the wrapper function's arguments and the call node's
-    inputs are reordered to match, so both loaders keep handing each value to the right input.
-    Example:
-      savedmodel-surgery rename-input ./my_model serving_default input_1 images -o ./fixed
-    """
-    tags = _tags(tag_set)
-    _run_edit(
-        model,
-        output,
-        in_place,
-        force,
-        lambda m: edits.rename_input(m, signature, old, new, tag_set=tags),
-        dry_run=dry_run,
-        as_json=as_json,
-        sync=not no_sync,
-    )
-
-
-@cli.command("rename-output")
-@click.argument("model", type=click.Path(path_type=str))
-@click.argument("signature")
-@click.argument("old")
-@click.argument("new")
-@_edit_options
-def rename_output_command(
-    model: str,
-    signature: str,
-    old: str,
-    new: str,
-    output: str | None,
-    in_place: bool,
-    force: bool,
-    tag_set: str | None,
-    dry_run: bool,
-    as_json: bool,
-    no_sync: bool,
-) -> None:
-    """Rename output key OLD of SIGNATURE to NEW.
-
-    \b
-    When the new key sorts elsewhere, the wrapper's results, the call node's outputs and the
-    `:i` tensor names are reordered to match.
-    Example:
-      savedmodel-surgery rename-output ./my_model serving_default output_0 scores -o ./fixed
-    """
-    tags = _tags(tag_set)
-    _run_edit(
-        model,
-        output,
-        in_place,
-        force,
-        lambda m: edits.rename_output(m, signature, old, new, tag_set=tags),
-        dry_run=dry_run,
-        as_json=as_json,
-        sync=not no_sync,
-    )
-
-
-@cli.command("remove-signature")
-@click.argument("model", type=click.Path(path_type=str))
-@click.argument("signature")
-@_edit_options
-def remove_signature_command(
-    model: str,
-    signature: str,
-    output: str | None,
-    in_place: bool,
-    force: bool,
-    tag_set: str | None,
-    dry_run: bool,
-    as_json: bool,
-    no_sync: bool,
-) -> None:
-    """Delete SIGNATURE (for both loaders).
-
-    \b
-    Example:
-      savedmodel-surgery remove-signature ./my_model preprocess -o ./slim
-    """
-    tags = _tags(tag_set)
-    _run_edit(
-        model,
-        output,
-        in_place,
-        force,
-        lambda m: edits.remove_signature(m, signature, tag_set=tags),
-        dry_run=dry_run,
-        as_json=as_json,
-        sync=not no_sync,
-    )
-
-
-@cli.command("copy-signature")
-@click.argument("model", type=click.Path(path_type=str))
-@click.argument("src")
-@click.argument("dst")
-@_edit_options
-def copy_signature_command(
-    model: str,
-    src: str,
-    dst: str,
-    output: str | None,
-    in_place: bool,
-    force: bool,
-    tag_set: str | None,
-    dry_run: bool,
-    as_json: bool,
-    no_sync: bool,
-) -> None:
-    """Add DST as a second signature that serves exactly what SRC serves.
-
-    \b
-    Example:
-      savedmodel-surgery copy-signature ./my_model predict serving_default -o ./aliased
-    """
-    tags = _tags(tag_set)
-    _run_edit(
-        model,
-        output,
-        in_place,
-        force,
-        lambda m: edits.copy_signature(m, src, dst, tag_set=tags),
-        dry_run=dry_run,
-        as_json=as_json,
-        sync=not no_sync,
-    )
-
-
-@cli.command("set-method")
-@click.argument("model", type=click.Path(path_type=str))
-@click.argument("signature")
-@click.argument("method")
-@_edit_options
-def set_method_command(
-    model: str,
-    signature: str,
-    method: str,
-    output: str | None,
-    in_place: bool,
-    force: bool,
-    tag_set: str | None,
-    dry_run: bool,
-    as_json: bool,
-    no_sync: bool,
-) -> None:
-    """Set the method_name of SIGNATURE (e.g. tensorflow/serving/regress).
-
-    \b
-    Example:
-      savedmodel-surgery set-method ./my_model serving_default tensorflow/serving/predict --in-place
-    """
-    tags = _tags(tag_set)
-    _run_edit(
-        model,
-        output,
-        in_place,
-        force,
-        lambda m: edits.set_method(m, signature, method, tag_set=tags),
-        dry_run=dry_run,
-        as_json=as_json,
-        sync=not no_sync,
-    )
-
-
-@cli.command("set-tags")
-@click.argument("model", type=click.Path(path_type=str))
-@click.argument("old_tags")
-@click.argument("new_tags")
-@click.option(
-    "-o", "--output", type=click.Path(path_type=str), help="Write the result to this new directory."
-)
-@click.option("--in-place", is_flag=True, help="Replace the model's own files atomically.")
-@click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
-@_NO_SYNC_OPTION
-@_DRY_RUN_OPTIONS[0]
-@_DRY_RUN_OPTIONS[1]
-def set_tags_command(
-    model: str,
-    old_tags: str,
-    new_tags: str,
-    output: str | None,
-    in_place: bool,
-    force: bool,
-    no_sync: bool,
-    dry_run: bool,
-    as_json: bool,
-) -> None:
-    """Change the tag set OLD_TAGS of one meta graph to NEW_TAGS (comma-separated).
-
-    \b
-    Example:
-      savedmodel-surgery set-tags ./my_model serve,gpu serve,tpu -o ./tpu_model
-    """
-    _run_edit(
-        model,
-        output,
-        in_place,
-        force,
-        lambda m: edits.set_tags(m, old_tags.split(","), new_tags.split(",")),
-        dry_run=dry_run,
-        as_json=as_json,
-        sync=not no_sync,
-    )
 
 
 @cli.command("apply")
@@ -1031,7 +770,7 @@ def _tensor_edit_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--in-place", is_flag=True, help="Replace the model's own files atomically."),
         click.option("--force", is_flag=True, help="Replace OUT if it exists."),
         _NO_SYNC_OPTION,
-        click.option("--tag-set", help="Only the meta graph with exactly these tags (comma-separated)."),
+        _TAG_SET_OPTION,
         *_DRY_RUN_OPTIONS,
     ]
     for option in reversed(options):
@@ -1048,131 +787,69 @@ def _target(out: str | None, output_opt: str | None, output_key: bool) -> tuple[
     return out if out is not None else output_opt, output_key
 
 
-@cli.command("set-shape", context_settings=_SHAPE_ARGS)
-@click.argument("model", type=click.Path(path_type=str))
-@click.argument("signature")
-@click.argument("key")
-@click.argument("shape")
-@_tensor_edit_options
-def set_shape_command(
-    model: str,
-    signature: str,
-    key: str,
-    shape: str,
-    out: str | None,
-    output_opt: str | None,
-    output_key: bool,
-    in_place: bool,
-    force: bool,
-    tag_set: str | None,
-    dry_run: bool,
-    as_json: bool,
-    no_sync: bool,
-) -> None:
-    """Set the shape of input KEY of SIGNATURE (of output KEY with --output).
+# --- the edit commands, one per operation of the registry ---------------------------------------------
 
-    \b
-    SHAPE is comma-separated dims, -1 or ? for an unknown dim, "" for a scalar, * for unknown
-    rank. Every place that records the shape changes (TensorInfo, placeholder, wrapper
-    function, object graph). A shape the graph contradicts is refused; a change whose effect
-    cannot be verified is made with a one-line warning.
-    Example (relax a fixed batch of 1):
-      savedmodel-surgery set-shape ./my_model fixed row -1,4 -o ./relaxed
-      savedmodel-surgery set-shape ./relaxed fixed out -1 --output --in-place
-    """
-    tags, parsed = _tags(tag_set), parse_shape(shape)
-    output, is_output = _target(out, output_opt, output_key)
-    _run_edit(
-        model,
-        output,
-        in_place,
-        force,
-        lambda m: tensor_edits.set_shape(m, signature, key, parsed, output=is_output, tag_set=tags),
-        dry_run=dry_run,
-        as_json=as_json,
-        sync=not no_sync,
-    )
+_PARSE: dict[str, Callable[[str], Any]] = {"shape": parse_shape, "dtype": parse_dtype}
+"""Command-line text parsed before the model is read, so that a bad value is refused first."""
 
 
-@cli.command("set-dtype")
-@click.argument("model", type=click.Path(path_type=str))
-@click.argument("signature")
-@click.argument("key")
-@click.argument("dtype")
-@_tensor_edit_options
-def set_dtype_command(
-    model: str,
-    signature: str,
-    key: str,
-    dtype: str,
-    out: str | None,
-    output_opt: str | None,
-    output_key: bool,
-    in_place: bool,
-    force: bool,
-    tag_set: str | None,
-    dry_run: bool,
-    as_json: bool,
-    no_sync: bool,
-) -> None:
-    """Set the dtype of input KEY of SIGNATURE (of output KEY with --output), inserting a Cast.
-
-    \b
-    An input takes DTYPE and is cast to the old dtype where it enters the model; an output is
-    cast to DTYPE where it leaves. Casts TensorFlow cannot do are refused; lossy ones warn.
-    Example:
-      savedmodel-surgery set-dtype ./my_model preprocess as_float float16 --output -o ./half
-    """
-    tags, parsed = _tags(tag_set), parse_dtype(dtype)
-    output, is_output = _target(out, output_opt, output_key)
-    _run_edit(
-        model,
-        output,
-        in_place,
-        force,
-        lambda m: tensor_edits.set_dtype(m, signature, key, parsed, output=is_output, tag_set=tags),
-        dry_run=dry_run,
-        as_json=as_json,
-        sync=not no_sync,
-    )
+def _edit_help(operation: Operation) -> str:
+    """The command's --help text: what it does, how, and its examples."""
+    summary, _, details = operation.help.partition("\n\n")
+    lines = [summary, ""]
+    if details:
+        lines += [details, ""]
+    lines += ["\b", "Example:", *(f"  {PROG} {example}" for example in operation.examples)]
+    return "\n".join(lines)
 
 
-@cli.command("rename-tensor")
-@click.argument("model", type=click.Path(path_type=str))
-@click.argument("old")
-@click.argument("new")
-@_edit_options
-def rename_tensor_command(
-    model: str,
-    old: str,
-    new: str,
-    output: str | None,
-    in_place: bool,
-    force: bool,
-    tag_set: str | None,
-    dry_run: bool,
-    as_json: bool,
-    no_sync: bool,
-) -> None:
-    """Rename graph tensor OLD to NEW (input_x:0 -> images:0) and every reference to it.
+def _edit_command(operation: Operation) -> click.Command:
+    """The command `NAME MODEL ARGS... [options]` of an operation: -o/--in-place/--dry-run and the
+    rest as every edit takes them, its flags, and a bare `--output` where KEY may be an output."""
+    key_may_be_output = any(a.name == "output" for a in operation.flags)
 
-    \b
-    The node is renamed in the v1 graph with its inputs, colocations, every signature's
-    TensorInfo, collections and the saver; in a TF2 model only signature placeholders.
-    Example:
-      savedmodel-surgery rename-tensor ./tf1_model input_x:0 images:0 -o ./renamed
-    """
-    tags = _tags(tag_set)
-    _run_edit(
-        model,
-        output,
-        in_place,
-        force,
-        lambda m: tensor_edits.rename_tensor(m, old, new, tag_set=tags),
-        dry_run=dry_run,
-        as_json=as_json,
-        sync=not no_sync,
-    )
+    def command(model: str, **params: Any) -> None:
+        if key_may_be_output:
+            output, params["output"] = _target(
+                params.pop("out"), params.pop("output_opt"), params.pop("output_key")
+            )
+        else:
+            output = params.pop("output")
+        in_place, force = params.pop("in_place"), params.pop("force")
+        dry_run, as_json, sync = params.pop("dry_run"), params.pop("as_json"), not params.pop("no_sync")
+        for argument in operation.positional:
+            parse = _PARSE.get(argument.kind)
+            if parse is not None:
+                params[argument.name] = parse(params[argument.name])
+        if params.get("tag_set") is not None:
+            params["tag_set"] = parse_tag_set(params["tag_set"])
+        _run_edit(
+            model,
+            output,
+            in_place,
+            force,
+            lambda m: operation.apply(m, params),
+            dry_run=dry_run,
+            as_json=as_json,
+            sync=sync,
+        )
+
+    # A bare --output says KEY is an output where it may be one; -o OUT / --output OUT the target.
+    options = _tensor_edit_options if key_may_be_output else partial(_edit_options, tag_set=operation.tag_set)
+    func: Callable[..., Any] = options(command)
+    for flag in reversed([f for f in operation.flags if f.name != "output"]):
+        func = click.option(f"--{flag.name}", is_flag=True, help=flag.help)(func)
+    for argument in reversed(operation.positional):
+        func = click.argument(argument.name, metavar=argument.metavar)(func)
+    func = click.argument("model", type=click.Path(path_type=str))(func)
+    shape = any(a.kind == "shape" for a in operation.arguments)
+    return click.command(
+        operation.name, help=_edit_help(operation), context_settings=_SHAPE_ARGS if shape else None
+    )(func)
+
+
+for _operation in OPERATIONS.values():
+    cli.add_command(_edit_command(_operation))
 
 
 def _show_warning(

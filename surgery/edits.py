@@ -44,7 +44,11 @@ T = TypeVar("T")
 M = TypeVar("M", bound=Message)
 
 
-def parse_tag_set(tags: str | Iterable[str]) -> frozenset[str]:
+TagSet = str | Iterable[str]
+"""A meta graph's tags: `"serve,gpu"` as the command line spells them, or an iterable of tags."""
+
+
+def parse_tag_set(tags: TagSet) -> frozenset[str]:
     """`serve,gpu` (or a list of tags) to a tag set."""
     items = tags.split(",") if isinstance(tags, str) else list(tags)
     tag_set = frozenset(t.strip() for t in items if t.strip())
@@ -57,11 +61,12 @@ def _tags(meta: MetaGraphDef) -> str:
     return ",".join(meta.meta_info_def.tags)
 
 
-def select_meta_graphs(model: Model, tag_set: frozenset[str] | None) -> list[MetaGraphDef]:
+def select_meta_graphs(model: Model, tag_set: TagSet | None) -> list[MetaGraphDef]:
     """Every meta graph, or the one with exactly `tag_set` (a one-line refusal if none has it)."""
     metas = list(model.proto.meta_graphs)
     if tag_set is None:
         return metas
+    tag_set = parse_tag_set(tag_set)
     chosen = [m for m in metas if frozenset(m.meta_info_def.tags) == tag_set]
     if not chosen:
         have = "; ".join(_tags(m) for m in metas)
@@ -69,7 +74,7 @@ def select_meta_graphs(model: Model, tag_set: frozenset[str] | None) -> list[Met
     return chosen
 
 
-def meta_graphs_with(model: Model, signature: str, tag_set: frozenset[str] | None) -> list[MetaGraphDef]:
+def meta_graphs_with(model: Model, signature: str, tag_set: TagSet | None) -> list[MetaGraphDef]:
     """The meta graphs an edit of `signature` applies to, or a one-line refusal.
 
     With a tag set: the meta graph with exactly that set, which must have the signature.
@@ -77,6 +82,7 @@ def meta_graphs_with(model: Model, signature: str, tag_set: frozenset[str] | Non
     """
     metas = list(model.proto.meta_graphs)
     if tag_set is not None:
+        tag_set = parse_tag_set(tag_set)
         chosen = [m for m in metas if frozenset(m.meta_info_def.tags) == tag_set]
         if not chosen:
             have = "; ".join(_tags(m) for m in metas)
@@ -97,7 +103,7 @@ def meta_graphs_with(model: Model, signature: str, tag_set: frozenset[str] | Non
     return chosen
 
 
-def _refuse_reserved(*keys: str) -> None:
+def refuse_reserved(*keys: str) -> None:
     for key in keys:
         if key in RESERVED_KEYS:
             raise EditError(
@@ -105,8 +111,14 @@ def _refuse_reserved(*keys: str) -> None:
             )
 
 
-def rename_signature(model: Model, old: str, new: str, *, tag_set: frozenset[str] | None = None) -> Model:
+def rename_signature(
+    model: Model, old: str, new: str, *, regex: bool = False, tag_set: TagSet | None = None
+) -> Model:
     """Rename signature key `old` to `new`, in `signature_def` and in the object graph's signature map.
+
+    With `regex`, `old` is a regular expression and `new` its replacement (`re.sub`, `\\1` for a
+    group) over every key but the reserved ones; keys it leaves unchanged stay, and a rename onto
+    another key is refused.
 
     Like every edit: changes `model` in memory and returns it; `tag_set` limits it to the meta
     graph with exactly those tags; a refusal raises `EditError` and leaves the model as it was.
@@ -115,8 +127,13 @@ def rename_signature(model: Model, old: str, new: str, *, tag_set: frozenset[str
         >>> model = surgery.rename_signature(surgery.load("my_model"), "serving_default", "predict")
         >>> sorted(model.proto.meta_graphs[0].signature_def)
         ['__saved_model_init_op', 'fixed', 'masked', 'predict', 'preprocess']
+        >>> model = surgery.rename_signature(model, "^(fixed|masked)$", r"v2_\\1", regex=True)
+        >>> sorted(model.proto.meta_graphs[0].signature_def)
+        ['__saved_model_init_op', 'predict', 'preprocess', 'v2_fixed', 'v2_masked']
     """
-    _refuse_reserved(old, new)
+    if regex:
+        return _rename_matching(model, old, new, tag_set)
+    refuse_reserved(old, new)
     if not new:
         raise EditError("the new signature key is empty: give a name such as serving_default")
     metas = meta_graphs_with(model, old, tag_set)
@@ -139,6 +156,39 @@ def rename_signature(model: Model, old: str, new: str, *, tag_set: frozenset[str
     return model
 
 
+def _rename_matching(model: Model, pattern: str, replacement: str, tag_set: TagSet | None) -> Model:
+    """rename_signature with `regex`: every non-reserved key through `re.sub`, checked first."""
+    try:
+        compiled = re.compile(pattern)
+    except re.error as err:
+        raise EditError(f"regex does not compile: {err}") from None
+    metas = select_meta_graphs(model, tag_set)
+    keys = sorted({k for m in metas for k in m.signature_def if k not in RESERVED_KEYS})
+    try:
+        renames = {key: compiled.sub(replacement, key) for key in keys}
+    except (re.error, IndexError) as err:
+        raise EditError(f"regex replacement {replacement!r} does not fit the pattern: {err}") from None
+    renames = {key: target for key, target in renames.items() if target != key}
+    targets: dict[str, str] = {}
+    for key, target in renames.items():
+        if target in RESERVED_KEYS or not target:
+            raise EditError(f"regex maps {key!r} to {target!r}, which is not a usable signature key")
+        if target in targets:
+            raise EditError(f"regex maps both {targets[target]!r} and {key!r} to {target!r}")
+        targets[target] = key
+    for meta in metas:
+        clash = [t for t in targets if t in meta.signature_def and t not in renames]
+        if clash:
+            raise EditError(f"regex maps {targets[clash[0]]!r} onto the existing signature {clash[0]!r}")
+    # Two steps, through unique temporary keys, so that `a->b, b->c` chains work.
+    staged = {key: f"\0surgery-{i}" for i, key in enumerate(renames)}
+    for key, temp in staged.items():
+        rename_signature(model, key, temp, tag_set=tag_set)
+    for key, temp in staged.items():
+        rename_signature(model, temp, renames[key], tag_set=tag_set)
+    return model
+
+
 def _signature_child(meta: MetaGraphDef, key: str) -> tuple[int, int] | None:
     """(index in the signature map's children, node id) of signature `key` on the TF2 side."""
     graph = meta.object_graph_def
@@ -151,7 +201,7 @@ def _signature_child(meta: MetaGraphDef, key: str) -> tuple[int, int] | None:
     return None
 
 
-def remove_signature(model: Model, signature: str, *, tag_set: frozenset[str] | None = None) -> Model:
+def remove_signature(model: Model, signature: str, *, tag_set: TagSet | None = None) -> Model:
     """Delete a signature from `signature_def` and from the object graph's signature map.
 
     The signature's object-graph node and functions stay (unreferenced): node ids are what the
@@ -162,7 +212,7 @@ def remove_signature(model: Model, signature: str, *, tag_set: frozenset[str] | 
         >>> "preprocess" in model.proto.meta_graphs[0].signature_def
         False
     """
-    _refuse_reserved(signature)
+    refuse_reserved(signature)
     for meta in meta_graphs_with(model, signature, tag_set):
         del meta.signature_def[signature]
         found = _signature_child(meta, signature)
@@ -173,7 +223,7 @@ def remove_signature(model: Model, signature: str, *, tag_set: frozenset[str] | 
     return model
 
 
-def copy_signature(model: Model, src: str, dst: str, *, tag_set: frozenset[str] | None = None) -> Model:
+def copy_signature(model: Model, src: str, dst: str, *, tag_set: TagSet | None = None) -> Model:
     """Add `dst` serving exactly what `src` serves, sharing its tensors, wrapper and object-graph node.
 
     Example:
@@ -182,7 +232,7 @@ def copy_signature(model: Model, src: str, dst: str, *, tag_set: frozenset[str] 
         >>> signatures["masked_alias"] == signatures["masked"]
         True
     """
-    _refuse_reserved(src, dst)
+    refuse_reserved(src, dst)
     if not dst:
         raise EditError("the new signature key is empty")
     metas = meta_graphs_with(model, src, tag_set)
@@ -199,7 +249,7 @@ def copy_signature(model: Model, src: str, dst: str, *, tag_set: frozenset[str] 
     return model
 
 
-def set_method(model: Model, signature: str, method: str, *, tag_set: frozenset[str] | None = None) -> Model:
+def set_method(model: Model, signature: str, method: str, *, tag_set: TagSet | None = None) -> Model:
     """Set a signature's `method_name` (e.g. tensorflow/serving/regress); only the v1 side has one.
 
     Example:
@@ -207,14 +257,15 @@ def set_method(model: Model, signature: str, method: str, *, tag_set: frozenset[
         >>> model.proto.meta_graphs[0].signature_def["preprocess"].method_name
         'tensorflow/serving/regress'
     """
-    _refuse_reserved(signature)
+    refuse_reserved(signature)
     for meta in meta_graphs_with(model, signature, tag_set):
         meta.signature_def[signature].method_name = method
     return model
 
 
-def set_tags(model: Model, old: Iterable[str], new: Iterable[str]) -> Model:
-    """Give the meta graph with tag set `old` the tags `new` (in the order given).
+def set_tags(model: Model, old: TagSet, new: TagSet) -> Model:
+    """Give the meta graph with tag set `old` the tags `new` (in the order given; a string is
+    comma-separated, as on the command line).
 
     Example:
         >>> model = surgery.set_tags(surgery.load("my_model"), ["serve"], ["serve", "gpu"])
@@ -222,7 +273,8 @@ def set_tags(model: Model, old: Iterable[str], new: Iterable[str]) -> Model:
         ['serve', 'gpu']
     """
     old_set = parse_tag_set(old)
-    new_tags = list(dict.fromkeys(t.strip() for t in new if t.strip()))
+    items = new.split(",") if isinstance(new, str) else new
+    new_tags = list(dict.fromkeys(t.strip() for t in items if t.strip()))
     if not new_tags:
         raise EditError("empty new tag set: give comma-separated tags such as serve,tpu")
     metas = list(model.proto.meta_graphs)
@@ -244,7 +296,7 @@ def set_tags(model: Model, old: Iterable[str], new: Iterable[str]) -> Model:
 
 
 @dataclass
-class _SignatureParts:
+class SignatureParts:
     """The places a TF2-saved signature lives, found once and edited together."""
 
     bare: SavedBareConcreteFunction
@@ -253,7 +305,7 @@ class _SignatureParts:
     call: NodeDef | None
 
 
-def _signature_parts(meta: MetaGraphDef, key: str) -> _SignatureParts | None:
+def signature_parts(meta: MetaGraphDef, key: str) -> SignatureParts | None:
     """The TF2 side of `key`; None for a TF1-style model. Refuses a wrapper shared with another signature."""
     found = _signature_child(meta, key)
     if found is None:
@@ -286,7 +338,7 @@ def _signature_parts(meta: MetaGraphDef, key: str) -> _SignatureParts | None:
     if name not in library or saved is None:
         raise EditError(f"signature {key!r}: function {name} is missing; run check to see what is broken")
     calls = [n for n in meta.graph_def.node if n.op in CALL_OPS and called_function(n) == name]
-    return _SignatureParts(
+    return SignatureParts(
         node.bare_concrete_function,
         saved,
         library[name],
@@ -392,7 +444,7 @@ def _permute_list_attr(node: NodeDef | FunctionDef, name: str, field: str, perm:
         values.extend(reordered)
 
 
-def _permute_inputs(parts: _SignatureParts, after: list[str], perm: list[int]) -> None:
+def _permute_inputs(parts: SignatureParts, after: list[str], perm: list[int]) -> None:
     wrapper = parts.wrapper
     args = _permute([_copy(a) for a in wrapper.signature.input_arg], perm)
     del wrapper.signature.input_arg[:]
@@ -431,7 +483,7 @@ def _remap_tensor_info(info: TensorInfo, remap: Callable[[str], str]) -> None:
             _remap_tensor_info(component, remap)
 
 
-def _permute_outputs(meta: MetaGraphDef, parts: _SignatureParts, perm: list[int]) -> None:
+def _permute_outputs(meta: MetaGraphDef, parts: SignatureParts, perm: list[int]) -> None:
     """Reorder the wrapper's flat results; the call node's outputs and every `call:i` reference follow."""
     wrapper = parts.wrapper
     results = _permute([_copy(a) for a in wrapper.signature.output_arg], perm)
@@ -475,7 +527,7 @@ def _rename_fullargspec(spec_value: StructuredValue, before: list[str], after: l
 
 
 def _composite_renames(
-    meta: MetaGraphDef, parts: _SignatureParts, signature: str, old: str, new: str
+    meta: MetaGraphDef, parts: SignatureParts, signature: str, old: str, new: str
 ) -> dict[str, str]:
     """The input keys a rename of `old` moves: a composite's components go with it (sp_1 -> new_1)."""
     for group in composite_inputs(meta, parts.wrapper, entry(meta.signature_def, signature).inputs):
@@ -504,9 +556,9 @@ def _refuse_argument_clash(signature: str, kept: list[str], renames: dict[str, s
 
 
 def _rename_key(
-    model: Model, signature: str, old: str, new: str, *, side: str, tag_set: frozenset[str] | None
+    model: Model, signature: str, old: str, new: str, *, side: str, tag_set: TagSet | None
 ) -> Model:
-    _refuse_reserved(signature)
+    refuse_reserved(signature)
     kind = side[:-1]
     if not new:
         raise EditError(f"the new {kind} key is empty")
@@ -518,7 +570,7 @@ def _rename_key(
             raise EditError(
                 f"signature {signature!r} has no {kind} {old!r}: it has {', '.join(sorted(keys)) or 'none'}"
             )
-        parts = _signature_parts(meta, signature)
+        parts = signature_parts(meta, signature)
         renames = {old: new}
         if side == "inputs" and parts is not None:
             renames = _composite_renames(meta, parts, signature, old, new)
@@ -577,9 +629,7 @@ def _warn_keras(model: Model, side: str, old: str, new: str) -> None:
     warnings.warn(SurgeryWarning(warning), stacklevel=3)
 
 
-def rename_input(
-    model: Model, signature: str, old: str, new: str, *, tag_set: frozenset[str] | None = None
-) -> Model:
+def rename_input(model: Model, signature: str, old: str, new: str, *, tag_set: TagSet | None = None) -> Model:
     """Rename input key `old` of `signature`; moving its sorted position permutes what is positional.
 
     Example:
@@ -591,7 +641,7 @@ def rename_input(
 
 
 def rename_output(
-    model: Model, signature: str, old: str, new: str, *, tag_set: frozenset[str] | None = None
+    model: Model, signature: str, old: str, new: str, *, tag_set: TagSet | None = None
 ) -> Model:
     """Rename output key `old` of `signature`; moving its sorted position permutes what is positional.
 

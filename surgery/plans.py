@@ -10,196 +10,112 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    model_validator,
+)
 
-from surgery import edits, tensor_edits
 from surgery.errors import EditError
 from surgery.io import Model
-from surgery.signatures import RESERVED_KEYS
+from surgery.operations import OPERATIONS, Operation
 from surgery.tensors import parse_dtype
 
 
 class _Op(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+    """A plan entry: its fields are the arguments of `operation` (built per operation below)."""
 
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+    operation: ClassVar[Operation]
+
+    op: str
     tag_set: list[str] | None = None
 
-    def tags(self) -> frozenset[str] | None:
-        return edits.parse_tag_set(self.tag_set) if self.tag_set is not None else None
-
-
-class RenameSignature(_Op):
-    op: Literal["rename-signature"]
-    old: str | None = None
-    regex: str | None = None
-    new: str
-
     @model_validator(mode="after")
-    def _old_or_regex(self) -> RenameSignature:
-        if (self.old is None) == (self.regex is None):
-            raise ValueError("give exactly one of old (a key) or regex (re.sub over every non-reserved key)")
-        if self.regex is not None:
-            try:
-                re.compile(self.regex)
-            except re.error as err:
-                raise ValueError(f"regex does not compile: {err}") from None
+    def _key_or_pattern(self) -> _Op:
+        for argument in self.operation.arguments:
+            if argument.pattern_flag is None:
+                continue
+            key, pattern = getattr(self, argument.name), getattr(self, argument.pattern_flag)
+            if (key is None) == (pattern is None):
+                raise ValueError(
+                    f"give exactly one of {argument.name} (a key) or {argument.pattern_flag} "
+                    "(re.sub over every non-reserved key)"
+                )
+            if pattern is not None:
+                try:
+                    re.compile(pattern)
+                except re.error as err:
+                    raise ValueError(f"{argument.pattern_flag} does not compile: {err}") from None
         return self
 
-    def apply(self, model: Model) -> None:
-        if self.old is not None:
-            edits.rename_signature(model, self.old, self.new, tag_set=self.tags())
-            return
-        assert self.regex is not None
-        metas = edits.select_meta_graphs(model, self.tags())
-        keys = sorted({k for m in metas for k in m.signature_def if k not in RESERVED_KEYS})
-        renames = {k: re.sub(self.regex, self.new, k) for k in keys}
-        renames = {k: v for k, v in renames.items() if v != k}
-        targets: dict[str, str] = {}
-        for key, target in renames.items():
-            if target in RESERVED_KEYS or not target:
-                raise EditError(f"regex maps {key!r} to {target!r}, which is not a usable signature key")
-            if target in targets:
-                raise EditError(f"regex maps both {targets[target]!r} and {key!r} to {target!r}")
-            targets[target] = key
-        for meta in metas:
-            clash = [t for t in targets if t in meta.signature_def and t not in renames]
-            if clash:
-                raise EditError(f"regex maps {targets[clash[0]]!r} onto the existing signature {clash[0]!r}")
-        # Two steps, through unique temporary keys, so that `a->b, b->c` chains work.
-        staged = {key: f"\0surgery-{i}" for i, key in enumerate(renames)}
-        for key, temp in staged.items():
-            edits.rename_signature(model, key, temp, tag_set=self.tags())
-        for key, temp in staged.items():
-            edits.rename_signature(model, temp, renames[key], tag_set=self.tags())
+    def apply(self, model: Model) -> Model:
+        """Run this entry's edit on `model`."""
+        values = {name: getattr(self, name) for name in type(self).model_fields}
+        for argument in self.operation.arguments:
+            pattern = values.get(argument.pattern_flag) if argument.pattern_flag else None
+            if pattern is not None:
+                values[argument.name], values[argument.pattern_flag or ""] = pattern, True
+        return self.operation.apply(model, values)
 
 
-class RenameInput(_Op):
-    op: Literal["rename-input"]
-    signature: str
-    old: str
-    new: str
-
-    def apply(self, model: Model) -> None:
-        edits.rename_input(model, self.signature, self.old, self.new, tag_set=self.tags())
+def _dtype_name(value: str) -> str:
+    try:
+        parse_dtype(value)
+    except EditError as err:
+        raise ValueError(str(err)) from None
+    return value
 
 
-class RenameOutput(_Op):
-    op: Literal["rename-output"]
-    signature: str
-    old: str
-    new: str
-
-    def apply(self, model: Model) -> None:
-        edits.rename_output(model, self.signature, self.old, self.new, tag_set=self.tags())
+_TYPES: dict[str, Any] = {
+    "text": str,
+    "tags": Annotated[list[str], Field(min_length=1)],
+    "shape": list[Annotated[int, Field(ge=-1, lt=2**63)]] | None,
+    "dtype": Annotated[str, AfterValidator(_dtype_name)],
+}
 
 
-class RemoveSignature(_Op):
-    op: Literal["remove-signature"]
-    signature: str
-
-    def apply(self, model: Model) -> None:
-        edits.remove_signature(model, self.signature, tag_set=self.tags())
-
-
-class CopySignature(_Op):
-    op: Literal["copy-signature"]
-    src: str
-    dst: str
-
-    def apply(self, model: Model) -> None:
-        edits.copy_signature(model, self.src, self.dst, tag_set=self.tags())
-
-
-class SetMethod(_Op):
-    op: Literal["set-method"]
-    signature: str
-    method: str
-
-    def apply(self, model: Model) -> None:
-        edits.set_method(model, self.signature, self.method, tag_set=self.tags())
+def _entry_model(operation: Operation) -> type[_Op]:
+    """The pydantic model of a plan entry `{op: NAME, ...}` for one operation."""
+    patterns = {a.pattern_flag for a in operation.arguments if a.pattern_flag}
+    fields: dict[str, Any] = {"op": (Literal[operation.name], ...)}
+    for argument in operation.arguments:
+        if argument.name in patterns or argument.pattern_flag:
+            fields[argument.name] = (str | None, None)
+        elif argument.kind == "flag":
+            fields[argument.name] = (bool, False)
+        else:
+            fields[argument.name] = (_TYPES[argument.kind], ...)
+    name = "".join(part.title() for part in operation.name.split("-"))
+    model = create_model(name, __base__=_Op, **fields)
+    model.operation = operation
+    return model
 
 
-class SetTags(_Op):
-    op: Literal["set-tags"]
-    old: list[str] = Field(min_length=1)
-    new: list[str] = Field(min_length=1)
+_ENTRIES = [_entry_model(operation) for operation in OPERATIONS.values()]
 
-    def apply(self, model: Model) -> None:
-        edits.set_tags(model, self.old, self.new)
-
-
-class SetShape(_Op):
-    op: Literal["set-shape"]
-    signature: str
-    key: str
-    shape: list[Annotated[int, Field(ge=-1, lt=2**63)]] | None
-    output: bool = False
-
-    def apply(self, model: Model) -> None:
-        shape = None if self.shape is None else tuple(self.shape)
-        tensor_edits.set_shape(
-            model, self.signature, self.key, shape, output=self.output, tag_set=self.tags()
-        )
-
-
-class SetDtype(_Op):
-    op: Literal["set-dtype"]
-    signature: str
-    key: str
-    dtype: str
-    output: bool = False
-
-    @field_validator("dtype")
-    @classmethod
-    def _known_dtype(cls, value: str) -> str:
-        try:
-            parse_dtype(value)
-        except EditError as err:
-            raise ValueError(str(err)) from None
-        return value
-
-    def apply(self, model: Model) -> None:
-        dtype = parse_dtype(self.dtype)
-        tensor_edits.set_dtype(
-            model, self.signature, self.key, dtype, output=self.output, tag_set=self.tags()
-        )
-
-
-class RenameTensor(_Op):
-    op: Literal["rename-tensor"]
-    old: str
-    new: str
-
-    def apply(self, model: Model) -> None:
-        tensor_edits.rename_tensor(model, self.old, self.new, tag_set=self.tags())
-
-
-Operation = Annotated[
-    RenameSignature
-    | RenameInput
-    | RenameOutput
-    | RemoveSignature
-    | CopySignature
-    | SetMethod
-    | SetTags
-    | SetShape
-    | SetDtype
-    | RenameTensor,
-    Field(discriminator="op"),
-]
+PlanEntry = Annotated[Union[tuple(_ENTRIES)], Field(discriminator="op")]  # type: ignore[valid-type]  # noqa: UP007
 
 
 class Plan(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
-    operations: list[Operation]
+    operations: list[PlanEntry]  # type: ignore[valid-type]
+
+    def entries(self) -> list[_Op]:
+        """The operations, typed as the base of every plan entry."""
+        return list(self.operations)
 
     def apply(self, model: Model) -> Model:
         """Apply every operation in order; the first refusal stops the plan (nothing is written)."""
-        for index, operation in enumerate(self.operations):
+        for index, operation in enumerate(self.entries()):
             try:
                 operation.apply(model)
             except EditError as err:
@@ -219,18 +135,7 @@ def _location(loc: tuple[int | str, ...]) -> str:
     return out
 
 
-_OP_NAMES = {
-    "rename-signature",
-    "rename-input",
-    "rename-output",
-    "remove-signature",
-    "copy-signature",
-    "set-method",
-    "set-tags",
-    "set-shape",
-    "set-dtype",
-    "rename-tensor",
-}
+_OP_NAMES = set(OPERATIONS)
 
 
 def parse_plan(data: object) -> Plan:

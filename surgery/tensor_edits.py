@@ -18,11 +18,12 @@ from google.protobuf.message import DecodeError
 
 from surgery import tensor_values
 from surgery.edits import (
-    _refuse_reserved,
-    _signature_parts,
-    _SignatureParts,
+    SignatureParts,
+    TagSet,
     meta_graphs_with,
+    refuse_reserved,
     select_meta_graphs,
+    signature_parts,
 )
 from surgery.errors import EditError, SurgeryWarning
 from surgery.io import Model
@@ -77,15 +78,15 @@ class _Tensor:
     info: TensorInfo
     node: NodeDef | None  # the v1 graph node producing (output) or feeding (input) the tensor
     index: int  # output index of `node`
-    parts: _SignatureParts | None  # the TF2 side; None for a TF1-style model
+    parts: SignatureParts | None  # the TF2 side; None for a TF1-style model
     position: int  # flat position among the signature's inputs or outputs (sorted keys)
 
 
 def _tensors(
-    model: Model, signature: str, key: str, *, output: bool, tag_set: frozenset[str] | None
+    model: Model, signature: str, key: str, *, output: bool, tag_set: TagSet | None
 ) -> list[_Tensor]:
     """Every meta graph's copy of tensor `key` of `signature`, or a one-line refusal."""
-    _refuse_reserved(signature)
+    refuse_reserved(signature)
     side = "output" if output else "input"
     found = []
     for meta in meta_graphs_with(model, signature, tag_set):
@@ -102,7 +103,7 @@ def _tensors(
             )
         node_name, index = split_tensor_name(info.name)
         nodes = [n for n in meta.graph_def.node if n.name == node_name]
-        parts = _signature_parts(meta, signature)
+        parts = signature_parts(meta, signature)
         if parts is not None and _tensor_spec(parts, key, output) is None:
             raise EditError(
                 f"{side} {key!r} of {signature!r} has no TensorSpec of its own in the object graph "
@@ -122,11 +123,11 @@ def _set_listed_shape(attrs: object, name: str, index: int, shape: TensorShapePr
             shapes[index].CopyFrom(shape)
 
 
-def _wrapper_arg(parts: _SignatureParts, position: int) -> str:
+def _wrapper_arg(parts: SignatureParts, position: int) -> str:
     return parts.wrapper.signature.input_arg[position].name
 
 
-def _wrapper_result(parts: _SignatureParts, position: int) -> tuple[str, NodeDef | None]:
+def _wrapper_result(parts: SignatureParts, position: int) -> tuple[str, NodeDef | None]:
     """The wrapper's result `position`: its output arg name and the body node returning it."""
     name = parts.wrapper.signature.output_arg[position].name
     node_name = parts.wrapper.ret.get(name, "").split(":")[0]
@@ -134,7 +135,7 @@ def _wrapper_result(parts: _SignatureParts, position: int) -> tuple[str, NodeDef
     return name, nodes[0] if nodes else None
 
 
-def _tensor_spec(parts: _SignatureParts, key: str, output: bool) -> TensorSpecProto | None:
+def _tensor_spec(parts: SignatureParts, key: str, output: bool) -> TensorSpecProto | None:
     """The object graph's TensorSpec for input (or output) `key` of a signature function."""
     if output:
         fields = parts.concrete.output_signature.dict_value.fields
@@ -158,7 +159,7 @@ def set_shape(
     shape: Shape | Sequence[int] | str,
     *,
     output: bool = False,
-    tag_set: frozenset[str] | None = None,
+    tag_set: TagSet | None = None,
 ) -> Model:
     """Declare `shape` for input (or output) `key` of `signature` everywhere it is recorded.
 
@@ -507,7 +508,7 @@ def set_dtype(
     dtype: DataType | str,
     *,
     output: bool = False,
-    tag_set: frozenset[str] | None = None,
+    tag_set: TagSet | None = None,
 ) -> Model:
     """Give input (or output) `key` of `signature` dtype `dtype`, inserting the `Cast` that keeps it right.
 
@@ -729,7 +730,7 @@ def _rename_info(info: TensorInfo, old: str, new: str) -> None:
             _rename_info(component, old, new)
 
 
-def rename_tensor(model: Model, old: str, new: str, *, tag_set: frozenset[str] | None = None) -> Model:
+def rename_tensor(model: Model, old: str, new: str, *, tag_set: TagSet | None = None) -> Model:
     """Rename graph tensor `old` (`input_x:0`, or the node `input_x`) to `new`, and every reference to it.
 
     Renames the node in the v1 graph of every meta graph that has it, and its references: node

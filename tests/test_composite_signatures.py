@@ -51,7 +51,7 @@ def _rename_input(signature: str, old: str, new: str, **fields: Any) -> list[dic
 
 def _groups(model_dir: Path, signature: str) -> list[list[str]]:
     meta = surgery.load(model_dir).proto.meta_graphs[0]
-    parts = edits._signature_parts(meta, signature)
+    parts = edits.signature_parts(meta, signature)
     assert parts is not None
     return composite_inputs(meta, parts.wrapper, meta.signature_def[signature].inputs)
 

@@ -109,3 +109,14 @@ def test_the_documented_load_and_save_take_what_io_takes() -> None:
         ours = inspect.signature(getattr(surgery, name)).parameters
         theirs = inspect.signature(getattr(io, name)).parameters
         assert list(ours) == list(theirs), name
+
+
+def test_the_table_of_edits_is_the_registry() -> None:
+    """docs/api.md's table of edits is what `make docs` renders from surgery/operations.py."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "gen_docs.py"), "--check"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr

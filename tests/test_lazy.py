@@ -83,6 +83,8 @@ def _operations(name: str) -> list[tuple[str, list[dict[str, Any]]]]:
                     [{"op": "set-dtype", "signature": key, "key": first, "dtype": "float64", **flag}],
                 )
             )
+    tags = list(meta.meta_info_def.tags)
+    out.append(("set-tags", [{"op": "set-tags", "old": tags, "new": [*tags, "tpu"]}]))
     if name == "tf1_two_metagraphs":
         out.append(("rename-tensor", [{"op": "rename-tensor", "old": "input_x:0", "new": "images:0"}]))
     return out
