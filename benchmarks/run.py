@@ -380,7 +380,7 @@ def judge_model(name: str, results: dict[str, dict[str, Series]]) -> list[Row]:
         elif edit == "rename-signature --in-place":
             # The baseline: cp of saved_model.pb alone, to a new file. Replacing a file also frees
             # the old one's blocks and cached pages, which that cp never pays: cp over an existing pb,
-            # which does, is shown beside it (see the README, "Benchmarks").
+            # which does, is shown beside it (see docs/performance.md).
             o_rss = results["rename-signature" + ("" if durable else NO_SYNC)]["tool"].rss
             row.baseline, row.ratio = pb_base, fast.wall / wall[pb_base]
             row.limit = f"≤ 2× {pb_base}, RSS ≤ -o path ({o_rss:.0f} MiB)"
@@ -617,7 +617,7 @@ PAGE_REPORTING = Path("/sys/module/page_reporting/parameters")
 
 def page_reporting(params: Path = PAGE_REPORTING) -> str:
     """Whether a VM guest hands freed pages back to the host, and how soon: it decides what a fresh
-    page costs, hence the copies every case makes (see the README, "Benchmarks")."""
+    page costs, hence the copies every case makes (see docs/performance.md)."""
     if not params.is_dir():
         return "none"
     values = []

@@ -36,7 +36,8 @@ from surgery.errors import (
 )
 from surgery.explain import explain, explain_dot, explain_html, explain_text
 from surgery.graph_changes import graph_diff
-from surgery.io import Model, load, save
+from surgery.model import Model
+from surgery.storage import load, save
 from surgery.tensor_edits import rename_tensor, set_dtype, set_shape
 
 if TYPE_CHECKING:

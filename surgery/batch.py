@@ -3,9 +3,9 @@
 `edit_model` is what every edit command runs: load, edit, refuse a result that `check` finds newly
 inconsistent, save. `apply_plan` runs it for many models, each in a worker process; one failing
 model does not stop the others, and nothing is written for it. Copies and in-place edits are
-published a few models at a time, made durable by one flush per step (`surgery.io.commit_group`);
+published a few models at a time, made durable by one flush per step (`surgery.storage.commit_group`);
 with workers, the workers only stage them and the parent makes them durable and publishes them
-(an in-place edit's model lock goes along, `surgery.io.LockChannel`), so no worker waits on the
+(an in-place edit's model lock goes along, `surgery.storage.LockChannel`), so no worker waits on the
 disk. Workers end with their parent.
 """
 
@@ -30,14 +30,15 @@ from surgery.check import Disagreement, disagreements
 from surgery.diff import diff
 from surgery.errors import ConsistencyError, SavedModelIOError, SurgeryError, SurgeryWarning
 from surgery.graph_changes import graph_diff
-from surgery.io import CommitGroup, LockChannel, Model, commit_group, load, model_lock, recover, save
+from surgery.model import Model
+from surgery.storage import CommitGroup, LockChannel, commit_group, load, model_lock, recover, save
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
-    from surgery.io import Staged
     from surgery.plans import Plan
     from surgery.reports import BatchResult, Finding
+    from surgery.storage import Staged
 
     Done = tuple[list[BatchResult], list[Staged]]  # a worker's chunk: results, writes to publish
 
@@ -56,9 +57,10 @@ def edit_model(
     in_place: bool = False,
     force: bool = False,
     sync: bool = True,
+    group: CommitGroup | None = None,
 ) -> Path:
     """Load the model at `path`, `edit` it, refuse a newly inconsistent result, then save it
-    (`sync`: as `surgery.save`'s).
+    (`sync` and `group`: as `surgery.save`'s).
 
     Returns the directory written. Raises a `SurgeryError` (nothing written) when the model
     cannot be read, the edit is refused, the result would be inconsistent, or the write fails.
@@ -70,7 +72,7 @@ def edit_model(
         model = load(path)
         try:
             _edit_checked(model, edit)
-            return save(model, output, in_place=in_place, force=force, sync=sync)
+            return save(model, output, in_place=in_place, force=force, sync=sync, group=group)
         finally:
             model.close()  # a model file the save replaced is freed in the background
 
@@ -232,8 +234,11 @@ def _one_line(err: BaseException, model: str) -> str:
     return message.removeprefix(f"{model}: ")
 
 
-def apply_one(plan: Plan, target: Target, *, force: bool = False, sync: bool = True) -> BatchResult:
-    """Apply `plan` to one model with `edit_model`; a failure becomes the result's one-line error.
+def apply_one(
+    plan: Plan, target: Target, *, force: bool = False, sync: bool = True, group: CommitGroup | None = None
+) -> BatchResult:
+    """Apply `plan` to one model with `edit_model` (its write staged in `group`, if given); a failure
+    becomes the result's one-line error.
 
     The edits' caveats (`SurgeryWarning`s) are collected into the result, not printed by workers.
     """
@@ -241,7 +246,13 @@ def apply_one(plan: Plan, target: Target, *, force: bool = False, sync: bool = T
 
     def write() -> BatchResult:
         written = edit_model(
-            target.model, plan.apply, target.output, in_place=target.output is None, force=force, sync=sync
+            target.model,
+            plan.apply,
+            target.output,
+            in_place=target.output is None,
+            force=force,
+            sync=sync,
+            group=group,
         )
         return BatchResult(model=target.model, output=str(written), ok=True)
 
@@ -335,7 +346,7 @@ def _run_chunk(chunk: list[Target]) -> Done:
     if dry_run:
         return [preview_one(plan, target, force=force) for target in chunk], []
     with commit_group() as group:
-        results = [apply_one(plan, target, force=force, sync=sync) for target in chunk]
+        results = [apply_one(plan, target, force=force, sync=sync, group=group) for target in chunk]
         staged = group.hand_over(channel)  # in place, each model's lock goes to the parent
     return results, staged
 
@@ -351,7 +362,7 @@ def run_group(
     if dry_run:
         return [preview_one(plan, target, force=force) for target in targets]
     with commit_group() as group:
-        results = [apply_one(plan, target, force=force, sync=sync) for target in targets]
+        results = [apply_one(plan, target, force=force, sync=sync, group=group) for target in targets]
     return _settled(results, group.failures)
 
 

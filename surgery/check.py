@@ -26,9 +26,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator
-from typing import TYPE_CHECKING, Literal, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from surgery.io import Model
+from surgery.model import Model
 from surgery.schema import FunctionDef, MetaGraphDef, NodeDef, SavedObject, SavedObjectGraph
 from surgery.signatures import (
     CALL_OPS,
@@ -52,9 +52,8 @@ from surgery.validate import SEVERITIES as VALIDATOR_SEVERITIES
 from surgery.validate import validate
 
 if TYPE_CHECKING:
-    from surgery.reports import CheckReport
+    from surgery.reports import CheckReport, Severity
 
-Severity = Literal["error", "warning"]
 
 SEVERITIES: dict[str, Severity] = {
     # A TensorInfo names a tensor the graph does not have: the v1 loader cannot feed or fetch it.

@@ -40,8 +40,8 @@ from surgery.errors import SavedModelIOError, SurgeryError, SurgeryWarning, one_
 from surgery.explain import FORMATS as EXPLAIN_FORMATS
 from surgery.explain import explain, explain_dot, explain_html, explain_text, render_svg
 from surgery.graph_changes import graph_diff
-from surgery.io import Format as ConvertFormat
-from surgery.io import Model, load
+from surgery.model import Format as ConvertFormat
+from surgery.model import Model
 from surgery.operations import OPERATIONS, Operation
 from surgery.remote import (
     fetched,
@@ -55,6 +55,7 @@ from surgery.remote import (
 from surgery.schema import TENSORFLOW_VERSION
 from surgery.show import show_json, show_text
 from surgery.signatures import user_keys
+from surgery.storage import load
 from surgery.tensors import parse_dtype, parse_shape
 
 if TYPE_CHECKING:

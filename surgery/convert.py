@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING
 from google.protobuf.message import DecodeError
 
 from surgery.fingerprint import compute_fingerprint
-from surgery.io import FINGERPRINT, PB, PBTXT, Format, Model, load, save
+from surgery.model import FINGERPRINT, PB, PBTXT, Format, Model
 from surgery.schema import FingerprintDef, to_text
+from surgery.storage import load, save
 
 if TYPE_CHECKING:
     from surgery.reports import ConvertResult, FingerprintAction

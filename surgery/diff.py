@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, NamedTuple
 
 from surgery.graph_changes import Equal, matched_meta_graphs, renamed_nodes
-from surgery.io import Model
+from surgery.model import Model
 from surgery.schema import (
     MetaGraphDef,
     NodeDef,

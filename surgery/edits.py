@@ -15,7 +15,7 @@ from typing import TypeVar
 from google.protobuf.message import Message
 
 from surgery.errors import EditError, SurgeryWarning
-from surgery.io import Model
+from surgery.model import Model
 from surgery.schema import (
     FunctionDef,
     MetaGraphDef,

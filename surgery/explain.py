@@ -26,7 +26,7 @@ from surgery.errors import SurgeryError
 
 if TYPE_CHECKING:
     from surgery.explanation import Explanation, Place, PlaceKind
-    from surgery.io import Model
+    from surgery.model import Model
     from surgery.signatures import SavedFunctionView
 
 FORMATS = ("text", "dot", "svg", "html")

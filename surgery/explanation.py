@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from surgery.errors import SurgeryError
-from surgery.io import Model
+from surgery.model import Model
 from surgery.schema import FunctionDef, MetaGraphDef, NodeDef
 from surgery.signatures import (
     CALL_OPS,

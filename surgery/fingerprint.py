@@ -1,7 +1,7 @@
 """`fingerprint.pb`: the five hashes TensorFlow records for a SavedModel.
 
 Follows `tensorflow/cc/saved_model/fingerprinting.cc` (TensorFlow 2.21), hashing with
-FarmHash Fingerprint64 (the pyfarmhash C binding, as `tensorflow::Fingerprint64` is):
+FarmHash Fingerprint64 (`surgery._farmhash`, as `tensorflow::Fingerprint64` is):
 
 1. saved_model_checksum: the deterministic serialization of the whole SavedModel.
 
@@ -22,11 +22,10 @@ import stat
 from pathlib import Path
 from typing import cast
 
-import farmhash
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 
-from surgery import lazy
+from surgery import _farmhash, lazy
 from surgery.schema import (
     DataType,
     FingerprintDef,
@@ -45,9 +44,8 @@ _CALL_OPS = ("PartitionedCall", "StatefulPartitionedCall")
 
 
 def fingerprint64(data: bytes | str) -> int:
-    """FarmHash Fingerprint64, `tensorflow::Fingerprint64`."""
-    # The binding hashes bytes as they are (its stubs only admit str).
-    return int(farmhash.fingerprint64(data.encode() if isinstance(data, str) else data))  # type: ignore[arg-type]
+    """FarmHash Fingerprint64, `tensorflow::Fingerprint64` (a str hashed as its UTF-8 bytes)."""
+    return _farmhash.fingerprint64(data.encode() if isinstance(data, str) else data)
 
 
 def _hash_message(message: Message, holes: lazy.Holes | None = None) -> int:

@@ -2,27 +2,22 @@
 
 It compares what runs (the v1 graph's nodes, the function library, the object graph, the rest of
 each meta graph), so that an edit that leaves the signatures as they were but not the graph
-still shows; signatures are `diff`'s.
-
-A lazily read model has tokens where its large constants are (`surgery.lazy`): they are compared
-by the bytes they stand for, by size first and then by FarmHash streamed from the file, and never
-read into memory; two copies of one lazily read model (a --dry-run) share their tokens, so an
-untouched constant is equal to itself without any read.
+still shows; signatures are `diff`'s. Here are the kinds of change, what each compares and how a
+rename is told from a removal and an addition; how two messages compare (a lazily read model's
+large constants included, never read into memory) and the short texts of values are
+`surgery.graph_compare`'s.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple, cast
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
-from google.protobuf.message import Message
-
-from surgery.io import Model
-from surgery.lazy import Piece, Span, encode_varint, fingerprint64, is_hole, size_of
+from surgery.graph_compare import FEW, Equal, attr_parts, cut, field_parts, items_text
+from surgery.lazy import fingerprint64
+from surgery.model import Model
 from surgery.schema import (
-    AttrValue,
     CollectionDef,
     FunctionDef,
     GraphDef,
@@ -31,17 +26,17 @@ from surgery.schema import (
     SavedObject,
     SavedObjectGraph,
     StructuredValue,
-    TensorShapeProto,
 )
 from surgery.signatures import (
     describe_structure,
 )
-from surgery.tensors import dtype_name, shape_from_proto
+from surgery.tensors import dtype_name
 
 if TYPE_CHECKING:
     from surgery.reports import GraphChange
     from surgery_proto.tensorflow.core.framework.op_def_pb2 import OpDef
-    from surgery_proto.tensorflow.core.framework.tensor_pb2 import TensorProto
+
+__all__ = ["Equal", "graph_diff", "matched_meta_graphs", "renamed_nodes"]
 
 
 class _GraphChange(NamedTuple):
@@ -52,215 +47,6 @@ class _GraphChange(NamedTuple):
     kind: str
     name: str
     detail: str
-
-
-# --- comparing messages whose large byte fields may be left on disk ------------------------------
-
-
-class _Side:
-    """One model's holes (None for a model read whole): sizes and hashes of the bytes they stand for."""
-
-    def __init__(self, model: Model) -> None:
-        self.holes = model.holes
-        self._hashes: dict[Span, int] = {}
-
-    def has_token(self, data: bytes) -> bool:
-        return self.holes is not None and self.holes.prefix in data
-
-    def pieces(self, data: bytes, message: Message) -> list[Piece]:
-        """The serialization `data` of `message` as in the file: spans where the tokens are."""
-        return [data] if self.holes is None else self.holes.expand(data, cast(Descriptor, message.DESCRIPTOR))
-
-    def span(self, value: bytes) -> Span | None:
-        """The field records a token stands for (None if `value` is not one of this model's tokens)."""
-        if self.holes is None or not is_hole(value) or not value.startswith(self.holes.prefix):
-            return None
-        # A token is the prefix, the span's index in hex, and `>>` (see surgery.lazy).
-        return self.holes.spans[int(value[len(self.holes.prefix) : -2], 16)]
-
-    def span_hash(self, span: Span) -> int:
-        if span not in self._hashes:
-            self._hashes[span] = fingerprint64([[span]], self.holes)[0]
-        return self._hashes[span]
-
-    def stream_hash(self, pieces: Sequence[Piece]) -> int:
-        return fingerprint64([pieces], self.holes)[0]
-
-
-class Equal:
-    """Equality of two messages, one from each model, by the bytes they would serialize to."""
-
-    def __init__(self, a: Model, b: Model) -> None:
-        self.a, self.b = _Side(a), _Side(b)
-        self.shared = self.a.holes is not None and self.a.holes is self.b.holes
-
-    def __call__(self, x: Message, y: Message) -> bool:
-        if x == y:
-            # Two loads never share a token (each has a random prefix): equal tokens are one span.
-            return True
-        data_x, data_y = x.SerializeToString(deterministic=True), y.SerializeToString(deterministic=True)
-        if data_x == data_y:
-            return True
-        if not (self.a.has_token(data_x) or self.b.has_token(data_y)):
-            return False
-        return self._same_pieces(self.a.pieces(data_x, x), self.b.pieces(data_y, y))
-
-    def _same_pieces(self, xs: list[Piece], ys: list[Piece]) -> bool:
-        if size_of(xs) != size_of(ys):
-            return False
-        aligned = len(xs) == len(ys) and all(
-            (x.length == y.length) if isinstance(x, Span) and isinstance(y, Span) else x == y
-            for x, y in zip(xs, ys, strict=True)
-        )
-        if not aligned:  # one side read whole, or the constants moved: hash both streams
-            return self.a.stream_hash(xs) == self.b.stream_hash(ys)
-        for x, y in zip(xs, ys, strict=True):
-            if isinstance(x, Span) and isinstance(y, Span):
-                if self.shared and x == y:
-                    continue
-                if self.a.span_hash(x) != self.b.span_hash(y):
-                    return False
-        return True
-
-
-# --- short texts for values ----------------------------------------------------------------------
-
-_SHORT = 32  # a string or bytes value longer than this shows as its size
-_FEW = 8  # a list longer than this shows as its length
-_DETAIL_MAX = 300  # a structure described longer than this is cut
-
-
-def _cut(text: str, limit: int = _DETAIL_MAX) -> str:
-    return text if len(text) <= limit else text[: limit - 4] + " ..."
-
-
-def _bytes_text(value: bytes) -> str:
-    if len(value) <= _SHORT:
-        try:
-            return repr(value.decode("ascii"))
-        except UnicodeDecodeError:
-            pass
-    return f"<{len(value)} bytes>"
-
-
-def _shape_text(shape: TensorShapeProto) -> str:
-    dims = shape_from_proto(shape)
-    return "unknown-rank" if dims is None else "[" + ", ".join(map(str, dims)) + "]"
-
-
-def _items_text(items: list[str]) -> str:
-    if len(items) <= _FEW:
-        return "[" + ", ".join(items) + "]"
-    return "[" + ", ".join(items[:3]) + f", ... {len(items)} items]"
-
-
-def _record_size(value_length: int) -> int:
-    """The size of a bytes field record of number < 16 holding `value_length` bytes."""
-    return 1 + len(encode_varint(value_length)) + value_length
-
-
-def _value_length(record_size: int) -> int:
-    """The inverse of `_record_size`: a token's span is the whole record."""
-    for prefix in range(1, 11):
-        if len(encode_varint(record_size - 1 - prefix)) == prefix:
-            return record_size - 1 - prefix
-    return record_size
-
-
-def _tensor_text(tensor: TensorProto, side: _Side) -> str:
-    """`tensor float32 [2, 3] <24 bytes>`, or its values when there are few and short ones."""
-    head = f"tensor {dtype_name(tensor.dtype)} {_shape_text(tensor.tensor_shape)}"
-    if tensor.tensor_content:
-        span = side.span(tensor.tensor_content)
-        size = _value_length(span.length) if span is not None else len(tensor.tensor_content)
-        return f"{head} <{size} bytes>"
-    if tensor.string_val:
-        spans = [side.span(s) for s in tensor.string_val]
-        if len(spans) <= 4 and all(
-            s is None and len(v) <= _SHORT for s, v in zip(spans, tensor.string_val, strict=True)
-        ):
-            return f"{head} " + _items_text([_bytes_text(v) for v in tensor.string_val])
-        # Records, not strings: a token stands for a run of them, and counting would read it. (A
-        # hole is at least HOLE_MIN bytes: never the few short strings shown above.)
-        size = sum(
-            s.length if s is not None else _record_size(len(v))
-            for s, v in zip(spans, tensor.string_val, strict=True)
-        )
-        return f"{head} <{size} bytes of strings>"
-    for field, values in tensor.ListFields():
-        if field.name.endswith("_val") and field.is_repeated:
-            if field.message_type is not None:
-                return f"{head} <{len(values)} {field.name}>"
-            items = [repr(v) for v in values]
-            return f"{head} " + (_items_text(items) if len(items) <= 4 else f"<{len(items)} values>")
-    return head
-
-
-def _attr_text(value: AttrValue, side: _Side) -> str:
-    """A short text for an attr value: small values in full, large ones by size."""
-    kind = value.WhichOneof("value")
-    if kind == "s":
-        return _bytes_text(value.s)
-    if kind in ("i", "f"):
-        return repr(getattr(value, kind))
-    if kind == "b":
-        return "true" if value.b else "false"
-    if kind == "type":
-        return dtype_name(value.type)
-    if kind == "shape":
-        return _shape_text(value.shape)
-    if kind == "tensor":
-        return _tensor_text(value.tensor, side)
-    if kind == "func":
-        return f"func {value.func.name}" + (f" ({len(value.func.attr)} attrs)" if value.func.attr else "")
-    if kind == "placeholder":
-        return f"${value.placeholder}"
-    if kind == "list":
-        return _items_text(_list_items(value.list, side))
-    return "(unset)"
-
-
-def _list_items(values: AttrValue.ListValue, side: _Side) -> list[str]:
-    items: list[str] = []
-    items += [_bytes_text(s) for s in values.s]
-    items += [repr(i) for i in values.i]
-    items += [repr(f) for f in values.f]
-    items += ["true" if b else "false" for b in values.b]
-    items += [dtype_name(t) for t in values.type]
-    items += [_shape_text(s) for s in values.shape]
-    items += [_tensor_text(t, side) for t in values.tensor]
-    items += [f"func {f.name}" for f in values.func]
-    return items
-
-
-def _attr_change(key: str, x: AttrValue, y: AttrValue, eq: Equal) -> str:
-    """`attr T: float32 -> float16`; a long list by the positions that differ."""
-    text_x, text_y = _attr_text(x, eq.a), _attr_text(y, eq.b)
-    if x.WhichOneof("value") == y.WhichOneof("value") == "list":
-        items_x, items_y = _list_items(x.list, eq.a), _list_items(y.list, eq.b)
-        if len(items_x) == len(items_y) > _FEW:
-            moved = [
-                f"#{i} {p} -> {q}" for i, (p, q) in enumerate(zip(items_x, items_y, strict=True)) if p != q
-            ]
-            if moved:
-                more = f", +{len(moved) - 3} more" if len(moved) > 3 else ""
-                return f"attr {key}: " + ", ".join(moved[:3]) + more + f" (of {len(items_x)})"
-    if text_x == text_y:
-        return f"attr {key}: {text_x}, contents changed"
-    return f"attr {key}: {text_x} -> {text_y}"
-
-
-def _attr_parts(x: Mapping[str, AttrValue], y: Mapping[str, AttrValue], eq: Equal) -> list[tuple[str, str]]:
-    """(key, `+attr key: value` / `-attr key: value` / `attr key: old -> new`) for each attr that differs."""
-    parts = []
-    for key in sorted(set(x) | set(y)):
-        if key not in y:
-            parts.append((key, f"-attr {key}: {_attr_text(x[key], eq.a)}"))
-        elif key not in x:
-            parts.append((key, f"+attr {key}: {_attr_text(y[key], eq.b)}"))
-        elif not eq(x[key], y[key]):
-            parts.append((key, _attr_change(key, x[key], y[key], eq)))
-    return parts
 
 
 # --- nodes (of the v1 graph and of functions) ----------------------------------------------------
@@ -345,7 +131,7 @@ def _input_parts(x: NodeDef, y: NodeDef) -> list[str]:
     if list(x.input) == list(y.input):
         return []
     if len(x.input) != len(y.input):
-        return [f"inputs: {_items_text(list(x.input))} -> {_items_text(list(y.input))}"]
+        return [f"inputs: {items_text(list(x.input))} -> {items_text(list(y.input))}"]
     moved = [
         f"input {i}: {p} -> {q}" for i, (p, q) in enumerate(zip(x.input, y.input, strict=True)) if p != q
     ]
@@ -358,8 +144,8 @@ def _node_parts(x: NodeDef, y: NodeDef, eq: Equal) -> list[str]:
     parts += _input_parts(x, y)
     if x.device != y.device:
         parts.append(f"device: {x.device!r} -> {y.device!r}")
-    parts += [text for _, text in _attr_parts(x.attr, y.attr, eq)]
-    parts += _field_parts(x, y, eq, skip=("name", "op", "input", "device", "attr"))
+    parts += [text for _, text in attr_parts(x.attr, y.attr, eq)]
+    parts += field_parts(x, y, eq, skip=("name", "op", "input", "device", "attr"))
     return parts or ["other fields changed"]
 
 
@@ -398,42 +184,7 @@ def _node_changes(
     return out
 
 
-# --- other messages, field by field --------------------------------------------------------------
-
-
-def _field_parts(x: Message, y: Message, eq: Equal, skip: Iterable[str] = ()) -> list[str]:
-    """`debug_info changed`: the top-level fields of `x` and `y` that differ, but those in `skip`."""
-    parts = []
-    skipped = set(skip)
-    for field in x.DESCRIPTOR.fields:
-        if field.name in skipped:
-            continue
-        if not _same_field(
-            cast(FieldDescriptor, field), getattr(x, field.name), getattr(y, field.name), x, y, eq
-        ):
-            parts.append(f"{field.name} changed")
-    return parts
-
-
-def _same_field(field: FieldDescriptor, vx: Any, vy: Any, x: Message, y: Message, eq: Equal) -> bool:
-    if field.message_type is not None and field.message_type.GetOptions().map_entry:
-        if set(vx) != set(vy):
-            return False
-        value_field = field.message_type.fields_by_name["value"]
-        if value_field.message_type is None:
-            return all(vx[k] == vy[k] for k in vx)
-        return all(eq(vx[k], vy[k]) for k in vx)
-    if field.is_repeated:
-        if len(vx) != len(vy):
-            return False
-        if field.message_type is None:
-            return list(vx) == list(vy)
-        return all(eq(p, q) for p, q in zip(vx, vy, strict=True))
-    if field.message_type is not None:
-        if x.HasField(field.name) != y.HasField(field.name):
-            return False
-        return eq(vx, vy)
-    return bool(vx == vy)
+# --- functions -----------------------------------------------------------------------------------
 
 
 def _map_changes(
@@ -449,9 +200,6 @@ def _map_changes(
         elif x[key] != y[key]:
             out.append(_GraphChange(tags, scope, f"{kind}-changed", key, f"{x[key]} -> {y[key]}"))
     return out
-
-
-# --- functions -----------------------------------------------------------------------------------
 
 
 def _arg_type(arg: OpDef.ArgDef) -> str:
@@ -481,7 +229,7 @@ def _arg_changes(
             parts = [f"{x[i].name} -> {y[i].name}"] if x[i].name != y[i].name else []
             if _arg_type(x[i]) != _arg_type(y[i]):
                 parts.append(f"{_arg_type(x[i])} -> {_arg_type(y[i])}")
-            parts += _field_parts(x[i], y[i], eq, skip=("name", "type", "type_attr", "number_attr", "is_ref"))
+            parts += field_parts(x[i], y[i], eq, skip=("name", "type", "type_attr", "number_attr", "is_ref"))
             where = f"#{i} {y[i].name}:" if x[i].name == y[i].name else f"#{i}"
             detail = f"{where} " + ("; ".join(parts) if parts else "other fields changed")
             out.append(_GraphChange(tags, scope, f"{kind}-changed", y[i].name, detail))
@@ -496,7 +244,7 @@ def _function_changes(
     sx, sy = x.signature, y.signature
     out = _arg_changes(tags, scope, "arg", sx.input_arg, sy.input_arg, eq)
     out += _arg_changes(tags, scope, "result", sx.output_arg, sy.output_arg, eq)
-    fields = _field_parts(sx, sy, eq, skip=("input_arg", "output_arg"))
+    fields = field_parts(sx, sy, eq, skip=("input_arg", "output_arg"))
     if fields:
         out.append(_GraphChange(tags, scope, "signature-changed", name, ", ".join(fields)))
     for index in sorted(set(x.arg_attr) | set(y.arg_attr)):
@@ -505,7 +253,7 @@ def _function_changes(
         arg_x, arg_y = x.arg_attr.get(index), y.arg_attr.get(index)
         attrs_x = arg_x.attr if arg_x is not None else {}
         attrs_y = arg_y.attr if arg_y is not None else {}
-        parts = [text for _, text in _attr_parts(attrs_x, attrs_y, eq)]
+        parts = [text for _, text in attr_parts(attrs_x, attrs_y, eq)]
         if parts:
             out.append(_GraphChange(tags, scope, "arg-attr-changed", label, f"#{index} " + "; ".join(parts)))
     if dict(x.resource_arg_unique_id) != dict(y.resource_arg_unique_id):
@@ -514,7 +262,7 @@ def _function_changes(
         )
     out += _map_changes(tags, scope, "ret", x.ret, y.ret)
     out += _map_changes(tags, scope, "control-ret", x.control_ret, y.control_ret)
-    for key, text in _attr_parts(x.attr, y.attr, eq):
+    for key, text in attr_parts(x.attr, y.attr, eq):
         out.append(_GraphChange(tags, scope, "function-attr-changed", key, text))
     out += _node_changes(tags, scope, x.node_def, y.node_def, eq)
     if not out:
@@ -583,15 +331,15 @@ def _object_parts(x: SavedObject, y: SavedObject, eq: Equal) -> list[str]:
                 specific.append(f"function: {bx.concrete_function_name} -> {by.concrete_function_name}")
             if list(bx.argument_keywords) != list(by.argument_keywords):
                 specific.append(
-                    f"argument_keywords: {_items_text(list(bx.argument_keywords))} -> "
-                    f"{_items_text(list(by.argument_keywords))}"
+                    f"argument_keywords: {items_text(list(bx.argument_keywords))} -> "
+                    f"{items_text(list(by.argument_keywords))}"
                 )
         elif kind_x == "function":
             fx, fy = list(x.function.concrete_functions), list(y.function.concrete_functions)
             if fx != fy:
-                specific.append(f"concrete_functions: {_items_text(fx)} -> {_items_text(fy)}")
+                specific.append(f"concrete_functions: {items_text(fx)} -> {items_text(fy)}")
         parts += specific or [f"{kind_x} changed"]
-    parts += _field_parts(x, y, eq, skip=("children", "dependencies", kind_x or "", kind_y or ""))
+    parts += field_parts(x, y, eq, skip=("children", "dependencies", kind_x or "", kind_y or ""))
     return parts or ["other fields changed"]
 
 
@@ -624,7 +372,7 @@ def _structure_parts(label: str, x: StructuredValue, y: StructuredValue) -> list
         for p in leaves_x
         if p in leaves_y and leaves_x[p] != leaves_y[p]
     ]
-    return [f"{label}: " + _cut(", ".join(items))]
+    return [f"{label}: " + cut(", ".join(items))]
 
 
 def _object_graph_changes(
@@ -663,7 +411,7 @@ def _object_graph_changes(
                 ("output_signature", "outputs"),
             ):
                 parts += _structure_parts(label, getattr(cx, field), getattr(cy, field))
-            parts += _field_parts(cx, cy, eq, skip=("canonicalized_input_signature", "output_signature"))
+            parts += field_parts(cx, cy, eq, skip=("canonicalized_input_signature", "output_signature"))
             out.append(
                 _GraphChange(tags, scope, "concrete-function-changed", name, "; ".join(parts or ["changed"]))
             )
@@ -676,10 +424,10 @@ def _object_graph_changes(
 def _meta_graph_changes(tags: list[str], x: MetaGraphDef, y: MetaGraphDef, eq: Equal) -> list[_GraphChange]:
     """Everything but the signatures (which `diff` compares): graph, functions, object graph, rest."""
     out = _node_changes(tags, "graph", x.graph_def.node, y.graph_def.node, eq)
-    fields = _field_parts(x.graph_def, y.graph_def, eq, skip=("node", "library"))
+    fields = field_parts(x.graph_def, y.graph_def, eq, skip=("node", "library"))
     if fields:
         out.append(_GraphChange(tags, "graph", "graph-changed", "graph_def", ", ".join(fields)))
-    fields = _field_parts(x.graph_def.library, y.graph_def.library, eq, skip=("function",))
+    fields = field_parts(x.graph_def.library, y.graph_def.library, eq, skip=("function",))
     if fields:  # gradients
         out.append(_GraphChange(tags, "graph", "library-changed", "library", ", ".join(fields)))
     out += _library_changes(tags, x.graph_def, y.graph_def, eq)
@@ -695,9 +443,9 @@ def _meta_graph_changes(tags: list[str], x: MetaGraphDef, y: MetaGraphDef, eq: E
         elif not eq(cx, cy):
             out.append(_GraphChange(tags, scope, "collection-changed", key, _collection_text(cx, cy)))
     skip = ("graph_def", "object_graph_def", "signature_def", "collection_def", "meta_info_def")
-    fields = _field_parts(x, y, eq, skip=skip)
+    fields = field_parts(x, y, eq, skip=skip)
     fields += [
-        f"meta_info_def.{f}" for f in _field_parts(x.meta_info_def, y.meta_info_def, eq, skip=("tags",))
+        f"meta_info_def.{f}" for f in field_parts(x.meta_info_def, y.meta_info_def, eq, skip=("tags",))
     ]
     if fields:
         out.append(_GraphChange(tags, scope, "meta-graph-changed", ",".join(tags), ", ".join(fields)))
@@ -709,8 +457,8 @@ def _collection_text(cx: CollectionDef, cy: CollectionDef) -> str:
     if kind_x != kind_y or kind_x is None:
         return f"kind: {kind_x} -> {kind_y}"
     values_x, values_y = getattr(cx, kind_x).value, getattr(cy, kind_y).value
-    if kind_x == "node_list" and len(values_x) == len(values_y) <= _FEW:
-        return f"{_items_text(list(values_x))} -> {_items_text(list(values_y))}"
+    if kind_x == "node_list" and len(values_x) == len(values_y) <= FEW:
+        return f"{items_text(list(values_x))} -> {items_text(list(values_y))}"
     return f"{kind_x}: {len(values_x)} -> {len(values_y)} items, contents changed"
 
 
@@ -743,7 +491,7 @@ def graph_diff(a: Model, b: Model) -> list[GraphChange]:
         >>> [(c.scope, c.kind, c.name) for c in surgery.graph_diff(before, after)][:2]
         [('graph', 'node-changed', 'StatefulPartitionedCall'), ('graph', 'node-changed', 'fixed_row')]
     """
-    eq = Equal(a, b)
+    eq = Equal(a, b, fingerprint64)  # this module's, looked up at each call: a caller may swap it
     out: list[_GraphChange] = []
     for label, meta_a, meta_b in matched_meta_graphs(a, b):
         if meta_a is not None and meta_b is not None and meta_a is not meta_b:

@@ -32,6 +32,7 @@ from typing import Any, NamedTuple, Protocol
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
+from surgery import _farmhash
 from surgery.wire import LENGTH, WireError, iter_fields
 from surgery_proto import RENAME_PREFIX
 
@@ -437,15 +438,12 @@ def fingerprint64(streams: Sequence[Sequence[Piece]], holes: Holes | None) -> li
     read once, in chunks, and fed to every stream waiting for it. A SavedModel's checksum and
     its graph hash both run over a constant captured in the graph: one read serves both.
     """
-    from surgery.fingerprint import fingerprint64 as one_shot
-
     if holes is None or not any(isinstance(p, Span) for stream in streams for p in stream):
-        return [one_shot(b"".join(p for p in stream if not isinstance(p, Span))) for stream in streams]
-    try:
-        from surgery._farmhash import Fingerprint64
-    except ImportError:  # pragma: no cover - the extension is built on install
-        return [one_shot(b"".join(bytes(c) for c in holes.chunks(stream))) for stream in streams]
-    states = [Fingerprint64(size_of(stream)) for stream in streams]
+        return [
+            _farmhash.fingerprint64(b"".join(p for p in stream if not isinstance(p, Span)))
+            for stream in streams
+        ]
+    states = [_farmhash.Fingerprint64(size_of(stream)) for stream in streams]
     positions = [0] * len(streams)
     waiting: dict[Span, list[int]] = {}
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from surgery import edits, tensor_edits
 
 if TYPE_CHECKING:
-    from surgery.io import Model
+    from surgery.model import Model
 
 Kind = Literal["text", "tags", "shape", "dtype", "flag"]
 """How an argument is spelled: `text` a string; `tags` comma-separated on the command line, a

@@ -24,15 +24,15 @@ from pydantic import (
 )
 
 from surgery.errors import EditError
-from surgery.io import Model
+from surgery.model import Model
 from surgery.operations import OPERATIONS, Operation
-from surgery.tensors import parse_dtype
+from surgery.tensors import parse_dtype, to_shape
 
 
 class _Op(BaseModel):
     """A plan entry: its fields are the arguments of `operation` (built per operation below)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True, strict=True)
     operation: ClassVar[Operation]
 
     op: str
@@ -74,10 +74,18 @@ def _dtype_name(value: str) -> str:
     return value
 
 
+def _shape(value: list[int] | None) -> list[int] | None:
+    try:
+        to_shape(value)
+    except EditError as err:
+        raise ValueError(str(err)) from None
+    return value
+
+
 _TYPES: dict[str, Any] = {
     "text": str,
     "tags": Annotated[list[str], Field(min_length=1)],
-    "shape": list[Annotated[int, Field(ge=-1, lt=2**63)]] | None,
+    "shape": Annotated[list[Annotated[int, Field(ge=-1, lt=2**63)]] | None, AfterValidator(_shape)],
     "dtype": Annotated[str, AfterValidator(_dtype_name)],
 }
 
@@ -167,14 +175,56 @@ def load_plan(path: str | Path) -> Plan:
     except UnicodeDecodeError as err:
         raise EditError(f"plan {file} is not UTF-8 text (byte {err.start}): save it as UTF-8") from None
     try:
-        data = json.loads(text) if kind == "JSON" else yaml.safe_load(text)
+        data = json.loads(text, object_pairs_hook=_unique_keys) if kind == "JSON" else _load_yaml(text)
     except (json.JSONDecodeError, yaml.YAMLError) as err:
         raise EditError(f"plan {file} is not valid {kind}: {_parse_error(err)}") from None
+    except _DuplicateKey as err:
+        raise EditError(
+            f"plan {file}: the key {err.key!r} is given twice in one mapping{err.where}: keep one"
+        ) from None
     except RecursionError:
         raise EditError(f"plan {file} is nested too deeply: a plan is a list of operations") from None
     if data is None:
         data = {"operations": []}
     return parse_plan(data)
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: object, where: str = "") -> None:
+        super().__init__(key)
+        self.key, self.where = key, where
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refusing a key given twice (the last would silently win)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+_YamlBase: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _PlanLoader(_YamlBase):  # type: ignore[valid-type,misc]
+    """PyYAML's safe loader (the C one where PyYAML has it), refusing a key given twice."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[object] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                mark = key_node.start_mark
+                raise _DuplicateKey(key, f" (line {mark.line + 1})")
+            seen.add(key)
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        return mapping
+
+
+def _load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_PlanLoader)
 
 
 def _parse_error(err: json.JSONDecodeError | yaml.YAMLError) -> str:

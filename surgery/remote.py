@@ -1,6 +1,6 @@
 """Models in remote storage: fsspec URLs (`gs://`, `s3://`, `memory://`, `http://`, ...) as MODEL and OUT.
 
-Local paths never come here: they go through `surgery.io`, with its atomic renames and locks.
+Local paths never come here: they go through `surgery.storage`, with its atomic renames and locks.
 A URL is handled around that code, through a local temporary directory:
 
 - **Reading**: every object under the URL (the whole model directory: `saved_model.pb`,

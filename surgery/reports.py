@@ -11,8 +11,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from surgery.check import Severity
-from surgery.io import Format
+from surgery.model import Format
+
+Severity = Literal["error", "warning"]
+"""How bad a finding is: an error, which some TensorFlow loader refuses or computes otherwise, or a
+warning, which TensorFlow ignores."""
 
 FingerprintAction = Literal["kept", "rewritten", "none"]
 

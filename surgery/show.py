@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from surgery.io import Model
+from surgery.model import Model
 from surgery.schema import MetaGraphDef
 from surgery.signatures import (
     SavedFunctionView,

@@ -26,7 +26,7 @@ from surgery.edits import (
     signature_parts,
 )
 from surgery.errors import EditError, SurgeryWarning
-from surgery.io import Model
+from surgery.model import Model
 from surgery.schema import (
     AttrValue,
     DataType,
@@ -47,10 +47,10 @@ from surgery.tensors import (
     Shape,
     dtype_name,
     parse_dtype,
-    parse_shape,
     shape_from_proto,
     shape_to_proto,
     split_tensor_name,
+    to_shape,
 )
 
 PLACEHOLDER_OPS = ("Placeholder", "PlaceholderWithDefault")
@@ -156,7 +156,7 @@ def set_shape(
     model: Model,
     signature: str,
     key: str,
-    shape: Shape | Sequence[int] | str,
+    shape: Shape | Sequence[int | None] | str,
     *,
     output: bool = False,
     tag_set: TagSet | None = None,
@@ -180,10 +180,7 @@ def set_shape(
         ...
         surgery.errors.EditError: the graph contradicts shape (-1, 5): ...
     """
-    if isinstance(shape, str):
-        shape = parse_shape(shape)
-    elif shape is not None:
-        shape = tuple(shape)
+    shape = to_shape(shape)
     tensors = _tensors(model, signature, key, output=output, tag_set=tag_set)
     proto = shape_to_proto(shape)
     side = "output" if output else "input"

@@ -6,6 +6,7 @@ as TensorFlow's `TensorShape.as_list()` gives with `None` mapped to `-1`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import cast
 
 from surgery.errors import EditError
@@ -42,13 +43,23 @@ def enum_name(name: str) -> str:
     return DataType.Name(value) if value is not None else name
 
 
+_MODULES = ("tf.dtypes.", "tf.", "tensorflow.", "np.", "numpy.")
+"""Prefixes of a dtype as Python code spells it (`tf.float32`, `np.float16`)."""
+
+
 def parse_dtype(text: str) -> DataType:
-    """`float32`, `DT_FLOAT` (and `half`/`float`/`double`) to the DataType enum value."""
+    """A dtype as TensorFlow names it (`float32`), as its enum (`DT_FLOAT`), as Python code spells
+    it (`tf.float32`, `np.float32`), or `half`/`float`/`double`, to the DataType enum value."""
     key = text.strip()
+    for prefix in _MODULES:
+        if key.startswith(prefix):
+            key = key.removeprefix(prefix).rstrip("_")  # numpy's `np.bool_`
+            break
     value = _BY_NAME.get(key) or _BY_NAME.get(key.lower())
     if not value or key.lower().endswith("_ref"):
         raise EditError(
-            f"unknown dtype {text!r}: use a TensorFlow dtype name such as float32, int64, string or DT_FLOAT"
+            f"unknown dtype {text!r}: use a TensorFlow dtype name such as float32, int64, string, DT_FLOAT "
+            "or tf.float32"
         )
     return cast("DataType", value)
 
@@ -89,6 +100,51 @@ def parse_shape(text: str) -> Shape:
                 '(e.g. -1,224,224,3), "" for a scalar, * for unknown rank'
             )
     return tuple(dims)
+
+
+MAX_RANK = 254
+"""The largest rank TensorFlow takes (`TensorShape::MaxDimensions`)."""
+
+
+def to_shape(value: Shape | Sequence[int | None] | str) -> Shape:
+    """A shape from the command line's text, or from Python: dims as ints, `None` or -1 for an
+    unknown dim, `None` for an unknown rank. Refused as TensorFlow refuses it: a dim below -1, a
+    rank over 254, known dims whose product reaches 2^63."""
+    if isinstance(value, str):
+        dims = parse_shape(value)
+    elif value is None:
+        return None
+    else:
+        try:
+            items = list(value)
+        except TypeError:
+            raise EditError(
+                f"bad shape {value!r}: give a list of dims such as [None, 4] or [-1, 4]"
+            ) from None
+        dims = ()
+        for dim in items:
+            if dim is None:
+                dim = -1
+            if isinstance(dim, bool) or not isinstance(dim, int) or dim < -1:
+                raise EditError(
+                    f"bad shape {value!r}: each dim is an int >= 0, or None (-1) for an unknown dim"
+                )
+            dims += (dim,)
+    if dims is None:
+        return None
+    if len(dims) > MAX_RANK:
+        raise EditError(f"bad shape: rank {len(dims)} is over TensorFlow's limit of {MAX_RANK}")
+    elements = 1  # as TensorFlow counts them: left to right, up to the first unknown dim
+    for dim in dims:
+        if dim < 0:
+            break
+        elements *= dim
+        if elements >= 2**63:
+            raise EditError(
+                f"bad shape {format_shape(dims)}: its dims multiply to 2^63 or more elements, which "
+                "TensorFlow refuses"
+            )
+    return dims
 
 
 def format_shape(shape: Shape) -> str:

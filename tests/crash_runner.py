@@ -24,8 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from surgery import io as surgery_io
 from surgery.cli import main
+from surgery.storage import files as storage_files
 
 COUNTED = ("open", "write", "copy_file_range", "rename", "replace", "link", "unlink", "rmdir", "mkdir")
 
@@ -67,7 +67,7 @@ def install(kill_at: int, *, pause_at: int = 0, gate: Path | None = None) -> lis
 
     for name in COUNTED:
         setattr(os, name, counted(name, getattr(os, name)))
-    surgery_io._rename2 = counted("renameat2", surgery_io._rename2)  # type: ignore[attr-defined]
+    storage_files.rename2 = counted("renameat2", storage_files.rename2)
     return steps
 
 

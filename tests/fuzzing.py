@@ -37,7 +37,7 @@ from typing import Any
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from surgery.cli import main
-from surgery.io import parse
+from surgery.model import parse
 from surgery.schema import SavedModel, to_text
 from surgery.wire import LENGTH, VARINT, WireError, iter_fields, read_varint
 

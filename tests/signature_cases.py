@@ -17,7 +17,7 @@ import surgery
 from conftest import LOADERS, Oracle, assert_close, assert_outputs, case_loaders
 from surgery.check import check
 from surgery.errors import SurgeryWarning
-from surgery.io import Model
+from surgery.model import Model
 from surgery.plans import parse_plan
 from surgery.schema import FingerprintDef
 

@@ -35,13 +35,14 @@ from conftest import (
     tree_bytes,
 )
 from surgery import batch as batch_module
-from surgery import io as surgery_io
+from surgery import storage
 from surgery.batch import Target, _RealPaths, apply_plan, batch_targets
 from surgery.check import check
 from surgery.errors import SavedModelIOError
 from surgery.plans import load_plan
 from surgery.reports import BatchResult
 from surgery.signatures import RESERVED_KEYS
+from surgery.storage import group as storage_group
 
 COPIES = 8
 FAILING = "keras_functional"
@@ -389,14 +390,14 @@ def test_a_copy_the_group_cannot_publish_fails_alone(
     root.mkdir()
     targets = batch_targets(models, output_root=str(root))
     taken = Path(targets[1].output or "")
-    commit = surgery_io.CommitGroup.commit
+    commit = storage.CommitGroup.commit
 
-    def another_writer_first(group: surgery_io.CommitGroup) -> None:
+    def another_writer_first(group: storage.CommitGroup) -> None:
         assert len(group.staged) == 3, "the three copies are one group"
         taken.mkdir()
         commit(group)
 
-    monkeypatch.setattr(surgery_io.CommitGroup, "commit", another_writer_first)
+    monkeypatch.setattr(storage.CommitGroup, "commit", another_writer_first)
     results = apply_plan(plan, targets, jobs=1)
     assert [(r.ok, r.output) for r in results] == [
         (True, targets[0].output),
@@ -424,7 +425,7 @@ def test_workers_stage_and_the_parent_makes_durable_and_publishes(
     targets = batch_targets(models, output_root=str(root))
     taken = Path(targets[1].output or "")
     log = tmp_path / "calls.log"
-    make_durable, publish = surgery_io._make_durable, surgery_io._publish
+    make_durable, publish = storage_group.make_durable, storage_group.publish
 
     def logged(name: str, function: Any) -> Any:
         def call(*args: Any, **kwargs: Any) -> Any:
@@ -436,8 +437,8 @@ def test_workers_stage_and_the_parent_makes_durable_and_publishes(
 
         return call
 
-    monkeypatch.setattr(surgery_io, "_make_durable", logged("sync", make_durable))
-    monkeypatch.setattr(surgery_io, "_publish", logged("publish", publish))
+    monkeypatch.setattr(storage_group, "make_durable", logged("sync", make_durable))
+    monkeypatch.setattr(storage_group, "publish", logged("publish", publish))
     results = apply_plan(plan, targets, jobs=2)
     calls = [line.split() for line in log.read_text().splitlines()]
     assert {pid for _, pid in calls} == {str(os.getpid())}
@@ -483,7 +484,7 @@ def test_a_worker_that_dies_fails_its_models_and_publishes_nothing_half_done(
     for result in failed:
         assert result.output is None and (result.error or "").startswith("worker failed: ")
         assert "\n" not in (result.error or "")
-    published = sorted(p.name for p in root.iterdir() if not surgery_io.is_temporary(p.name))
+    published = sorted(p.name for p in root.iterdir() if not storage.is_temporary(p.name))
     assert published == sorted(Path(r.output or "").name for r in results if r.ok)
     for name in published:
         assert_edited(root / name, "module_multi")

@@ -22,7 +22,7 @@ import surgery
 from conftest import FIXTURES, ROOT, copy_fixture, tree_bytes
 from crash_runner import finish, start_paused
 from fuzzing import check_outcome, run
-from surgery import io as surgery_io
+from surgery import storage
 from surgery.check import check
 
 BUSY = "is in use by another savedmodel-surgery process"
@@ -33,7 +33,7 @@ def _signatures(model: Path) -> set[str]:
 
 
 def _temporaries(directory: Path) -> list[str]:
-    return sorted(p.name for p in directory.iterdir() if surgery_io.is_temporary(p.name))
+    return sorted(p.name for p in directory.iterdir() if storage.is_temporary(p.name))
 
 
 def test_second_in_place_edit_fails_while_the_first_writes(tmp_path: Path) -> None:

@@ -33,9 +33,11 @@ import surgery
 from conftest import ROOT, copy_fixture, tree_bytes
 from crash_runner import run_forked
 from fuzzing import check_outcome, run
-from surgery import io as surgery_io
+from surgery import storage
 from surgery.edits import rename_signature
 from surgery.schema import DataType, FingerprintDef
+from surgery.storage import files as storage_files
+from surgery.storage import locks as storage_locks
 
 EDIT = ["rename-signature", "{model}", "fixed", "fixed_v2"]
 LARGE_MB = 32
@@ -79,11 +81,11 @@ def normalized(tree: dict[str, bytes]) -> dict[str, bytes]:
 
 
 def visible(tree: dict[str, bytes]) -> dict[str, bytes]:
-    return {k: v for k, v in tree.items() if not any(surgery_io.is_temporary(p) for p in Path(k).parts)}
+    return {k: v for k, v in tree.items() if not any(storage.is_temporary(p) for p in Path(k).parts)}
 
 
 def temporaries(directory: Path) -> list[str]:
-    return sorted(p.name for p in directory.iterdir() if surgery_io.is_temporary(p.name))
+    return sorted(p.name for p in directory.iterdir() if storage.is_temporary(p.name))
 
 
 def inflate(model: Path, megabytes: int) -> None:
@@ -201,9 +203,7 @@ def test_kill_at_every_step_of_a_batch(tmp_path: Path, flags: tuple[str, ...]) -
         root = tmp_path / f"kill{at}"
         killed(batch(root), at)
         assert tree_bytes(fleet) == before, "an input changed"
-        outs = (
-            [p.name for p in root.iterdir() if not surgery_io.is_temporary(p.name)] if root.exists() else []
-        )
+        outs = [p.name for p in root.iterdir() if not storage.is_temporary(p.name)] if root.exists() else []
         for name in outs:
             assert normalized(tree_bytes(root / name)) == done[name], f"step {at}: {name} is incomplete"
         published.add(len(outs))
@@ -217,7 +217,7 @@ def test_kill_at_every_step_of_a_batch(tmp_path: Path, flags: tuple[str, ...]) -
 def _assert_workers_end(workers: set[int], at: int) -> None:
     """The processes that wrote these temporaries end with their killed parent (within 10 s)."""
     deadline = time.monotonic() + 10
-    alive = surgery_io._pid_alive  # a zombie is not: nothing reaps an orphan's at once here
+    alive = storage_locks.pid_alive  # a zombie is not: nothing reaps an orphan's at once here
     while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.01)
     assert not any(alive(pid) for pid in workers), f"step {at}: a worker outlived its parent"
@@ -248,7 +248,7 @@ def test_kill_the_parent_of_a_parallel_batch_at_every_step(tmp_path: Path) -> No
         killed(batch(root), at)
         assert tree_bytes(fleet) == before, "an input changed"
         root.mkdir(exist_ok=True)  # killed before the first step, the run had not made it
-        outs = [p.name for p in root.iterdir() if not surgery_io.is_temporary(p.name)]
+        outs = [p.name for p in root.iterdir() if not storage.is_temporary(p.name)]
         assert len(outs) == max(0, at - 2), f"step {at}: the renames before it, and no other"
         for name in outs:
             assert normalized(tree_bytes(root / name)) == done[name], f"step {at}: {name} is incomplete"
@@ -481,7 +481,7 @@ class Fault:
         self.hit = False
         for name in ("write", "copy_file_range", "fsync", "rename", "replace", "link", "mkdir", "unlink"):
             monkeypatch.setattr(os, name, self.wrap(getattr(os, name)))
-        monkeypatch.setattr(surgery_io, "_rename2", self.wrap(surgery_io._rename2))  # type: ignore[attr-defined]
+        monkeypatch.setattr(storage_files, "rename2", self.wrap(storage_files.rename2))
 
     def wrap(self, function: Callable[..., Any]) -> Callable[..., Any]:
         def step(*args: Any, **kwargs: Any) -> Any:
@@ -661,13 +661,13 @@ def test_a_handed_over_edit_keeps_its_model_locked(tmp_path: Path) -> None:
 
     model = copy_fixture("module_multi", tmp_path)
     before = tree_bytes(model)
-    channel = surgery_io.LockChannel()
+    channel = storage.LockChannel()
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the worker: stages the edit, hands it over, and ends
         try:
-            with surgery_io.commit_group() as group:
-                surgery.save(rename_signature(surgery.load(model), "fixed", "f2"), in_place=True)
+            with storage.commit_group() as group:
+                surgery.save(rename_signature(surgery.load(model), "fixed", "f2"), in_place=True, group=group)
                 staged = group.hand_over(channel)
             os.write(write, pickle.dumps(staged))
         finally:
@@ -677,18 +677,18 @@ def test_a_handed_over_edit_keeps_its_model_locked(tmp_path: Path) -> None:
         staged = pickle.loads(pipe.read())
     assert os.waitpid(pid, 0)[1] == 0
     try:
-        assert not surgery_io._lock_is_free(model), "the lock outlives the worker"
+        assert not storage_locks.lock_is_free(model), "the lock outlives the worker"
         surgery.load(model)  # its recovery needs the lock: the staged files stay
         assert len(temporaries(model)) == 2 and visible(tree_bytes(model)) == before
         outcome = run(["set-method", str(model), "fixed", "tensorflow/serving/regress", "--in-place"])
         assert outcome.status == 2 and "is in use by another savedmodel-surgery process" in outcome.stderr
-        parent = surgery_io.CommitGroup()
+        parent = storage.CommitGroup()
         parent.adopt(staged, channel)
         parent.commit()
     finally:
         channel.close()
     assert parent.failures == {} and temporaries(model) == []
-    assert surgery_io._lock_is_free(model)
+    assert storage_locks.lock_is_free(model)
     assert "f2" in surgery.load(model).proto.meta_graphs[0].signature_def
 
 

@@ -27,7 +27,7 @@ from conftest import FIXTURE_NAMES, FIXTURES, copy_fixture
 from surgery import lazy
 from surgery.batch import preview_edit
 from surgery.cli import main
-from surgery.io import Model
+from surgery.model import Model
 from surgery.reports import GraphChange
 from surgery.schema import DataType
 

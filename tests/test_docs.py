@@ -101,13 +101,13 @@ def test_every_public_name_is_documented_in_the_api_page() -> None:
             assert name in page, f"docs/api.md does not mention surgery.{name}"
 
 
-def test_the_documented_load_and_save_take_what_io_takes() -> None:
-    """surgery.load/save document surgery.io's; a parameter added there must be added here too."""
-    from surgery import io
+def test_the_documented_load_and_save_take_what_storage_takes() -> None:
+    """surgery.load/save document surgery.storage's; a parameter added there must be added here too."""
+    from surgery import storage
 
     for name in ("load", "save"):
         ours = inspect.signature(getattr(surgery, name)).parameters
-        theirs = inspect.signature(getattr(io, name)).parameters
+        theirs = inspect.signature(getattr(storage, name)).parameters
         assert list(ours) == list(theirs), name
 
 

@@ -16,10 +16,12 @@ import pytest
 import surgery
 from conftest import FIXTURE_NAMES, FIXTURES, copy_fixture, tree_bytes
 from fuzzing import varint
-from surgery import io as surgery_io
-from surgery import lazy
+from surgery import lazy, storage
+from surgery import model as surgery_model
 from surgery.edits import rename_signature
 from surgery.schema import FingerprintDef, SavedModel, from_text, to_text
+from surgery.storage import files as storage_files
+from surgery.storage import locks as storage_locks
 
 
 @pytest.mark.parametrize("name", FIXTURE_NAMES)
@@ -126,13 +128,13 @@ def _record_renames(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, str
             _real(src, dst)  # type: ignore[operator]
 
         monkeypatch.setattr(os, name, recorded)
-    real2 = surgery_io._rename2  # type: ignore[attr-defined]
+    real2 = storage_files.rename2
 
     def recorded2(src: Path, dst: Path, flags: int) -> bool:
         calls.append((f"renameat2({flags})", src.name, dst.name))
         return bool(real2(src, dst, flags))
 
-    monkeypatch.setattr(surgery_io, "_rename2", recorded2)
+    monkeypatch.setattr(storage_files, "rename2", recorded2)
     return calls
 
 
@@ -143,7 +145,7 @@ def _in_place_edit(model: Path) -> tuple[bytes, bytes]:
     return (model / "saved_model.pb").read_bytes(), fingerprint.SerializeToString(deterministic=True)
 
 
-@pytest.mark.skipif(surgery_io._renameat2() is None, reason="needs renameat2")  # type: ignore[attr-defined]
+@pytest.mark.skipif(storage_files.renameat2() is None, reason="needs renameat2")
 def test_in_place_swaps_the_model_file_instead_of_renaming_over_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -153,7 +155,7 @@ def test_in_place_swaps_the_model_file_instead_of_renaming_over_it(
     calls = _record_renames(monkeypatch)
     _in_place_edit(model)
     pb_renames = [c for c in calls if c[2] == "saved_model.pb"]
-    assert [c[0] for c in pb_renames] == [f"renameat2({surgery_io._RENAME_EXCHANGE})"]  # type: ignore[attr-defined]
+    assert [c[0] for c in pb_renames] == [f"renameat2({storage_files.RENAME_EXCHANGE})"]
     assert pb_renames[0][1].startswith(".saved_model.pb.surgery-tmp-")
     assert os.stat(model / "saved_model.pb").st_ino != old_inode
     assert sorted(p.name for p in model.iterdir()) == sorted(
@@ -169,7 +171,7 @@ def test_in_place_without_exchange_or_links_renames_over_and_writes_the_same(
     expected = _in_place_edit(copy_fixture("module_multi", tmp_path / "reference"))
     model = copy_fixture("module_multi", tmp_path / "b")
     if missing == "renameat2":
-        monkeypatch.setattr(surgery_io, "_rename2", lambda src, dst, flags: False)
+        monkeypatch.setattr(storage_files, "rename2", lambda src, dst, flags: False)
     else:
 
         def no_link(src: object, dst: object) -> None:
@@ -178,9 +180,9 @@ def test_in_place_without_exchange_or_links_renames_over_and_writes_the_same(
         monkeypatch.setattr(os, "link", no_link)
     calls = _record_renames(monkeypatch)
     assert _in_place_edit(model) == expected
-    tried = [f"renameat2({surgery_io._RENAME_EXCHANGE})"] if missing == "renameat2" else []  # type: ignore[attr-defined]
+    tried = [f"renameat2({storage_files.RENAME_EXCHANGE})"] if missing == "renameat2" else []
     assert [c[0] for c in calls if c[2] == "saved_model.pb"] == [*tried, "replace"]
-    assert [p.name for p in model.iterdir() if surgery_io.is_temporary(p.name)] == []
+    assert [p.name for p in model.iterdir() if storage.is_temporary(p.name)] == []
 
 
 def test_existing_output_needs_force(tmp_path: Path) -> None:
@@ -270,9 +272,9 @@ def test_a_copy_never_carries_an_interrupted_edits_files(tmp_path: Path) -> None
 @pytest.fixture
 def no_renameat2(monkeypatch: pytest.MonkeyPatch) -> None:
     """A system without renameat2 (not Linux, old glibc): plain rename(2)."""
-    from surgery import io as surgery_io
+    from surgery.storage import files as storage_files
 
-    monkeypatch.setattr(surgery_io, "_renameat2", lambda: None)
+    monkeypatch.setattr(storage_files, "renameat2", lambda: None)
 
 
 def test_output_without_renameat2(tmp_path: Path, no_renameat2: None) -> None:
@@ -313,7 +315,7 @@ def test_in_place_save_refuses_a_model_changed_since_it_was_read(tmp_path: Path)
 
 
 def test_lock_is_reentrant_and_refuses_another_holder(tmp_path: Path) -> None:
-    from surgery.io import model_lock
+    from surgery.storage import model_lock
 
     src = copy_fixture("module_multi", tmp_path)
     with model_lock(src, exclusive=True), model_lock(src, exclusive=True):
@@ -377,21 +379,24 @@ def test_a_group_writes_what_save_writes_alone(name: str, tmp_path: Path) -> Non
         k for k in surgery.load(FIXTURES / name).proto.meta_graphs[0].signature_def if k not in RESERVED_KEYS
     )
     surgery.save(rename_signature(surgery.load(FIXTURES / name), key, "renamed"), alone)
-    with surgery_io.commit_group() as group:
+    with storage.commit_group() as group:
         assert (
-            surgery.save(rename_signature(surgery.load(FIXTURES / name), key, "renamed"), grouped) == grouped
+            surgery.save(
+                rename_signature(surgery.load(FIXTURES / name), key, "renamed"), grouped, group=group
+            )
+            == grouped
         )
         assert not grouped.exists(), "published before the group commits"
     assert group.failures == {}
     assert _normalized_fingerprint(tree_bytes(grouped)) == _normalized_fingerprint(tree_bytes(alone))
-    assert [p.name for p in tmp_path.iterdir() if surgery_io.is_temporary(p.name)] == []
+    assert [p.name for p in tmp_path.iterdir() if storage.is_temporary(p.name)] == []
 
 
 def test_a_group_syncs_the_file_system_once_then_publishes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[int] = []
-    real = surgery_io._syncfs()
+    real = storage_files.syncfs()
     assert real is not None, "this test runs on Linux"
 
     def syncfs(fd: int) -> int:
@@ -399,12 +404,14 @@ def test_a_group_syncs_the_file_system_once_then_publishes(
         assert not any((tmp_path / f"out{i}").exists() for i in range(3)), "published before the sync"
         return real(fd)
 
-    monkeypatch.setattr(surgery_io, "_syncfs", lambda: syncfs)
+    monkeypatch.setattr(storage_files, "syncfs", lambda: syncfs)
     synced = _record_fsyncs(monkeypatch)
-    with surgery_io.commit_group() as group:
+    with storage.commit_group() as group:
         for i in range(3):
             surgery.save(
-                rename_signature(surgery.load(FIXTURES / "module_multi"), "fixed", "f2"), tmp_path / f"out{i}"
+                rename_signature(surgery.load(FIXTURES / "module_multi"), "fixed", "f2"),
+                tmp_path / f"out{i}",
+                group=group,
             )
     assert group.failures == {}
     assert calls == [os.stat(tmp_path).st_dev]
@@ -417,11 +424,13 @@ def test_a_group_syncs_the_file_system_once_then_publishes(
 def test_a_group_without_syncfs_fsyncs_every_file_and_directory_it_made(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(surgery_io, "_syncfs", lambda: None)
+    monkeypatch.setattr(storage_files, "syncfs", lambda: None)
     synced = _record_fsyncs(monkeypatch)
     out = tmp_path / "out"
-    with surgery_io.commit_group():
-        surgery.save(rename_signature(surgery.load(FIXTURES / "module_multi"), "fixed", "f2"), out)
+    with storage.commit_group() as group:
+        surgery.save(
+            rename_signature(surgery.load(FIXTURES / "module_multi"), "fixed", "f2"), out, group=group
+        )
     made = {_inode(p) for p in [out, *out.rglob("*")] if p.is_dir() or os.stat(p).st_nlink == 1}
     assert _inode(out / "saved_model.pb") in made and _inode(out / "variables") in made
     assert _inode(out / "variables" / "variables.index") not in made  # hard-linked to the input's
@@ -438,15 +447,17 @@ def _fail_syncfs(monkeypatch: pytest.MonkeyPatch) -> None:
         ctypes.set_errno(errno.EIO)
         return -1
 
-    monkeypatch.setattr(surgery_io, "_syncfs", lambda: syncfs)
+    monkeypatch.setattr(storage_files, "syncfs", lambda: syncfs)
 
 
 def test_a_failed_sync_publishes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _fail_syncfs(monkeypatch)
     outs = [tmp_path / "a", tmp_path / "b"]
-    with surgery_io.commit_group() as group:
+    with storage.commit_group() as group:
         for out in outs:
-            surgery.save(rename_signature(surgery.load(FIXTURES / "module_multi"), "fixed", "f2"), out)
+            surgery.save(
+                rename_signature(surgery.load(FIXTURES / "module_multi"), "fixed", "f2"), out, group=group
+            )
     assert {out: str(err) for out, err in group.failures.items()} == {
         out: f"cannot write {out}: Input/output error; nothing was written" for out in outs
     }
@@ -458,10 +469,15 @@ def test_a_failed_sync_still_publishes_the_copies_saved_without_sync(
 ) -> None:
     _fail_syncfs(monkeypatch)
     synced, unsynced = tmp_path / "synced", tmp_path / "unsynced"
-    with surgery_io.commit_group() as group:
-        surgery.save(rename_signature(surgery.load(FIXTURES / "module_multi"), "fixed", "f2"), synced)
+    with storage.commit_group() as group:
         surgery.save(
-            rename_signature(surgery.load(FIXTURES / "module_multi"), "fixed", "f2"), unsynced, sync=False
+            rename_signature(surgery.load(FIXTURES / "module_multi"), "fixed", "f2"), synced, group=group
+        )
+        surgery.save(
+            rename_signature(surgery.load(FIXTURES / "module_multi"), "fixed", "f2"),
+            unsynced,
+            sync=False,
+            group=group,
         )
     assert {out: str(err) for out, err in group.failures.items()} == {
         synced: f"cannot write {synced}: Input/output error; nothing was written"
@@ -472,9 +488,11 @@ def test_a_failed_sync_still_publishes_the_copies_saved_without_sync(
 
 def test_a_group_fails_only_the_output_that_appeared_meanwhile(tmp_path: Path) -> None:
     taken, free = tmp_path / "taken", tmp_path / "free"
-    with surgery_io.commit_group() as group:
+    with storage.commit_group() as group:
         for out in (taken, free):
-            surgery.save(rename_signature(surgery.load(FIXTURES / "module_multi"), "fixed", "f2"), out)
+            surgery.save(
+                rename_signature(surgery.load(FIXTURES / "module_multi"), "fixed", "f2"), out, group=group
+            )
         taken.mkdir()
         (taken / "theirs.txt").write_text("another writer's")
     assert list(group.failures) == [taken]
@@ -487,8 +505,8 @@ def test_a_group_fails_only_the_output_that_appeared_meanwhile(tmp_path: Path) -
 
 
 def test_a_group_whose_block_raises_publishes_nothing(tmp_path: Path) -> None:
-    with pytest.raises(RuntimeError, match="stop"), surgery_io.commit_group():
-        surgery.save(surgery.load(FIXTURES / "module_multi"), tmp_path / "out")
+    with pytest.raises(RuntimeError, match="stop"), storage.commit_group() as group:
+        surgery.save(surgery.load(FIXTURES / "module_multi"), tmp_path / "out", group=group)
         raise RuntimeError("stop")
     assert list(tmp_path.iterdir()) == []
 
@@ -498,15 +516,17 @@ def test_a_group_hands_its_copies_over_and_the_adopter_publishes_them(tmp_path: 
     unlocked and unpublished, then held (locked, this process's) and published by the adopter."""
     alone, out = tmp_path / "alone", tmp_path / "out"
     surgery.save(rename_signature(surgery.load(FIXTURES / "module_multi"), "fixed", "f2"), alone)
-    with surgery_io.commit_group() as worker:
-        surgery.save(rename_signature(surgery.load(FIXTURES / "module_multi"), "fixed", "f2"), out)
+    with storage.commit_group() as worker:
+        surgery.save(
+            rename_signature(surgery.load(FIXTURES / "module_multi"), "fixed", "f2"), out, group=worker
+        )
         [copy] = worker.hand_over()
     assert worker.staged == [] and worker.failures == {}
     assert not out.exists() and copy.path.is_dir() and copy.fd == -1
-    assert surgery_io._lock_is_free(copy.path) and str(copy.path) not in surgery_io._ACTIVE
-    parent = surgery_io.CommitGroup()
+    assert storage_locks.lock_is_free(copy.path) and str(copy.path) not in storage_files.ACTIVE
+    parent = storage.CommitGroup()
     parent.adopt([copy])
-    assert not surgery_io._lock_is_free(copy.path) and str(copy.path) in surgery_io._ACTIVE
+    assert not storage_locks.lock_is_free(copy.path) and str(copy.path) in storage_files.ACTIVE
     parent.commit()
     assert parent.failures == {}
     assert _normalized_fingerprint(tree_bytes(out)) == _normalized_fingerprint(tree_bytes(alone))
@@ -515,12 +535,14 @@ def test_a_group_hands_its_copies_over_and_the_adopter_publishes_them(tmp_path: 
 
 def test_a_handed_over_copy_that_vanished_fails_alone(tmp_path: Path) -> None:
     gone, kept = tmp_path / "gone", tmp_path / "kept"
-    with surgery_io.commit_group() as worker:
+    with storage.commit_group() as worker:
         for out in (gone, kept):
-            surgery.save(rename_signature(surgery.load(FIXTURES / "module_multi"), "fixed", "f2"), out)
+            surgery.save(
+                rename_signature(surgery.load(FIXTURES / "module_multi"), "fixed", "f2"), out, group=worker
+            )
         staged = worker.hand_over()
     shutil.rmtree(staged[0].path)
-    parent = surgery_io.CommitGroup()
+    parent = storage.CommitGroup()
     parent.adopt(staged)
     parent.commit()
     assert {out: str(err) for out, err in parent.failures.items()} == {
@@ -530,8 +552,10 @@ def test_a_handed_over_copy_that_vanished_fails_alone(tmp_path: Path) -> None:
     assert "f2" in surgery.load(kept).proto.meta_graphs[0].signature_def
 
 
-def _edit_in_place(model: Path, new: str = "f2", *, sync: bool = True) -> None:
-    surgery.save(rename_signature(surgery.load(model), "fixed", new), in_place=True, sync=sync)
+def _edit_in_place(
+    model: Path, new: str = "f2", *, sync: bool = True, group: storage.CommitGroup | None = None
+) -> None:
+    surgery.save(rename_signature(surgery.load(model), "fixed", new), in_place=True, sync=sync, group=group)
 
 
 @pytest.mark.parametrize("name", FIXTURE_NAMES)
@@ -543,15 +567,15 @@ def test_a_group_edits_in_place_what_save_writes_alone(name: str, tmp_path: Path
     before = tree_bytes(grouped)
     key = min(k for k in surgery.load(alone).proto.meta_graphs[0].signature_def if k not in RESERVED_KEYS)
     surgery.save(rename_signature(surgery.load(alone), key, "renamed"), in_place=True)
-    with surgery_io.commit_group() as group:
+    with storage.commit_group() as group:
         model = rename_signature(surgery.load(grouped), key, "renamed")
-        assert surgery.save(model, in_place=True) == grouped
-        visible = {k: v for k, v in tree_bytes(grouped).items() if not surgery_io.is_temporary(k)}
+        assert surgery.save(model, in_place=True, group=group) == grouped
+        visible = {k: v for k, v in tree_bytes(grouped).items() if not storage.is_temporary(k)}
         assert visible == before, "swapped in before the group commits"
-        assert not surgery_io._lock_is_free(grouped), "the model stays locked until the commit"
+        assert not storage_locks.lock_is_free(grouped), "the model stays locked until the commit"
     assert group.failures == {} and group.edits == []
     assert _normalized_fingerprint(tree_bytes(grouped)) == _normalized_fingerprint(tree_bytes(alone))
-    assert surgery_io._lock_is_free(grouped)
+    assert storage_locks.lock_is_free(grouped)
 
 
 def test_a_group_of_in_place_edits_syncs_once_per_step(
@@ -561,7 +585,7 @@ def test_a_group_of_in_place_edits_syncs_once_per_step(
     the group, each after that step is taken for every model (the journal's order, model by model)."""
     models = [copy_fixture("module_multi", tmp_path / str(i)) for i in range(3)]
     states: list[list[tuple[bool, bool]]] = []
-    real = surgery_io._syncfs()
+    real = storage_files.syncfs()
     assert real is not None, "this test runs on Linux"
 
     def syncfs(fd: int) -> int:
@@ -570,7 +594,7 @@ def test_a_group_of_in_place_edits_syncs_once_per_step(
             [
                 (
                     "f2"
-                    in surgery_io.parse((m / "saved_model.pb").read_bytes(), "pb")
+                    in surgery_model.parse((m / "saved_model.pb").read_bytes(), "pb")
                     .meta_graphs[0]
                     .signature_def,
                     (m / "fingerprint.pb").exists(),
@@ -580,11 +604,11 @@ def test_a_group_of_in_place_edits_syncs_once_per_step(
         )
         return real(fd)
 
-    monkeypatch.setattr(surgery_io, "_syncfs", lambda: syncfs)
+    monkeypatch.setattr(storage_files, "syncfs", lambda: syncfs)
     synced = _record_fsyncs(monkeypatch)
-    with surgery_io.commit_group() as group:
+    with storage.commit_group() as group:
         for model in models:
-            _edit_in_place(model)
+            _edit_in_place(model, group=group)
     assert group.failures == {}
     assert states == [
         [(False, True)] * 3,  # the new files written
@@ -595,17 +619,17 @@ def test_a_group_of_in_place_edits_syncs_once_per_step(
     assert synced == []
     for model in models:
         assert "f2" in surgery.load(model).proto.meta_graphs[0].signature_def
-        assert [p.name for p in model.iterdir() if surgery_io.is_temporary(p.name)] == []
+        assert [p.name for p in model.iterdir() if storage.is_temporary(p.name)] == []
 
 
 def test_a_group_refuses_a_second_in_place_edit_of_one_model(tmp_path: Path) -> None:
     model = copy_fixture("module_multi", tmp_path)
     first = rename_signature(surgery.load(model), "fixed", "f2")
     second = rename_signature(surgery.load(model), "masked", "m2")
-    with surgery_io.commit_group() as group:
-        surgery.save(first, in_place=True)
+    with storage.commit_group() as group:
+        surgery.save(first, in_place=True, group=group)
         with pytest.raises(surgery.SavedModelIOError) as err:
-            surgery.save(second, in_place=True)
+            surgery.save(second, in_place=True, group=group)
     assert str(err.value) == (
         f"{model} already has an in-place edit waiting in this commit group: "
         "make both edits to one loaded model and save it once"
@@ -620,21 +644,21 @@ def test_a_group_hands_in_place_edits_over_and_the_adopter_swaps_them_in(tmp_pat
     model = copy_fixture("module_multi", tmp_path / "model")
     before = tree_bytes(model)
     _edit_in_place(alone)
-    with surgery_io.commit_group() as worker:
-        _edit_in_place(model)
+    with storage.commit_group() as worker:
+        _edit_in_place(model, group=worker)
         [edit] = worker.hand_over()
     assert worker.edits == [] and worker.failures == {}
-    assert isinstance(edit, surgery_io.StagedEdit) and edit.fd == -1
-    assert surgery_io._lock_is_free(model), "let go: the worker holds nothing"
-    visible = {k: v for k, v in tree_bytes(model).items() if not surgery_io.is_temporary(k)}
+    assert isinstance(edit, storage.StagedEdit) and edit.fd == -1
+    assert storage_locks.lock_is_free(model), "let go: the worker holds nothing"
+    visible = {k: v for k, v in tree_bytes(model).items() if not storage.is_temporary(k)}
     assert visible == before
-    parent = surgery_io.CommitGroup()
+    parent = storage.CommitGroup()
     parent.adopt([edit])
-    assert not surgery_io._lock_is_free(model)
+    assert not storage_locks.lock_is_free(model)
     parent.commit()
     assert parent.failures == {}
     assert _normalized_fingerprint(tree_bytes(model)) == _normalized_fingerprint(tree_bytes(alone))
-    assert surgery_io._lock_is_free(model)
+    assert storage_locks.lock_is_free(model)
 
 
 def test_a_handed_over_edit_of_a_model_edited_meanwhile_fails_alone(tmp_path: Path) -> None:
@@ -642,13 +666,13 @@ def test_a_handed_over_edit_of_a_model_edited_meanwhile_fails_alone(tmp_path: Pa
     wins (it rolls the waiting one's files back), and the waiting edit fails instead of undoing it."""
     taken = copy_fixture("module_multi", tmp_path / "taken")
     kept = copy_fixture("module_multi", tmp_path / "kept")
-    with surgery_io.commit_group() as worker:
-        _edit_in_place(taken)
-        _edit_in_place(kept)
+    with storage.commit_group() as worker:
+        _edit_in_place(taken, group=worker)
+        _edit_in_place(kept, group=worker)
         staged = worker.hand_over()
     _edit_in_place(taken, "theirs")
     theirs = tree_bytes(taken)
-    parent = surgery_io.CommitGroup()
+    parent = storage.CommitGroup()
     parent.adopt(staged)
     parent.commit()
     assert {path: str(err) for path, err in parent.failures.items()} == {
@@ -658,7 +682,7 @@ def test_a_handed_over_edit_of_a_model_edited_meanwhile_fails_alone(tmp_path: Pa
     assert tree_bytes(taken) == theirs
     assert "f2" in surgery.load(kept).proto.meta_graphs[0].signature_def
     for model in (taken, kept):
-        assert [p.name for p in model.iterdir() if surgery_io.is_temporary(p.name)] == []
+        assert [p.name for p in model.iterdir() if storage.is_temporary(p.name)] == []
 
 
 def test_a_handed_over_edit_of_a_model_locked_meanwhile_fails_busy(tmp_path: Path) -> None:
@@ -668,13 +692,13 @@ def test_a_handed_over_edit_of_a_model_locked_meanwhile_fails_busy(tmp_path: Pat
 
     model = copy_fixture("module_multi", tmp_path)
     before = tree_bytes(model)
-    with surgery_io.commit_group() as worker:
-        _edit_in_place(model)
+    with storage.commit_group() as worker:
+        _edit_in_place(model, group=worker)
         staged = worker.hand_over()
     holder = os.open(model, os.O_RDONLY)
     fcntl.flock(holder, fcntl.LOCK_EX)  # another writer's lock (another open file: it conflicts)
     try:
-        parent = surgery_io.CommitGroup()
+        parent = storage.CommitGroup()
         parent.adopt(staged)
         parent.commit()
     finally:
@@ -683,7 +707,7 @@ def test_a_handed_over_edit_of_a_model_locked_meanwhile_fails_busy(tmp_path: Pat
         model: f"{model} is in use by another savedmodel-surgery process (an in-place edit, or a copy "
         "being written from it): wait for it to finish and retry"
     }
-    assert {k: v for k, v in tree_bytes(model).items() if not surgery_io.is_temporary(k)} == before
+    assert {k: v for k, v in tree_bytes(model).items() if not storage.is_temporary(k)} == before
     surgery.load(model)
     assert tree_bytes(model) == before
 
@@ -695,10 +719,10 @@ def test_a_failed_sync_leaves_every_in_place_edit_of_the_group_undone(
     models = [copy_fixture("module_multi", tmp_path / str(i)) for i in range(2)]
     before = [tree_bytes(m) for m in models]
     unsynced = copy_fixture("module_multi", tmp_path / "unsynced")
-    with surgery_io.commit_group() as group:
+    with storage.commit_group() as group:
         for model in models:
-            _edit_in_place(model)
-        _edit_in_place(unsynced, sync=False)
+            _edit_in_place(model, group=group)
+        _edit_in_place(unsynced, sync=False, group=group)
     assert {path: str(err) for path, err in group.failures.items()} == {
         m: f"cannot write {m / 'saved_model.pb'}: Input/output error; nothing was changed" for m in models
     }
@@ -709,11 +733,11 @@ def test_a_failed_sync_leaves_every_in_place_edit_of_the_group_undone(
 def test_a_group_whose_block_raises_leaves_its_in_place_edits_undone(tmp_path: Path) -> None:
     model = copy_fixture("module_multi", tmp_path)
     before = tree_bytes(model)
-    with pytest.raises(RuntimeError, match="stop"), surgery_io.commit_group():
-        _edit_in_place(model)
+    with pytest.raises(RuntimeError, match="stop"), storage.commit_group() as group:
+        _edit_in_place(model, group=group)
         raise RuntimeError("stop")
     assert tree_bytes(model) == before
-    assert surgery_io._lock_is_free(model)
+    assert storage_locks.lock_is_free(model)
 
 
 def test_a_copy_alone_fsyncs_the_directories_and_copied_files_it_made(
@@ -739,8 +763,8 @@ def _record_syncs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The name of every fsync, syncfs and sync_file_range call from now on."""
     calls: list[str] = []
     real_fsync = os.fsync
-    real_syncfs = surgery_io._syncfs()
-    real_range = surgery_io._sync_file_range()
+    real_syncfs = storage_files.syncfs()
+    real_range = storage_files.sync_file_range()
     assert real_syncfs is not None and real_range is not None, "this test runs on Linux"
 
     def fsync(fd: int) -> None:
@@ -756,8 +780,8 @@ def _record_syncs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         return real_range(*args)
 
     monkeypatch.setattr(os, "fsync", fsync)
-    monkeypatch.setattr(surgery_io, "_syncfs", lambda: syncfs)
-    monkeypatch.setattr(surgery_io, "_sync_file_range", lambda: sync_file_range)
+    monkeypatch.setattr(storage_files, "syncfs", lambda: syncfs)
+    monkeypatch.setattr(storage_files, "sync_file_range", lambda: sync_file_range)
     return calls
 
 
@@ -797,8 +821,8 @@ def test_no_sync_writes_the_same_files_without_a_single_sync(
         out = tmp_path / f"out-{run}"
         if where == "copy":
             return surgery.save(edited, out, sync=sync)
-        with surgery_io.commit_group() as group:
-            surgery.save(edited, out, sync=sync)
+        with storage.commit_group() as group:
+            surgery.save(edited, out, sync=sync, group=group)
         assert group.failures == {}
         return out
 
@@ -811,19 +835,19 @@ def test_no_sync_writes_the_same_files_without_a_single_sync(
     unsynced = write("unsynced", sync=False)
     assert calls == []
     assert _normalized_fingerprint(tree_bytes(unsynced)) == _normalized_fingerprint(tree_bytes(synced))
-    assert [p for p in tmp_path.rglob("*") if surgery_io.is_temporary(p.name)] == []
+    assert [p for p in tmp_path.rglob("*") if storage.is_temporary(p.name)] == []
 
 
 def test_a_group_syncs_only_the_copies_saved_with_sync(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = _record_syncs(monkeypatch)
-    with surgery_io.commit_group():
-        surgery.save(surgery.load(FIXTURES / "module_multi"), tmp_path / "unsynced", sync=False)
+    with storage.commit_group() as group:
+        surgery.save(surgery.load(FIXTURES / "module_multi"), tmp_path / "unsynced", sync=False, group=group)
     assert calls == [] and (tmp_path / "unsynced").is_dir()
-    with surgery_io.commit_group():
-        surgery.save(surgery.load(FIXTURES / "module_multi"), tmp_path / "a", sync=False)
-        surgery.save(surgery.load(FIXTURES / "module_multi"), tmp_path / "b")
+    with storage.commit_group() as group:
+        surgery.save(surgery.load(FIXTURES / "module_multi"), tmp_path / "a", sync=False, group=group)
+        surgery.save(surgery.load(FIXTURES / "module_multi"), tmp_path / "b", group=group)
     assert calls == ["syncfs", "fsync"]  # the file system once, then the outputs' parent
 
 
@@ -916,7 +940,7 @@ def test_a_replaced_model_file_is_let_go_by_a_background_process(
         reaped.append(os.waitstatus_to_exitcode(result[1]))
         return result
 
-    monkeypatch.setattr(surgery_io, "FREE_IN_BACKGROUND", 0)
+    monkeypatch.setattr(surgery_model, "FREE_IN_BACKGROUND", 0)
     monkeypatch.setattr(lazy, "HOLE_MIN", 256)  # read lazily: the file stays open until `close`
     monkeypatch.setattr(os, "posix_spawn", spawn)
     monkeypatch.setattr(os, "waitpid", waitpid)
@@ -937,13 +961,13 @@ def test_a_file_still_named_or_small_is_closed_here(tmp_path: Path, monkeypatch:
     monkeypatch.setattr(os, "posix_spawn", lambda *args, **kwargs: spawned.append(args[0]))
     named = tmp_path / "named"
     named.write_bytes(b"x" * 100)
-    monkeypatch.setattr(surgery_io, "FREE_IN_BACKGROUND", 0)
+    monkeypatch.setattr(surgery_model, "FREE_IN_BACKGROUND", 0)
     fd = os.open(named, os.O_RDONLY)
-    surgery_io._let_go(fd)
-    monkeypatch.setattr(surgery_io, "FREE_IN_BACKGROUND", 101)
+    surgery_model.let_go(fd)
+    monkeypatch.setattr(surgery_model, "FREE_IN_BACKGROUND", 101)
     small = os.open(named, os.O_RDONLY)
     named.unlink()
-    surgery_io._let_go(small)
+    surgery_model.let_go(small)
     assert spawned == []
     for descriptor in (fd, small):
         with pytest.raises(OSError):
@@ -966,11 +990,11 @@ def test_a_group_lets_go_of_each_replaced_model_file(tmp_path: Path, monkeypatch
         spawned.extend(ino for ino in (os.fstat(fd).st_ino for fd in inherited) if ino in olds)
         return real_spawn(path, argv, env, **kwargs)
 
-    monkeypatch.setattr(surgery_io, "FREE_IN_BACKGROUND", 0)
+    monkeypatch.setattr(surgery_model, "FREE_IN_BACKGROUND", 0)
     monkeypatch.setattr(os, "posix_spawn", spawn)
-    with surgery_io.commit_group() as group:
+    with storage.commit_group() as group:
         for model in models:
-            edit_model(model, lambda m: rename_signature(m, "fixed", "f2"), in_place=True)
+            edit_model(model, lambda m: rename_signature(m, "fixed", "f2"), in_place=True, group=group)
         assert spawned == [], "nothing is replaced before the commit"
     assert group.failures == {}
     assert sorted(spawned) == sorted(olds), "each old model file, inherited by its own process"

@@ -30,12 +30,12 @@ from signature_cases import Cases, assert_tensorflow_fingerprint, renamed
 import surgery
 import surgery.fingerprint
 from conftest import FIXTURES, Oracle, assert_serves, copy_fixture, run_cli, tree_bytes
-from surgery import io as surgery_io
 from surgery import lazy
 from surgery.errors import EditError, SavedModelIOError
-from surgery.io import Model
+from surgery.model import Model
 from surgery.plans import parse_plan
 from surgery.schema import DataType, FingerprintDef, SavedModel
+from surgery.storage import files as storage_files
 from surgery.tensors import shape_from_proto
 
 FIXTURE_NAMES = sorted(p.name for p in FIXTURES.iterdir() if (p / "saved_model.pb").is_file())
@@ -412,8 +412,8 @@ def test_writeback_starts_chunk_by_chunk(tmp_path: Path, monkeypatch: pytest.Mon
         started.append((offset, count))
         return 0
 
-    monkeypatch.setattr(surgery_io, "_sync_file_range", lambda: sync_file_range)
-    monkeypatch.setattr(surgery_io, "_CHUNK", 4096)
+    monkeypatch.setattr(storage_files, "sync_file_range", lambda: sync_file_range)
+    monkeypatch.setattr(storage_files, "CHUNK", 4096)
     loaded = surgery.load(copy_fixture("module_multi", tmp_path / "in"))
     assert loaded.holes is not None
     assert _edited(loaded, [{"op": "set-method", "signature": "fixed", "method": "x/y"}]) is None
@@ -422,7 +422,7 @@ def test_writeback_starts_chunk_by_chunk(tmp_path: Path, monkeypatch: pytest.Mon
     assert size > 4 * 4096
     assert [o for o, _ in started] == [0, *(o + n for o, n in started[:-1])]  # contiguous, from 0
     assert all(n >= 4096 for _, n in started) and size - sum(n for _, n in started) < 4096
-    monkeypatch.setattr(surgery_io, "_sync_file_range", lambda: None)  # no such call (not Linux)
+    monkeypatch.setattr(storage_files, "sync_file_range", lambda: None)  # no such call (not Linux)
     surgery.save(loaded, tmp_path / "plain")
     assert _files(tmp_path / "plain") == _files(tmp_path / "out")
 
@@ -519,7 +519,7 @@ def small_steps(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(lazy, "HOLE_MIN", 1)
     monkeypatch.setattr(lazy, "_RELEASE_STEP", 512)
     monkeypatch.setattr(lazy, "_WINDOW", 512)
-    monkeypatch.setattr(surgery_io, "_CHUNK", 512)
+    monkeypatch.setattr(storage_files, "CHUNK", 512)
 
 
 @pytest.mark.usefixtures("small_steps")
@@ -663,7 +663,7 @@ def test_pages_are_dropped_only_behind_every_reader(
         def copy() -> None:
             fd = os.open(directory / "out", os.O_WRONLY | os.O_CREAT | os.O_EXCL)
             try:
-                holes.write(surgery_io._Writer(fd), copy_pieces, 100)  # type: ignore[attr-defined]
+                holes.write(storage_files.Writer(fd), copy_pieces, 100)
             finally:
                 os.close(fd)
 

@@ -17,7 +17,7 @@ from surgery import edits
 from surgery.check import check
 from surgery.errors import EditError, SurgeryWarning
 from surgery.fingerprint import compute_fingerprint
-from surgery.io import Model
+from surgery.model import Model
 from surgery.schema import FingerprintDef
 from surgery.tensor_edits import cast_is_lossless, rename_tensor, set_dtype, set_shape
 from surgery.tensors import parse_dtype
