@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from surgery.check import check
 from surgery.convert import convert
 from surgery.diff import diff
+from surgery.dtype_edits import set_dtype
 from surgery.edits import (
     copy_signature,
     remove_signature,
@@ -37,11 +38,12 @@ from surgery.errors import (
 from surgery.explain import explain, explain_dot, explain_html, explain_text
 from surgery.graph_changes import graph_diff
 from surgery.model import Model
+from surgery.runner import EditResult, Job, OperationCall, execute, run
 from surgery.storage import load, save
-from surgery.tensor_edits import rename_tensor, set_dtype, set_shape
+from surgery.tensor_edits import rename_tensor, set_shape
 
 if TYPE_CHECKING:
-    from surgery.explanation import Explanation
+    from surgery.explain.build import Explanation
     from surgery.plans import Plan, load_plan
     from surgery.reports import Change, CheckReport, ConvertResult, Finding, GraphChange
 
@@ -54,9 +56,9 @@ _LAZY = {
     "Change": "surgery.reports",
     "CheckReport": "surgery.reports",
     "ConvertResult": "surgery.reports",
-    "Finding": "surgery.reports",
+    "Finding": "surgery.check",
     "GraphChange": "surgery.reports",
-    "Explanation": "surgery.explanation",
+    "Explanation": "surgery.explain.build",
 }
 
 
@@ -85,10 +87,13 @@ __all__ = [
     "ConsistencyError",
     "ConvertResult",
     "EditError",
+    "EditResult",
     "Explanation",
     "Finding",
     "GraphChange",
+    "Job",
     "Model",
+    "OperationCall",
     "Plan",
     "SavedModelIOError",
     "SchemaError",
@@ -99,6 +104,7 @@ __all__ = [
     "convert",
     "copy_signature",
     "diff",
+    "execute",
     "explain",
     "explain_dot",
     "explain_html",
@@ -111,6 +117,7 @@ __all__ = [
     "rename_output",
     "rename_signature",
     "rename_tensor",
+    "run",
     "save",
     "set_dtype",
     "set_method",

@@ -1,8 +1,7 @@
-"""Editing models on disk: one model, or one plan over many models in parallel worker processes.
+"""One plan over many models, in parallel worker processes.
 
-`edit_model` is what every edit command runs: load, edit, refuse a result that `check` finds newly
-inconsistent, save. `apply_plan` runs it for many models, each in a worker process; one failing
-model does not stop the others, and nothing is written for it. Copies and in-place edits are
+`apply_plan` runs the runner's job (`surgery.runner`) for each model, in worker processes; one
+failing model does not stop the others, and nothing is written for it. Copies and in-place edits are
 published a few models at a time, made durable by one flush per step (`surgery.storage.commit_group`);
 with workers, the workers only stage them and the parent makes them durable and publishes them
 (an in-place edit's model lock goes along, `surgery.storage.LockChannel`), so no worker waits on the
@@ -19,115 +18,22 @@ import signal
 import sys
 import threading
 import time
-import warnings
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from surgery.check import Disagreement, disagreements
-from surgery.diff import diff
-from surgery.errors import ConsistencyError, SavedModelIOError, SurgeryError, SurgeryWarning
-from surgery.graph_changes import graph_diff
-from surgery.model import Model
-from surgery.storage import CommitGroup, LockChannel, commit_group, load, model_lock, recover, save
+from surgery.errors import SavedModelIOError
+from surgery.runner import EditResult, Job, error_line, run
+from surgery.storage import CommitGroup, LockChannel, commit_group
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
     from surgery.plans import Plan
-    from surgery.reports import BatchResult, Finding
     from surgery.storage import Staged
 
-    Done = tuple[list[BatchResult], list[Staged]]  # a worker's chunk: results, writes to publish
-
-
-def finding_line(finding: Finding | Disagreement) -> str:
-    """One line for a check finding: `[tags] 'signature' code: message`."""
-    where = f"[{','.join(finding.tags)}]" + (f" {finding.signature!r}" if finding.signature else "")
-    return f"{where} {finding.code}: {finding.message}"
-
-
-def edit_model(
-    path: str | os.PathLike[str],
-    edit: Callable[[Model], object],
-    output: str | os.PathLike[str] | None = None,
-    *,
-    in_place: bool = False,
-    force: bool = False,
-    sync: bool = True,
-    group: CommitGroup | None = None,
-) -> Path:
-    """Load the model at `path`, `edit` it, refuse a newly inconsistent result, then save it
-    (`sync` and `group`: as `surgery.save`'s).
-
-    Returns the directory written. Raises a `SurgeryError` (nothing written) when the model
-    cannot be read, the edit is refused, the result would be inconsistent, or the write fails.
-    The model directory is locked from reading to writing (exclusively for an in-place edit), so
-    that a concurrent in-place edit fails at once instead of one of them being lost.
-    """
-    recover(path)  # an in-place edit a killed run left: finished or undone before anything else
-    with model_lock(path, exclusive=in_place):
-        model = load(path)
-        try:
-            _edit_checked(model, edit)
-            return save(model, output, in_place=in_place, force=force, sync=sync, group=group)
-        finally:
-            model.close()  # a model file the save replaced is freed in the background
-
-
-def _edit_checked(model: Model, edit: Callable[[Model], object]) -> None:
-    """`edit` the model in memory; a `ConsistencyError` if `check` finds a new error in it.
-
-    A new warning (a disagreement TensorFlow ignores) does not refuse the edit, whose result
-    loads and computes as the model did: it is issued as a `SurgeryWarning`. Copying a signature
-    whose TensorInfo already declares a dtype its placeholder does not have copies that warning.
-    """
-    # Problems the model already had are not the edit's: compare counts per kind, since a
-    # rename legitimately changes the key an existing finding names.
-    found = disagreements(model)
-    before = Counter(d.code for d in found)
-    edit(model)
-    after = disagreements(model)
-    grown = {code for code, n in Counter(f.code for f in after).items() if n > before[code]}
-    seen = {_finding_key(d) for d in found}
-    new = [f for f in after if f.code in grown and _finding_key(f) not in seen]
-    new += [f for f in after if f.code in grown - {n.code for n in new}]  # a renamed finding grew
-    errors = [f for f in new if f.severity == "error"]
-    if errors:
-        raise ConsistencyError(
-            f"the edit would leave the model inconsistent ({finding_line(errors[0])}); nothing written"
-        )
-    for finding in new:
-        warnings.warn(
-            SurgeryWarning(f"the edit leaves a disagreement TensorFlow ignores: {finding_line(finding)}"),
-            stacklevel=3,
-        )
-
-
-def _finding_key(finding: Disagreement) -> tuple[str, tuple[str, ...], str | None, str]:
-    return finding.code, tuple(finding.tags), finding.signature, finding.message
-
-
-def check_output_free(output: str | os.PathLike[str], *, force: bool = False) -> None:
-    """Refuse, as the write would, an existing `output` without `force` (for --dry-run)."""
-    if os.path.lexists(output) and not force:
-        raise SavedModelIOError(f"{output} already exists: choose a new directory or pass --force")
-
-
-def preview_edit(model: Model, edit: Callable[[Model], object]) -> Model:
-    """What `edit_model` would write, in memory only: the edited copy of `model` (`model` untouched).
-
-    The same edit and the same consistency check as `edit_model`, so a refusal is the one the
-    real run would give; nothing is written and no lock is taken. `diff(model, result)` is the
-    change the edit would make (`--dry-run`).
-    """
-    proto = type(model.proto)()
-    proto.CopyFrom(model.proto)
-    edited = replace(model, proto=proto)
-    _edit_checked(edited, edit)
-    return edited
+    Done = tuple[list[EditResult], list[Staged]]  # a worker's chunk: results, writes to publish
 
 
 @dataclass(frozen=True)
@@ -229,78 +135,10 @@ class _RealPaths:
         return os.path.join(self._parents[parent], name)
 
 
-def _one_line(err: BaseException, model: str) -> str:
-    message = str(err).splitlines()[0] if str(err) else type(err).__name__
-    return message.removeprefix(f"{model}: ")
-
-
-def apply_one(
-    plan: Plan, target: Target, *, force: bool = False, sync: bool = True, group: CommitGroup | None = None
-) -> BatchResult:
-    """Apply `plan` to one model with `edit_model` (its write staged in `group`, if given); a failure
-    becomes the result's one-line error.
-
-    The edits' caveats (`SurgeryWarning`s) are collected into the result, not printed by workers.
-    """
-    from surgery.reports import BatchResult
-
-    def write() -> BatchResult:
-        written = edit_model(
-            target.model,
-            plan.apply,
-            target.output,
-            in_place=target.output is None,
-            force=force,
-            sync=sync,
-            group=group,
-        )
-        return BatchResult(model=target.model, output=str(written), ok=True)
-
-    return _guarded(target, write)
-
-
-def preview_one(plan: Plan, target: Target, *, force: bool = False) -> BatchResult:
-    """`apply_one` without writing (`--dry-run`): the result carries the changes the plan would make.
-
-    `output` is where the real run would write (the model itself for an in-place target).
-    """
-    from surgery.reports import BatchResult
-
-    where = target.output if target.output is not None else target.model
-
-    def preview() -> BatchResult:
-        model = load(target.model)
-        edited = preview_edit(model, plan.apply)
-        changes, graph_changes = diff(model, edited), graph_diff(model, edited)
-        if target.output is not None:
-            check_output_free(target.output, force=force)
-        return BatchResult(
-            model=target.model, output=where, ok=True, changes=changes, graph_changes=graph_changes
-        )
-
-    return _guarded(target, preview)
-
-
-def _guarded(target: Target, work: Callable[[], BatchResult]) -> BatchResult:
-    """`work()` for one model of a batch, its SurgeryWarnings collected into the result.
-
-    An error (or a bug) becomes this model's failed result: the other models go on.
-    """
-    from surgery.reports import BatchResult
-
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", SurgeryWarning)
-            result = work()
-    except SurgeryError as err:
-        return BatchResult(model=target.model, output=None, ok=False, error=_one_line(err, target.model))
-    except Exception as err:  # a bug: reported for this model, the others go on
-        error = f"internal error: {type(err).__name__}: {_one_line(err, target.model)}"
-        return BatchResult(model=target.model, output=None, ok=False, error=error)
-    result.warnings = list(
-        dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, SurgeryWarning))
-    )
-    return result
+def _job(plan: Plan, target: Target, *, force: bool, dry_run: bool, sync: bool) -> Job:
+    """The runner's job for one model of the batch: a copy to its output, or in place."""
+    in_place = target.output is None
+    return Job(target.model, plan.apply, target.output, in_place, force, dry_run, sync)
 
 
 # A worker's share of the batch, set once when the worker starts (not sent with every model).
@@ -344,35 +182,35 @@ def _run_chunk(chunk: list[Target]) -> Done:
     assert _JOB is not None
     plan, force, dry_run, sync, channel = _JOB
     if dry_run:
-        return [preview_one(plan, target, force=force) for target in chunk], []
+        return [run(_job(plan, t, force=force, dry_run=True, sync=sync)) for t in chunk], []
     with commit_group() as group:
-        results = [apply_one(plan, target, force=force, sync=sync, group=group) for target in chunk]
+        results = [run(_job(plan, t, force=force, dry_run=False, sync=sync), group=group) for t in chunk]
         staged = group.hand_over(channel)  # in place, each model's lock goes to the parent
     return results, staged
 
 
 def run_group(
     plan: Plan, targets: Sequence[Target], *, force: bool, dry_run: bool, sync: bool = True
-) -> list[BatchResult]:
-    """`apply_one` (or `preview_one`) for each target, the copies published together at the end.
+) -> list[EditResult]:
+    """The runner's job for each target, the copies published together at the end.
 
     A copy that could not be published (its output appeared meanwhile, the disk failed) turns
     into that model's failed result, with the error `save` gives alone.
     """
     if dry_run:
-        return [preview_one(plan, target, force=force) for target in targets]
+        return [run(_job(plan, t, force=force, dry_run=True, sync=sync)) for t in targets]
     with commit_group() as group:
-        results = [apply_one(plan, target, force=force, sync=sync, group=group) for target in targets]
+        results = [run(_job(plan, t, force=force, dry_run=False, sync=sync), group=group) for t in targets]
     return _settled(results, group.failures)
 
 
-def _settled(results: list[BatchResult], failures: dict[Path, SavedModelIOError]) -> list[BatchResult]:
+def _settled(results: list[EditResult], failures: dict[Path, SavedModelIOError]) -> list[EditResult]:
     """`results` with each copy its group could not publish turned into that model's failure."""
     for result in results:
         failure = failures.get(Path(result.output)) if result.ok and result.output else None
         if failure is not None:
             result.ok, result.output = False, None
-            result.error = _one_line(failure, result.model)
+            result.error = error_line(failure, result.model)
     return results
 
 
@@ -431,15 +269,15 @@ def apply_plan(
     *,
     force: bool = False,
     jobs: int | None = None,
-    on_result: Callable[[BatchResult], None] | None = None,
+    on_result: Callable[[EditResult], None] | None = None,
     dry_run: bool = False,
     sync: bool = True,
-) -> list[BatchResult]:
+) -> list[EditResult]:
     """Apply `plan` to every target in up to `jobs` worker processes (default: `default_jobs()`).
 
     Returns one result per target, in the targets' order; `on_result` is called as each one
     finishes. With one job (or one target) the work runs in this process. With `dry_run`,
-    nothing is written: each result carries the changes the plan would make (`preview_one`).
+    nothing is written: each result carries the changes the plan would make.
     `sync=False` writes without fsync (`surgery.save`).
     """
     workers = min(jobs or default_jobs(), len(targets))
@@ -452,7 +290,7 @@ def apply_plan(
                 results.append(result)
                 report(result)
         return results
-    done: dict[int, BatchResult] = {}
+    done: dict[int, EditResult] = {}
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait  # only with workers
 
     in_place = not dry_run and any(target.output is None for target in targets)
@@ -478,13 +316,11 @@ def apply_plan(
 
 def _commit_chunks(
     targets: Sequence[Target], finished: list[tuple[range, Future[Done]]], channel: LockChannel | None
-) -> Iterator[tuple[int, BatchResult]]:
+) -> Iterator[tuple[int, EditResult]]:
     """The results of the chunks workers finished, their copies published first: all made durable
     together (one flush for every chunk that finished since the last), while the workers go on."""
-    from surgery.reports import BatchResult
-
     group = CommitGroup()
-    chunks: list[tuple[range, list[BatchResult]]] = []
+    chunks: list[tuple[range, list[EditResult]]] = []
     try:
         for chunk, future in finished:
             try:
@@ -492,7 +328,7 @@ def _commit_chunks(
             except Exception as err:  # a worker process died (killed, out of memory)
                 error = f"worker failed: {err}"
                 results = [
-                    BatchResult(model=targets[i].model, output=None, ok=False, error=error) for i in chunk
+                    EditResult(model=targets[i].model, output=None, ok=False, error=error) for i in chunk
                 ]
                 staged = []
             group.adopt(staged, channel)

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator
-from typing import TYPE_CHECKING, NamedTuple
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
 from surgery.model import Model
 from surgery.schema import FunctionDef, MetaGraphDef, NodeDef, SavedObject, SavedObjectGraph
@@ -37,6 +38,7 @@ from surgery.signatures import (
     TensorSpec,
     TF2Signature,
     argument_name,
+    call_node,
     called_function,
     flat_names,
     function_library,
@@ -52,8 +54,11 @@ from surgery.validate import SEVERITIES as VALIDATOR_SEVERITIES
 from surgery.validate import validate
 
 if TYPE_CHECKING:
-    from surgery.reports import CheckReport, Severity
+    from surgery.reports import CheckReport
 
+Severity = Literal["error", "warning"]
+"""How bad a finding is: an error, which some TensorFlow loader refuses or computes otherwise, or a
+warning, which TensorFlow ignores."""
 
 SEVERITIES: dict[str, Severity] = {
     # A TensorInfo names a tensor the graph does not have: the v1 loader cannot feed or fetch it.
@@ -93,9 +98,16 @@ SEVERITIES: dict[str, Severity] = {
 """Every finding code and its severity."""
 
 
-class Disagreement(NamedTuple):
-    """A `Finding`'s fields, without the report: what an edit's own check compares. `function` and
-    `node` say where in the graph a validator finding is (None: the graph, or not a node)."""
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One disagreement: `code` names the kind, `message` says where and what. `severity` is
+    `error` when a TensorFlow loader refuses the model or signature or the loaders compute
+    different things, `warning` when TensorFlow ignores the place that disagrees. `function` and
+    `node` say where a graph validator finding is (None otherwise).
+
+    A plain dataclass, not a pydantic model, so that an edit's own check (`disagreements`) imports
+    no pydantic; the pydantic `CheckReport` holds findings as they are and serialises them.
+    """
 
     code: str
     severity: Severity
@@ -120,22 +132,22 @@ def check(model: Model, *, allow_ops: Collection[str] = ()) -> CheckReport:
         >>> surgery.check(surgery.load("my_model"))
         CheckReport(ok=True, errors=0, warnings=0, findings=[])
     """
-    from surgery.reports import CheckReport, Finding
+    from surgery.reports import CheckReport
 
-    findings = [Finding(**d._asdict()) for d in disagreements(model, allow_ops=allow_ops)]
+    findings = disagreements(model, allow_ops=allow_ops)
     counts = Counter(f.severity for f in findings)
     return CheckReport(
         ok=not counts["error"], errors=counts["error"], warnings=counts["warning"], findings=findings
     )
 
 
-def disagreements(model: Model, *, allow_ops: Collection[str] = ()) -> list[Disagreement]:
-    """What `check(model)` reports, as plain records (no pydantic: the edit path builds no report)."""
+def disagreements(model: Model, *, allow_ops: Collection[str] = ()) -> list[Finding]:
+    """The findings `check(model)` reports, without the report (no pydantic: an edit builds none)."""
     return [d for meta in model.proto.meta_graphs for d in check_meta_graph(meta, allow_ops=allow_ops)]
 
 
-def check_meta_graph(meta: MetaGraphDef, *, allow_ops: Collection[str] = ()) -> list[Disagreement]:
-    """The disagreements of one meta graph, each with its code's severity: the places defining
+def check_meta_graph(meta: MetaGraphDef, *, allow_ops: Collection[str] = ()) -> list[Finding]:
+    """The findings of one meta graph, each with its code's severity: the places defining
     each signature, then the graph validator's findings."""
     tags = list(meta.meta_info_def.tags)
     v1 = v1_signatures(meta)
@@ -151,10 +163,12 @@ def check_meta_graph(meta: MetaGraphDef, *, allow_ops: Collection[str] = ()) -> 
             *_wrappers(tf2, library, v1),
             *_call_nodes(meta, v1, tf2, nodes, library),
         ]
-        said = _already_said(problems, _signature_call_nodes(v1, tf2, nodes), meta.object_graph_def, library)
-    findings = [Disagreement(c, SEVERITIES[c], tags, s, m) for c, s, m in problems]
+        said = _already_said(
+            problems, _signature_call_nodes(meta, v1, tf2, nodes), meta.object_graph_def, library
+        )
+    findings = [Finding(c, SEVERITIES[c], tags, s, m) for c, s, m in problems]
     findings += [
-        Disagreement(i.code, SEVERITIES[i.code], tags, None, i.message, i.function, i.node)
+        Finding(i.code, SEVERITIES[i.code], tags, None, i.message, i.function, i.node)
         for i in validate(meta, allow_ops=allow_ops)
         if (i.code, i.subject) not in said
     ]
@@ -481,7 +495,7 @@ def _call_nodes(
 ) -> Iterator[Problem]:
     """The v1 graph's call node for a signature calls its TF2 wrapper, fed in `input_order`, read
     in sorted key order, with the types the wrapper takes and returns."""
-    for key, node in _signature_call_nodes(v1, tf2, nodes).items():
+    for key, node in _signature_call_nodes(meta, v1, tf2, nodes).items():
         outputs = sorted(v1[key].outputs.items())
         flat = [(name, tensor) for name, spec in outputs for tensor in flat_names(spec)]
         called = called_function(node)
@@ -531,15 +545,13 @@ def _call_nodes(
 
 
 def _signature_call_nodes(
-    v1: dict[str, Signature], tf2: dict[str, TF2Signature], nodes: dict[str, NodeDef]
+    meta: MetaGraphDef, v1: dict[str, Signature], tf2: dict[str, TF2Signature], nodes: dict[str, NodeDef]
 ) -> dict[str, NodeDef]:
-    """The v1 graph's call node of each signature both loaders have: the one call node all its
-    outputs read."""
+    """The v1 graph's call node (`call_node`) of each signature both loaders have."""
     found = {}
     for key in sorted(set(tf2) & set(v1)):
-        callers = {split_tensor_name(t)[0] for spec in v1[key].outputs.values() for t in flat_names(spec)}
-        node = nodes.get(callers.pop()) if len(callers) == 1 else None
-        if node is not None and node.op in CALL_OPS:
+        node = call_node(meta, v1[key].outputs.values(), nodes=nodes)
+        if node is not None:
             found[key] = node
     return found
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from google.protobuf.message import DecodeError
 
+from surgery.errors import EditError
 from surgery.fingerprint import compute_fingerprint
 from surgery.model import FINGERPRINT, PB, PBTXT, Format, Model
 from surgery.schema import FingerprintDef, to_text
@@ -77,12 +78,13 @@ def converted(model: Model, to: Format) -> tuple[Model, FingerprintAction]:
 def convert(
     model: Model | str | os.PathLike[str],
     output: str | os.PathLike[str],
-    to: Format,
+    to: Format | None = None,
     *,
     force: bool = False,
     sync: bool = True,
 ) -> ConvertResult:
-    """Write `model` (loaded, or the directory to load) to the new directory `output` in format `to`.
+    """Write `model` (loaded, or the directory to load) to the new directory `output` in format `to`
+    (`"pb"` or `"pbtxt"`; by default the other format than the model's).
 
     Every other file (variables/, assets/, ...) is carried over as `save` does, and `sync` is
     `save`'s. Raises a `SurgeryError` (nothing written) when the model cannot be read or the
@@ -97,8 +99,12 @@ def convert(
     """
     from surgery.reports import ConvertResult
 
+    if to is not None and to not in FORMATS:
+        raise EditError(f"unknown format {to!r}: give 'pbtxt' (text) or 'pb' (binary)")
     if not isinstance(model, Model):
         model = load(model)
+    if to is None:
+        to = "pb" if model.format == "pbtxt" else "pbtxt"
     copy, state = converted(model, to)
     out = save(copy, output, force=force, sync=sync)
     name = PBTXT if to == "pbtxt" else PB

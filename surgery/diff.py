@@ -7,7 +7,7 @@ and edited shows as the rename and then the edit under its new key.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from surgery.graph_changes import Equal, matched_meta_graphs, renamed_nodes
 from surgery.model import Model
@@ -29,13 +29,11 @@ if TYPE_CHECKING:
     from surgery.reports import Change
 
 
-class _Change(NamedTuple):
-    """A `Change`'s fields: the report (a pydantic model) is made once the walk is done."""
+def _change(*, tags: list[str], signature: str | None, kind: str, detail: str) -> Change:
+    """One `Change` (pydantic, imported when a diff is made rather than with this module)."""
+    from surgery.reports import Change
 
-    tags: list[str]
-    signature: str | None
-    kind: str
-    detail: str
+    return Change(tags=tags, signature=signature, kind=kind, detail=detail)
 
 
 # --- signature level -----------------------------------------------------------------------------
@@ -43,7 +41,7 @@ class _Change(NamedTuple):
 
 def _io_changes(
     tags: list[str], key: str, side: str, a: dict[str, TensorSpec], b: dict[str, TensorSpec]
-) -> list[_Change]:
+) -> list[Change]:
     out = []
     removed = {k: a[k] for k in a if k not in b}
     added = {k: b[k] for k in b if k not in a}
@@ -53,43 +51,43 @@ def _io_changes(
         candidates += [n for n, o in sorted(added.items()) if (o.dtype, o.shape) == (spec.dtype, spec.shape)]
         if candidates:
             new = candidates[0]
-            out.append(_Change(tags=tags, signature=key, kind=f"{side}-renamed", detail=f"{old} -> {new}"))
+            out.append(_change(tags=tags, signature=key, kind=f"{side}-renamed", detail=f"{old} -> {new}"))
             if added[new].name != spec.name:
                 detail = f"{new}: {spec.name} -> {added[new].name}"
-                out.append(_Change(tags=tags, signature=key, kind=f"{side}-tensor", detail=detail))
+                out.append(_change(tags=tags, signature=key, kind=f"{side}-tensor", detail=detail))
             del added[new]
         else:
-            out.append(_Change(tags=tags, signature=key, kind=f"{side}-removed", detail=old))
-    out += [_Change(tags=tags, signature=key, kind=f"{side}-added", detail=k) for k in sorted(added)]
+            out.append(_change(tags=tags, signature=key, kind=f"{side}-removed", detail=old))
+    out += [_change(tags=tags, signature=key, kind=f"{side}-added", detail=k) for k in sorted(added)]
     for name in sorted(set(a) & set(b)):
         x, y = a[name], b[name]
         if x.dtype != y.dtype:
             out.append(
-                _Change(
+                _change(
                     tags=tags, signature=key, kind=f"{side}-dtype", detail=f"{name}: {x.dtype} -> {y.dtype}"
                 )
             )
         if x.shape != y.shape:
             out.append(
-                _Change(
+                _change(
                     tags=tags, signature=key, kind=f"{side}-shape", detail=f"{name}: {x.shape} -> {y.shape}"
                 )
             )
         if x.name != y.name:
             out.append(
-                _Change(
+                _change(
                     tags=tags, signature=key, kind=f"{side}-tensor", detail=f"{name}: {x.name} -> {y.name}"
                 )
             )
     return out
 
 
-def _edit_changes(tags: list[str], key: str, x: Signature, y: Signature) -> list[_Change]:
+def _edit_changes(tags: list[str], key: str, x: Signature, y: Signature) -> list[Change]:
     """What changed in one signature, `x` before and `y` after, reported under `key`."""
     out = []
     if x.method_name != y.method_name:
         detail = f"{x.method_name or '(none)'} -> {y.method_name or '(none)'}"
-        out.append(_Change(tags=tags, signature=key, kind="method", detail=detail))
+        out.append(_change(tags=tags, signature=key, kind="method", detail=detail))
     out += _io_changes(tags, key, "input", x.inputs, y.inputs)
     out += _io_changes(tags, key, "output", x.outputs, y.outputs)
     return out
@@ -158,7 +156,7 @@ class _Identity:
 
 def _signature_changes(
     tags: list[str], a: dict[str, Signature], b: dict[str, Signature], identity: _Identity
-) -> list[_Change]:
+) -> list[Change]:
     out = []
     removed = {k: a[k] for k in a if k not in b}
     added = {k: b[k] for k in b if k not in a}
@@ -168,12 +166,12 @@ def _signature_changes(
         match = next((new for new in candidates if identity.related(old, sig, new, added[new])), None)
         if match is not None:
             out.append(
-                _Change(tags=tags, signature=old, kind="signature-renamed", detail=f"{old} -> {match}")
+                _change(tags=tags, signature=old, kind="signature-renamed", detail=f"{old} -> {match}")
             )
             out += _edit_changes(tags, match, sig, added.pop(match))
         else:
-            out.append(_Change(tags=tags, signature=old, kind="signature-removed", detail=old))
-    out += [_Change(tags=tags, signature=k, kind="signature-added", detail=k) for k in sorted(added)]
+            out.append(_change(tags=tags, signature=old, kind="signature-removed", detail=old))
+    out += [_change(tags=tags, signature=k, kind="signature-added", detail=k) for k in sorted(added)]
     for key in sorted(set(a) & set(b)):
         out += _edit_changes(tags, key, a[key], b[key])
     return out
@@ -193,16 +191,14 @@ def diff(a: Model, b: Model) -> list[Change]:
         >>> [(c.kind, c.detail) for c in surgery.diff(before, after)][0]
         ('output-renamed', 'alpha -> zeta')
     """
-    out: list[_Change] = []
+    out: list[Change] = []
     eq = Equal(a, b)
     for label, meta_a, meta_b in matched_meta_graphs(a, b):
         if meta_b is None:
-            out.append(_Change(tags=label, signature=None, kind="meta-graph-removed", detail=",".join(label)))
+            out.append(_change(tags=label, signature=None, kind="meta-graph-removed", detail=",".join(label)))
         elif meta_a is None:
-            out.append(_Change(tags=label, signature=None, kind="meta-graph-added", detail=",".join(label)))
+            out.append(_change(tags=label, signature=None, kind="meta-graph-added", detail=",".join(label)))
         else:
             identity = _Identity(meta_a, meta_b, eq)
             out += _signature_changes(label, v1_signatures(meta_a), v1_signatures(meta_b), identity)
-    from surgery.reports import Change
-
-    return [Change(**change._asdict()) for change in out]
+    return out

@@ -27,12 +27,12 @@ from surgery.schema import (
     entry,
 )
 from surgery.signatures import (
-    CALL_OPS,
     RESERVED_KEYS,
     argument_name,
-    called_function,
+    call_node,
     composite_inputs,
     flat_names,
+    function_library,
     input_order,
     keras_io_names,
     signature_map_node,
@@ -302,7 +302,7 @@ class SignatureParts:
     bare: SavedBareConcreteFunction
     concrete: SavedConcreteFunction
     wrapper: FunctionDef
-    call: NodeDef | None
+    call: NodeDef | None  # the v1 graph's node that calls `wrapper` (`call_node(meta, calling=...)`)
 
 
 def signature_parts(meta: MetaGraphDef, key: str) -> SignatureParts | None:
@@ -333,17 +333,11 @@ def signature_parts(meta: MetaGraphDef, key: str) -> SignatureParts | None:
             f"signature {key!r} shares its function with {sharing[0]!r} (a copy-signature): their "
             "input and output keys, shapes and dtypes cannot differ; edit before copying"
         )
-    library = {f.signature.name: f for f in meta.graph_def.library.function}
+    library = function_library(meta)
     saved = graph.concrete_functions.get(name)
     if name not in library or saved is None:
         raise EditError(f"signature {key!r}: function {name} is missing; run check to see what is broken")
-    calls = [n for n in meta.graph_def.node if n.op in CALL_OPS and called_function(n) == name]
-    return SignatureParts(
-        node.bare_concrete_function,
-        saved,
-        library[name],
-        calls[0] if calls else None,
-    )
+    return SignatureParts(node.bare_concrete_function, saved, library[name], call_node(meta, calling=name))
 
 
 def _permutation(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from surgery.graph_compare import FEW, Equal, attr_parts, cut, field_parts, items_text
 from surgery.lazy import fingerprint64
@@ -39,14 +39,11 @@ if TYPE_CHECKING:
 __all__ = ["Equal", "graph_diff", "matched_meta_graphs", "renamed_nodes"]
 
 
-class _GraphChange(NamedTuple):
-    """A `GraphChange`'s fields, as `_Change` is to `Change`."""
+def _change(tags: list[str], scope: str, kind: str, name: str, detail: str) -> GraphChange:
+    """One `GraphChange` (pydantic, imported when a diff is made rather than with this module)."""
+    from surgery.reports import GraphChange
 
-    tags: list[str]
-    scope: str
-    kind: str
-    name: str
-    detail: str
+    return GraphChange(tags=tags, scope=scope, kind=kind, name=name, detail=detail)
 
 
 # --- nodes (of the v1 graph and of functions) ----------------------------------------------------
@@ -151,15 +148,15 @@ def _node_parts(x: NodeDef, y: NodeDef, eq: Equal) -> list[str]:
 
 def _node_changes(
     tags: list[str], scope: str, nodes_a: Sequence[NodeDef], nodes_b: Sequence[NodeDef], eq: Equal
-) -> list[_GraphChange]:
+) -> list[GraphChange]:
     """Nodes added, removed, renamed and changed, by name."""
     by_a = {n.name: n for n in nodes_a}
     by_b = {n.name: n for n in nodes_b}
     renamed = renamed_nodes(by_a, by_b, eq)
     new_names = set(renamed.values())
 
-    def change(kind: str, name: str, detail: str) -> _GraphChange:
-        return _GraphChange(tags=tags, scope=scope, kind=kind, name=name, detail=detail)
+    def change(kind: str, name: str, detail: str) -> GraphChange:
+        return _change(tags, scope, kind, name, detail)
 
     out = [
         change("node-added", n, _short_node(by_b[n]))
@@ -189,16 +186,16 @@ def _node_changes(
 
 def _map_changes(
     tags: list[str], scope: str, kind: str, x: Mapping[str, str], y: Mapping[str, str]
-) -> list[_GraphChange]:
+) -> list[GraphChange]:
     """Entries of a string map (a function's `ret`, `control_ret`) added, removed and changed."""
     out = []
     for key in sorted(set(x) | set(y)):
         if key not in y:
-            out.append(_GraphChange(tags, scope, f"{kind}-removed", key, x[key]))
+            out.append(_change(tags, scope, f"{kind}-removed", key, x[key]))
         elif key not in x:
-            out.append(_GraphChange(tags, scope, f"{kind}-added", key, y[key]))
+            out.append(_change(tags, scope, f"{kind}-added", key, y[key]))
         elif x[key] != y[key]:
-            out.append(_GraphChange(tags, scope, f"{kind}-changed", key, f"{x[key]} -> {y[key]}"))
+            out.append(_change(tags, scope, f"{kind}-changed", key, f"{x[key]} -> {y[key]}"))
     return out
 
 
@@ -215,16 +212,16 @@ def _arg_type(arg: OpDef.ArgDef) -> str:
 
 def _arg_changes(
     tags: list[str], scope: str, kind: str, x: Sequence[OpDef.ArgDef], y: Sequence[OpDef.ArgDef], eq: Equal
-) -> list[_GraphChange]:
+) -> list[GraphChange]:
     """A function's arguments (or results) by position: added, removed, changed."""
     out = []
     for i in range(max(len(x), len(y))):
         if i >= len(y):
             detail = f"#{i} {x[i].name}: {_arg_type(x[i])}"
-            out.append(_GraphChange(tags, scope, f"{kind}-removed", x[i].name, detail))
+            out.append(_change(tags, scope, f"{kind}-removed", x[i].name, detail))
         elif i >= len(x):
             detail = f"#{i} {y[i].name}: {_arg_type(y[i])}"
-            out.append(_GraphChange(tags, scope, f"{kind}-added", y[i].name, detail))
+            out.append(_change(tags, scope, f"{kind}-added", y[i].name, detail))
         elif not eq(x[i], y[i]):
             parts = [f"{x[i].name} -> {y[i].name}"] if x[i].name != y[i].name else []
             if _arg_type(x[i]) != _arg_type(y[i]):
@@ -232,13 +229,13 @@ def _arg_changes(
             parts += field_parts(x[i], y[i], eq, skip=("name", "type", "type_attr", "number_attr", "is_ref"))
             where = f"#{i} {y[i].name}:" if x[i].name == y[i].name else f"#{i}"
             detail = f"{where} " + ("; ".join(parts) if parts else "other fields changed")
-            out.append(_GraphChange(tags, scope, f"{kind}-changed", y[i].name, detail))
+            out.append(_change(tags, scope, f"{kind}-changed", y[i].name, detail))
     return out
 
 
 def _function_changes(
     tags: list[str], name: str, x: FunctionDef, y: FunctionDef, eq: Equal
-) -> list[_GraphChange]:
+) -> list[GraphChange]:
     """What changed in one function: its arguments and their attrs, results, attrs and nodes."""
     scope = f"function:{name}"
     sx, sy = x.signature, y.signature
@@ -246,7 +243,7 @@ def _function_changes(
     out += _arg_changes(tags, scope, "result", sx.output_arg, sy.output_arg, eq)
     fields = field_parts(sx, sy, eq, skip=("input_arg", "output_arg"))
     if fields:
-        out.append(_GraphChange(tags, scope, "signature-changed", name, ", ".join(fields)))
+        out.append(_change(tags, scope, "signature-changed", name, ", ".join(fields)))
     for index in sorted(set(x.arg_attr) | set(y.arg_attr)):
         args = sy.input_arg if index < len(sy.input_arg) else sx.input_arg
         label = args[index].name if index < len(args) else f"#{index}"
@@ -255,22 +252,20 @@ def _function_changes(
         attrs_y = arg_y.attr if arg_y is not None else {}
         parts = [text for _, text in attr_parts(attrs_x, attrs_y, eq)]
         if parts:
-            out.append(_GraphChange(tags, scope, "arg-attr-changed", label, f"#{index} " + "; ".join(parts)))
+            out.append(_change(tags, scope, "arg-attr-changed", label, f"#{index} " + "; ".join(parts)))
     if dict(x.resource_arg_unique_id) != dict(y.resource_arg_unique_id):
-        out.append(
-            _GraphChange(tags, scope, "resource-arg-ids-changed", name, "resource_arg_unique_id changed")
-        )
+        out.append(_change(tags, scope, "resource-arg-ids-changed", name, "resource_arg_unique_id changed"))
     out += _map_changes(tags, scope, "ret", x.ret, y.ret)
     out += _map_changes(tags, scope, "control-ret", x.control_ret, y.control_ret)
     for key, text in attr_parts(x.attr, y.attr, eq):
-        out.append(_GraphChange(tags, scope, "function-attr-changed", key, text))
+        out.append(_change(tags, scope, "function-attr-changed", key, text))
     out += _node_changes(tags, scope, x.node_def, y.node_def, eq)
     if not out:
-        out.append(_GraphChange(tags, scope, "function-changed", name, "other fields changed"))
+        out.append(_change(tags, scope, "function-changed", name, "other fields changed"))
     return out
 
 
-def _library_changes(tags: list[str], x: GraphDef, y: GraphDef, eq: Equal) -> list[_GraphChange]:
+def _library_changes(tags: list[str], x: GraphDef, y: GraphDef, eq: Equal) -> list[GraphChange]:
     by_x = {f.signature.name: f for f in x.library.function}
     by_y = {f.signature.name: f for f in y.library.function}
 
@@ -282,9 +277,9 @@ def _library_changes(tags: list[str], x: GraphDef, y: GraphDef, eq: Equal) -> li
     for name in sorted(set(by_x) | set(by_y)):
         scope = f"function:{name}"
         if name not in by_y:
-            out.append(_GraphChange(tags, scope, "function-removed", name, size(by_x[name])))
+            out.append(_change(tags, scope, "function-removed", name, size(by_x[name])))
         elif name not in by_x:
-            out.append(_GraphChange(tags, scope, "function-added", name, size(by_y[name])))
+            out.append(_change(tags, scope, "function-added", name, size(by_y[name])))
         elif not eq(by_x[name], by_y[name]):
             out += _function_changes(tags, name, by_x[name], by_y[name], eq)
     return out
@@ -377,7 +372,7 @@ def _structure_parts(label: str, x: StructuredValue, y: StructuredValue) -> list
 
 def _object_graph_changes(
     tags: list[str], x: SavedObjectGraph, y: SavedObjectGraph, eq: Equal
-) -> list[_GraphChange]:
+) -> list[GraphChange]:
     """Objects (by node id) and concrete functions (by name) added, removed or changed, coarsely."""
     scope = "object-graph"
     paths_x, paths_y = _object_paths(x), _object_paths(y)
@@ -385,24 +380,20 @@ def _object_graph_changes(
     for i in range(max(len(x.nodes), len(y.nodes))):
         if i >= len(y.nodes):
             label = paths_x.get(i, f"node {i}")
-            out.append(
-                _GraphChange(tags, scope, "object-removed", label, f"#{i} {x.nodes[i].WhichOneof('kind')}")
-            )
+            out.append(_change(tags, scope, "object-removed", label, f"#{i} {x.nodes[i].WhichOneof('kind')}"))
         elif i >= len(x.nodes):
             label = paths_y.get(i, f"node {i}")
-            out.append(
-                _GraphChange(tags, scope, "object-added", label, f"#{i} {y.nodes[i].WhichOneof('kind')}")
-            )
+            out.append(_change(tags, scope, "object-added", label, f"#{i} {y.nodes[i].WhichOneof('kind')}"))
         elif not eq(x.nodes[i], y.nodes[i]):
             label = paths_y.get(i, paths_x.get(i, f"node {i}"))
             detail = f"#{i} " + "; ".join(_object_parts(x.nodes[i], y.nodes[i], eq))
-            out.append(_GraphChange(tags, scope, "object-changed", label, detail))
+            out.append(_change(tags, scope, "object-changed", label, detail))
     fx, fy = x.concrete_functions, y.concrete_functions
     for name in sorted(set(fx) | set(fy)):
         if name not in fy:
-            out.append(_GraphChange(tags, scope, "concrete-function-removed", name, name))
+            out.append(_change(tags, scope, "concrete-function-removed", name, name))
         elif name not in fx:
-            out.append(_GraphChange(tags, scope, "concrete-function-added", name, name))
+            out.append(_change(tags, scope, "concrete-function-added", name, name))
         elif not eq(fx[name], fy[name]):
             cx, cy = fx[name], fy[name]
             parts = []
@@ -413,7 +404,7 @@ def _object_graph_changes(
                 parts += _structure_parts(label, getattr(cx, field), getattr(cy, field))
             parts += field_parts(cx, cy, eq, skip=("canonicalized_input_signature", "output_signature"))
             out.append(
-                _GraphChange(tags, scope, "concrete-function-changed", name, "; ".join(parts or ["changed"]))
+                _change(tags, scope, "concrete-function-changed", name, "; ".join(parts or ["changed"]))
             )
     return out
 
@@ -421,15 +412,15 @@ def _object_graph_changes(
 # --- a meta graph --------------------------------------------------------------------------------
 
 
-def _meta_graph_changes(tags: list[str], x: MetaGraphDef, y: MetaGraphDef, eq: Equal) -> list[_GraphChange]:
+def _meta_graph_changes(tags: list[str], x: MetaGraphDef, y: MetaGraphDef, eq: Equal) -> list[GraphChange]:
     """Everything but the signatures (which `diff` compares): graph, functions, object graph, rest."""
     out = _node_changes(tags, "graph", x.graph_def.node, y.graph_def.node, eq)
     fields = field_parts(x.graph_def, y.graph_def, eq, skip=("node", "library"))
     if fields:
-        out.append(_GraphChange(tags, "graph", "graph-changed", "graph_def", ", ".join(fields)))
+        out.append(_change(tags, "graph", "graph-changed", "graph_def", ", ".join(fields)))
     fields = field_parts(x.graph_def.library, y.graph_def.library, eq, skip=("function",))
     if fields:  # gradients
-        out.append(_GraphChange(tags, "graph", "library-changed", "library", ", ".join(fields)))
+        out.append(_change(tags, "graph", "library-changed", "library", ", ".join(fields)))
     out += _library_changes(tags, x.graph_def, y.graph_def, eq)
     if x.HasField("object_graph_def") or y.HasField("object_graph_def"):
         out += _object_graph_changes(tags, x.object_graph_def, y.object_graph_def, eq)
@@ -437,18 +428,18 @@ def _meta_graph_changes(tags: list[str], x: MetaGraphDef, y: MetaGraphDef, eq: E
     for key in sorted(set(x.collection_def) | set(y.collection_def)):
         cx, cy = x.collection_def.get(key), y.collection_def.get(key)
         if cy is None:
-            out.append(_GraphChange(tags, scope, "collection-removed", key, key))
+            out.append(_change(tags, scope, "collection-removed", key, key))
         elif cx is None:
-            out.append(_GraphChange(tags, scope, "collection-added", key, key))
+            out.append(_change(tags, scope, "collection-added", key, key))
         elif not eq(cx, cy):
-            out.append(_GraphChange(tags, scope, "collection-changed", key, _collection_text(cx, cy)))
+            out.append(_change(tags, scope, "collection-changed", key, _collection_text(cx, cy)))
     skip = ("graph_def", "object_graph_def", "signature_def", "collection_def", "meta_info_def")
     fields = field_parts(x, y, eq, skip=skip)
     fields += [
         f"meta_info_def.{f}" for f in field_parts(x.meta_info_def, y.meta_info_def, eq, skip=("tags",))
     ]
     if fields:
-        out.append(_GraphChange(tags, scope, "meta-graph-changed", ",".join(tags), ", ".join(fields)))
+        out.append(_change(tags, scope, "meta-graph-changed", ",".join(tags), ", ".join(fields)))
     return out
 
 
@@ -492,10 +483,8 @@ def graph_diff(a: Model, b: Model) -> list[GraphChange]:
         [('graph', 'node-changed', 'StatefulPartitionedCall'), ('graph', 'node-changed', 'fixed_row')]
     """
     eq = Equal(a, b, fingerprint64)  # this module's, looked up at each call: a caller may swap it
-    out: list[_GraphChange] = []
+    out: list[GraphChange] = []
     for label, meta_a, meta_b in matched_meta_graphs(a, b):
         if meta_a is not None and meta_b is not None and meta_a is not meta_b:
             out += _meta_graph_changes(label, meta_a, meta_b, eq)
-    from surgery.reports import GraphChange
-
-    return [GraphChange(**change._asdict()) for change in out]
+    return out

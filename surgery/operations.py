@@ -2,7 +2,7 @@
 
 The plan schema (`plans.py`), the edit commands of the command line (`cli.py`), the docs' table
 of edits and the tests' catalogue of edits are derived from `OPERATIONS`. Adding an edit is one
-function (in `edits.py` or `tensor_edits.py`) and one `Operation` here.
+function (in `edits.py`, `tensor_edits.py` or `dtype_edits.py`) and one `Operation` here.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from surgery import edits, tensor_edits
+from surgery import dtype_edits, edits, tensor_edits
 
 if TYPE_CHECKING:
     from surgery.model import Model
@@ -30,6 +30,8 @@ class Argument:
     kind: Kind = "text"
     help: str = ""
     """For a flag: its `--help` line (arguments are described by the command's help)."""
+    option: str = ""
+    """For a flag: its spelling on the command line, when not `--NAME`."""
     pattern_flag: str | None = None
     """The flag that makes this argument a regular expression (in a plan: a field of that name
     holding the pattern, in place of this one)."""
@@ -77,8 +79,8 @@ class Operation:
         return self.function(model, *args, **options)
 
     def usage(self) -> str:
-        """`rename-input MODEL SIGNATURE OLD NEW [--output]`: the command's synopsis."""
-        flags = "".join(f" [--{a.name}]" for a in self.flags)
+        """`set-shape MODEL SIGNATURE KEY SHAPE [--output-key]`: the command's synopsis."""
+        flags = "".join(f" [{a.option or '--' + a.name}]" for a in self.flags)
         return " ".join([self.name, "MODEL", *(a.metavar for a in self.positional)]) + flags
 
     def call(self) -> str:
@@ -98,7 +100,7 @@ class Operation:
         return "{" + ", ".join([f"op: {self.name}", *fields]) + "}"
 
 
-_OUTPUT = Argument("output", "flag", "KEY is an output, not an input.")
+_OUTPUT = Argument("output", "flag", "KEY is an output, not an input.", option="--output-key")
 
 OPERATIONS: dict[str, Operation] = {
     op.name: op
@@ -174,24 +176,24 @@ OPERATIONS: dict[str, Operation] = {
             "set-shape",
             tensor_edits.set_shape,
             (Argument("signature"), Argument("key"), Argument("shape", "shape"), _OUTPUT),
-            "Set the shape of input KEY of SIGNATURE (of output KEY with --output).\n\n"
+            "Set the shape of input KEY of SIGNATURE (of output KEY with --output-key).\n\n"
             'SHAPE is comma-separated dims, -1 or ? for an unknown dim, "" for a scalar, * for unknown '
             "rank. Every place that records the shape changes (TensorInfo, placeholder, wrapper "
             "function, object graph). A shape the graph contradicts is refused; a change whose effect "
             "cannot be verified is made with a one-line warning.",
             (
                 "set-shape ./my_model fixed row -1,4 -o ./relaxed",
-                "set-shape ./relaxed fixed out -1 --output --in-place",
+                "set-shape ./relaxed fixed out -1 --output-key --in-place",
             ),
         ),
         Operation(
             "set-dtype",
-            tensor_edits.set_dtype,
+            dtype_edits.set_dtype,
             (Argument("signature"), Argument("key"), Argument("dtype", "dtype"), _OUTPUT),
-            "Set the dtype of input KEY of SIGNATURE (of output KEY with --output), inserting a Cast.\n\n"
+            "Set the dtype of input KEY of SIGNATURE (of output KEY with --output-key), inserting a Cast.\n\n"
             "An input takes DTYPE and is cast to the old dtype where it enters the model; an output is "
             "cast to DTYPE where it leaves. Casts TensorFlow cannot do are refused; lossy ones warn.",
-            ("set-dtype ./my_model preprocess as_float float16 --output -o ./half",),
+            ("set-dtype ./my_model preprocess as_float float16 --output-key -o ./half",),
         ),
         Operation(
             "rename-tensor",

@@ -11,30 +11,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from surgery.check import Finding as Finding  # check's plain dataclass, held as it is
 from surgery.model import Format
 
-Severity = Literal["error", "warning"]
-"""How bad a finding is: an error, which some TensorFlow loader refuses or computes otherwise, or a
-warning, which TensorFlow ignores."""
-
 FingerprintAction = Literal["kept", "rewritten", "none"]
-
-
-class Finding(BaseModel):
-    """One disagreement: `code` names the kind, `message` says where and what. `severity` is
-    `error` when a TensorFlow loader refuses the model or signature or the loaders compute
-    different things, `warning` when TensorFlow ignores the place that disagrees. `function` and
-    `node` say where a graph validator finding is (None otherwise)."""
-
-    model_config = ConfigDict(frozen=True, defer_build=True)
-
-    code: str
-    severity: Severity
-    tags: list[str]
-    signature: str | None
-    message: str
-    function: str | None = None
-    node: str | None = None
 
 
 class CheckReport(BaseModel):
@@ -82,17 +62,3 @@ class ConvertResult(BaseModel):
     file: str
     bytes: int
     fingerprint: FingerprintAction
-
-
-class BatchResult(BaseModel):
-    """What happened to one model of a batch: `output` is the directory written, if any."""
-
-    model_config = ConfigDict(defer_build=True)
-
-    model: str
-    output: str | None
-    ok: bool
-    error: str | None = None
-    warnings: list[str] = []
-    changes: list[Change] | None = None  # with --dry-run: what the edit would change
-    graph_changes: list[GraphChange] | None = None  # with --dry-run: the graph-level changes

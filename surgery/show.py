@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from surgery.edits import TagSet, meta_graphs_with, select_meta_graphs
 from surgery.model import Model
 from surgery.schema import MetaGraphDef
 from surgery.signatures import (
@@ -62,8 +63,25 @@ def meta_graph_json(meta: MetaGraphDef) -> dict[str, Any]:
     return out
 
 
-def show_json(model: Model) -> dict[str, Any]:
-    return {"meta_graphs": [meta_graph_json(meta) for meta in model.proto.meta_graphs]}
+def shown(model: Model, signature: str | None, tag_set: TagSet | None) -> list[MetaGraphDef]:
+    """The meta graphs to show: all, the one with `tag_set`, and with `signature` only those that
+    have it (as copies holding that signature alone); a one-line `EditError` when none is left."""
+    if signature is None:
+        return select_meta_graphs(model, tag_set)
+    metas = []
+    for meta in meta_graphs_with(model, signature, tag_set):
+        copy = MetaGraphDef()
+        copy.CopyFrom(meta)
+        for key in [k for k in copy.signature_def if k != signature]:
+            del copy.signature_def[key]
+        metas.append(copy)
+    return metas
+
+
+def show_json(model: Model, *, signature: str | None = None, tag_set: TagSet | None = None) -> dict[str, Any]:
+    """`show --json`: every meta graph's signatures, as both loaders read them (or only `signature`,
+    only the meta graph with `tag_set`)."""
+    return {"meta_graphs": [meta_graph_json(meta) for meta in shown(model, signature, tag_set)]}
 
 
 def _tensor_lines(kind: str, key: str, spec: TensorSpec) -> list[str]:
@@ -112,9 +130,10 @@ def _function_lines(functions: list[SavedFunctionView]) -> list[str]:
     return lines
 
 
-def show_text(model: Model) -> str:
+def show_text(model: Model, *, signature: str | None = None, tag_set: TagSet | None = None) -> str:
+    """`show`: saved_model_cli's layout, with what the TF2 loader reads beside each signature."""
     lines: list[str] = []
-    for meta in model.proto.meta_graphs:
+    for meta in shown(model, signature, tag_set):
         tags = ", ".join(meta.meta_info_def.tags)
         lines.append(f"MetaGraphDef with tag-set: '{tags}' contains the following SignatureDefs:")
         tf2 = tf2_signatures(meta)
@@ -131,7 +150,7 @@ def show_text(model: Model) -> str:
                 lines += _tf2_lines(tf2[key])
         if tf2 is None:
             lines += ["", "(no object graph: a TF1-style model, served through signature_def only)"]
-        else:
+        elif signature is None:
             lines += _function_lines(saved_functions(meta))
         lines.append("")
     return printable("\n".join(lines))

@@ -14,7 +14,7 @@ reports, `surgery.reports`).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from surgery.schema import (
     TensorShapeProto,
     TypeSpecProto,
 )
-from surgery.tensors import dtype_name, shape_from_proto
+from surgery.tensors import dtype_name, shape_from_proto, split_tensor_name
 from surgery.wire import LENGTH, WireError, iter_fields
 
 INIT_OP_KEY = "__saved_model_init_op"
@@ -342,6 +342,44 @@ def composite_inputs(meta: MetaGraphDef, wrapper: FunctionDef, keys: Iterable[st
 def called_functions(function: FunctionDef) -> list[str]:
     """The functions a FunctionDef calls through (Stateful)PartitionedCall nodes."""
     return [called_function(n) for n in function.node_def if n.op in CALL_OPS and "f" in n.attr]
+
+
+def call_node(
+    meta: MetaGraphDef,
+    outputs: Iterable[TensorSpec] = (),
+    *,
+    calling: str | None = None,
+    nodes: Mapping[str, NodeDef] | None = None,
+) -> NodeDef | None:
+    """The v1 graph's call node of a signature: the (Stateful)PartitionedCall node through which
+    the v1 loader runs the signature's function.
+
+    TensorFlow writes one per TF2 signature, fed the signature's placeholders, its outputs the
+    signature's output tensors (`StatefulPartitionedCall_1:0`), its `f` the signature-wrapper.
+    It is found as the v1 loader reaches it: the one node every tensor of the signature's
+    `outputs` (each composite's components too) is read from, if that node is a call node; None
+    when they read no node, several, or another op (a TF1 signature, which runs the graph itself).
+    `check` and `explain` find it so: `check` to verify what it calls, `explain` to show it.
+    `nodes` is the graph by name, when the caller has it already.
+
+    With `calling` (a signature-wrapper's name), `outputs` are not looked at: it is the first call
+    node of the graph whose `f` names that function. An edit of the wrapper finds it so, since it
+    must update the node that calls the wrapper (its feeds, `Tin`, `Tout`), whatever the outputs
+    read. In a model TensorFlow wrote the two agree; they differ in a model `check` finds
+    inconsistent (outputs read from a call node of another function) and for a signature without
+    outputs, which has a call node by `calling` only.
+    """
+    if calling is not None:
+        return next(
+            (n for n in meta.graph_def.node if n.op in CALL_OPS and called_function(n) == calling), None
+        )
+    callers = {split_tensor_name(t)[0] for spec in outputs for t in flat_names(spec)}
+    if len(callers) != 1:
+        return None
+    if nodes is None:
+        nodes = {n.name: n for n in meta.graph_def.node}
+    node = nodes.get(callers.pop())
+    return node if node is not None and node.op in CALL_OPS else None
 
 
 def called_function(node: NodeDef) -> str:

@@ -427,7 +427,7 @@ def plan_edit(model: RealModel, name: str, runnable: list[str]) -> Edit | str:
                     if dim is None:
                         continue
                     shape = [-1 if i == dim else d for i, d in enumerate(info["shape"])]
-                    flag = ["--output"] if side == "outputs" else []
+                    flag = ["--output-key"] if side == "outputs" else []
                     text = ",".join(map(str, shape))
                     return Edit(["set-shape", sig, key, text, *flag], lambda cases: cases)
         return "no fixed dim in any input or output"
@@ -436,7 +436,7 @@ def plan_edit(model: RealModel, name: str, runnable: list[str]) -> Edit | str:
             key = next((k for k, v in sorted(outputs(sig).items()) if v["dtype"] in FLOAT32), None)
             if key is not None:
                 return Edit(
-                    ["set-dtype", sig, key, "float16", "--output"],
+                    ["set-dtype", sig, key, "float16", "--output-key"],
                     _retyped(sig, "outputs", key, "float16", REL_FLOAT16),
                 )
         return "no float32 output"

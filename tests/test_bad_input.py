@@ -311,11 +311,22 @@ def test_output_containing_the_input(model: Path) -> None:
     assert message == f"{out} contains the input directory {model}: choose another output"
 
 
-def test_output_parent_missing(model: Path, tmp_path: Path) -> None:
+def test_output_parents_are_made_as_mkdir_p_would(model: Path, tmp_path: Path) -> None:
+    """-o a/b/out makes a/ and a/b/, as --output-root does; a refused edit makes none."""
     out = tmp_path / "no" / "such" / "out"
-    message = assert_error(run_cli("rename-signature", model, "masked", "x", "-o", out))
-    assert message == f"{out.parent}: no such directory to write out into"
+    message = _rename(model, "nothing", "x", "-o", out)
+    assert message.startswith("no signature 'nothing' in the model")
     assert not (tmp_path / "no").exists()
+    run_cli("rename-signature", model, "masked", "x", "-o", out, check=True)
+    assert "x" in surgery.load(out).proto.meta_graphs[0].signature_def
+
+
+def test_output_under_a_file_is_refused(model: Path, tmp_path: Path) -> None:
+    (tmp_path / "plain").write_text("not a directory")
+    out = tmp_path / "plain" / "sub" / "out"
+    message = assert_error(run_cli("rename-signature", model, "masked", "x", "-o", out))
+    assert message == f"{tmp_path / 'plain'} is not a directory: {out} cannot be written under it"
+    assert (tmp_path / "plain").read_text() == "not a directory"
 
 
 def test_empty_new_key(model: Path, tmp_path: Path) -> None:

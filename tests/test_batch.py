@@ -40,7 +40,7 @@ from surgery.batch import Target, _RealPaths, apply_plan, batch_targets
 from surgery.check import check
 from surgery.errors import SavedModelIOError
 from surgery.plans import load_plan
-from surgery.reports import BatchResult
+from surgery.runner import EditResult
 from surgery.signatures import RESERVED_KEYS
 from surgery.storage import group as storage_group
 
@@ -159,6 +159,8 @@ def test_json_summary_with_a_suffix(fleet: Path, plan: Path) -> None:
     assert [r["model"] for r in summary["results"]] == [str(m) for m in models]
     for model, entry in zip(models, summary["results"], strict=True):
         assert_untouched(model)
+        seconds = entry.pop("seconds")  # the runner's time for the model, failed or not
+        assert isinstance(seconds, float) and seconds > 0
         output = Path(f"{model}_v2")
         if model in failed:
             assert entry == {
@@ -343,9 +345,9 @@ def test_library_api(fleet: Path, tmp_path: Path) -> None:
     (tmp_path / "plan.yaml").write_text(PLAN)
     plan = load_plan(tmp_path / "plan.yaml")
     models = [str(m) for m in _models(fleet) if _kind(m) in ("module_multi", FAILING)]
-    runs: list[list[BatchResult]] = []
+    runs: list[list[EditResult]] = []
     for jobs in (1, 2):
-        seen: list[BatchResult] = []
+        seen: list[EditResult] = []
         targets = batch_targets(models, output_root=str(tmp_path / f"out{jobs}"))
         (tmp_path / f"out{jobs}").mkdir()
         results = apply_plan(plan, targets, jobs=jobs, on_result=seen.append)
@@ -461,20 +463,20 @@ def test_a_worker_that_dies_fails_its_models_and_publishes_nothing_half_done(
 ) -> None:
     """A worker killed mid-batch (out of memory, kill -9): the models not finished fail with one
     line each, the ones published before are complete, and a rerun cleans up and finishes."""
-    import surgery.batch as batch
+    import surgery.runner as runner
 
     (tmp_path / "plan.yaml").write_text(PLAN)
     plan = load_plan(tmp_path / "plan.yaml")
     models = [str(m) for m in _models(fleet) if _kind(m) == "module_multi"]
     fatal = models[len(models) // 2]
-    edit_model = batch.edit_model
+    edit_model = runner.edit_model
 
     def dies_on_one(path: str, *args: Any, **kwargs: Any) -> Path:
         if path == fatal:
             os._exit(9)  # in the worker: as a kill -9 would
         return edit_model(path, *args, **kwargs)
 
-    monkeypatch.setattr(batch, "edit_model", dies_on_one)
+    monkeypatch.setattr(runner, "edit_model", dies_on_one)
     root = tmp_path / "out"
     root.mkdir()
     targets = batch_targets(models, output_root=str(root))
@@ -488,7 +490,7 @@ def test_a_worker_that_dies_fails_its_models_and_publishes_nothing_half_done(
     assert published == sorted(Path(r.output or "").name for r in results if r.ok)
     for name in published:
         assert_edited(root / name, "module_multi")
-    monkeypatch.setattr(batch, "edit_model", edit_model)
+    monkeypatch.setattr(runner, "edit_model", edit_model)
     rerun = apply_plan(plan, batch_targets(models, output_root=str(root)), force=True, jobs=2)
     assert all(r.ok for r in rerun)
     assert sorted(p.name for p in root.iterdir()) == sorted(Path(m).name for m in models)

@@ -233,14 +233,14 @@ def test_an_edit_starts_without_what_only_other_commands_need(tmp_path: Path) ->
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert loaded.stdout.strip() == ""
     import surgery
-    import surgery.explanation
     import surgery.plans
     import surgery.reports
+    from surgery.explain import build as explain_build
 
     assert surgery.Plan is surgery.plans.Plan and surgery.load_plan is surgery.plans.load_plan
     assert surgery.CheckReport is surgery.reports.CheckReport and surgery.Finding is surgery.reports.Finding
     assert surgery.Change is surgery.reports.Change and surgery.ConvertResult is surgery.reports.ConvertResult
-    assert surgery.Explanation is surgery.explanation.Explanation
+    assert surgery.Explanation is explain_build.Explanation
     assert callable(surgery.check) and callable(surgery.diff) and callable(surgery.explain)
     assert set(surgery.__all__) <= set(dir(surgery))
     with pytest.raises(AttributeError, match="has no attribute 'nothing'"):
@@ -293,3 +293,56 @@ def test_the_command_exits_with_mains_status_after_flushing(monkeypatch: pytest.
     with pytest.raises(SystemExit):
         cli_module.run()
     assert exits == [2] and kept.getvalue() == "error line\n"
+
+
+# --- as people type it -----------------------------------------------------------------------------
+
+
+def test_global_flags_after_the_command(tmp_path: Path) -> None:
+    """-q, -v and --debug are taken after the command as before it."""
+    quiet = run_cli(
+        "rename-signature", FIXTURES / "module_multi", "fixed", "f2", "-o", tmp_path / "a", "-q", check=True
+    )
+    assert quiet.stderr == ""
+    loud = run_cli("show", FIXTURES / "module_multi", "--json", "-v", check=True)
+    assert loud.stderr.startswith("savedmodel-surgery: read ")
+    debug = run_cli("show", tmp_path / "missing", "--debug")
+    assert debug.returncode == 2 and "Traceback" in debug.stderr
+
+
+def test_a_flag_after_a_double_dash_is_an_argument(tmp_path: Path) -> None:
+    from surgery.cli import hoist_global_flags
+
+    assert hoist_global_flags(["show", "m", "-q"]) == ["-q", "show", "m"]
+    assert hoist_global_flags(["--debug", "show", "m", "-v"]) == ["--debug", "-v", "show", "m"]
+    assert hoist_global_flags(["rename-signature", "m", "--", "-q", "x"]) == [
+        "rename-signature",
+        "m",
+        "--",
+        "-q",
+        "x",
+    ]
+
+
+def test_no_arguments_prints_the_usage_and_exits_2() -> None:
+    result = run_cli()
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith("Usage: savedmodel-surgery [OPTIONS] COMMAND [ARGS]...\n")
+    assert "\\n" not in result.stderr and len(result.stderr.splitlines()) > 20
+
+
+def test_the_command_list_shows_whole_sentences() -> None:
+    result = CliRunner().invoke(cli, ["--help"], terminal_width=80)
+    listed = result.output.split("Commands:\n", 1)[1]
+    assert "..." not in listed
+    for name in COMMANDS:
+        summary = _command(name).get_short_help_str()
+        assert summary.endswith((".", ")")), (name, summary)
+
+
+def test_apply_help_lists_every_operation_and_its_fields() -> None:
+    from surgery.operations import OPERATIONS
+
+    result = CliRunner().invoke(cli, ["apply", "--help"])
+    for operation in OPERATIONS.values():
+        assert f"  {operation.entry()}\n" in result.output

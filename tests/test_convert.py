@@ -153,7 +153,6 @@ def test_cli_quiet_says_nothing(tmp_path: Path) -> None:
     ("args", "says"),
     [
         (["--to", "pbtxt"], "give -o OUT, the new directory to write the copy to"),
-        (["-o", "OUT"], "give the format to write: --to pbtxt (text) or --to pb (binary)"),
         (["--to", "json", "-o", "OUT"], "Invalid value for '--to'"),
         (["--to", "pbtxt", "--in-place"], "convert always writes a new directory: give -o OUT"),
     ],
@@ -163,6 +162,26 @@ def test_cli_usage_errors(tmp_path: Path, args: list[str], says: str) -> None:
     out = tmp_path / "OUT"
     argv = ["convert", model, *[str(out) if a == "OUT" else a for a in args]]
     assert says in fail_cleanly(argv, inputs=model, out=out)
+
+
+def test_without_to_the_format_flips(tmp_path: Path) -> None:
+    """A binary model becomes text and a text one binary, as `--to` would have said."""
+    run_cli("convert", FIXTURES / "module_multi", "-o", tmp_path / "text", check=True)
+    assert (tmp_path / "text" / "saved_model.pbtxt").is_file()
+    run_cli("convert", tmp_path / "text", "-o", tmp_path / "binary", check=True)
+    assert (tmp_path / "binary" / "saved_model.pb").read_bytes() == (
+        FIXTURES / "module_multi" / "saved_model.pb"
+    ).read_bytes()
+    result = surgery.convert(tmp_path / "binary", tmp_path / "py")
+    assert (result.source_format, result.format) == ("pb", "pbtxt")
+
+
+def test_an_unknown_format_from_python_is_an_edit_error(tmp_path: Path) -> None:
+    with pytest.raises(
+        surgery.EditError, match=r"^unknown format 'txt': give 'pbtxt' \(text\) or 'pb' \(binary\)$"
+    ):
+        surgery.convert(FIXTURES / "module_multi", tmp_path / "out", "txt")  # type: ignore[arg-type]
+    assert not (tmp_path / "out").exists()
 
 
 def test_cli_refuses_an_existing_output_without_force(tmp_path: Path) -> None:

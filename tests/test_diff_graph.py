@@ -25,10 +25,10 @@ import surgery
 import surgery.reports
 from conftest import FIXTURE_NAMES, FIXTURES, copy_fixture
 from surgery import lazy
-from surgery.batch import preview_edit
 from surgery.cli import main
 from surgery.model import Model
 from surgery.reports import GraphChange
+from surgery.runner import preview_edit
 from surgery.schema import DataType
 
 Edit = Callable[[Model], Model]
@@ -291,7 +291,7 @@ def test_text_is_bounded_and_json_carries_all(tmp_path: Path, capsys: pytest.Cap
 
 DRY_RUNS = [
     ["set-dtype", "fixed", "row", "float16"],
-    ["set-dtype", "preprocess", "as_float", "float16", "--output"],
+    ["set-dtype", "preprocess", "as_float", "float16", "--output-key"],
     ["set-shape", "masked", "a_dense", "8,3"],
     ["rename-tensor", "serving_default_a:0", "images:0"],
     ["rename-input", "masked", "a_dense", "z_dense"],

@@ -32,7 +32,7 @@ EDITS: dict[str, tuple[list[str], str]] = {
     "set-tags": (["serve", "serve,gpu"], "[gpu,serve] meta-graph-added: gpu,serve"),
     "set-shape": (["fixed", "row", "-1,4"], "'fixed' input-shape: row: [1, 4] -> [-1, 4]"),
     "set-dtype": (
-        ["preprocess", "as_float", "float16", "--output"],
+        ["preprocess", "as_float", "float16", "--output-key"],
         "'preprocess' output-dtype: as_float: float32 -> float16",
     ),
     "rename-tensor": (

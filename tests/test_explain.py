@@ -149,6 +149,25 @@ def test_broken_model_is_explained_with_what_is_missing(tmp_path: Path) -> None:
     assert run_cli("check", tmp_path / "broken").returncode == 1
 
 
+def test_the_call_node_is_the_one_check_finds() -> None:
+    """explain finds a signature's call node by check's rule (`surgery.signatures.call_node`): every
+    tensor of its outputs, a composite's components too, read from one call node, each tensor
+    name parsed as TensorFlow parses it."""
+    model = surgery.load(FIXTURES / "module_multi")
+    outputs = model.proto.meta_graphs[0].signature_def["masked"].outputs
+    alpha, beta = outputs["alpha"].name, outputs["beta"].name
+    outputs["alpha"].coo_sparse.indices_tensor_name = beta
+    outputs["alpha"].coo_sparse.values_tensor_name = alpha
+    outputs["alpha"].coo_sparse.dense_shape_tensor_name = beta
+    (path,) = explain(model, "masked").meta_graphs[0].signatures
+    assert path.places[1].kind == "call_node"
+    outputs["beta"].name = beta + ":0"  # `node:0:0` is output 0 of a node `node:0`, which is not there
+    (path,) = explain(model, "masked").meta_graphs[0].signatures
+    assert path.places[1].kind == "graph_nodes"
+    assert f"fetches beta: {beta}:0 (missing from graph_def)" in path.places[1].details
+    assert "missing-tensor" in {f.code for f in surgery.check(model).findings}
+
+
 def test_json_is_the_tree() -> None:
     result = run_cli("explain", FIXTURES / "example_model", "--json", check=True)
     data = json.loads(result.stdout)

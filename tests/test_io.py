@@ -922,7 +922,7 @@ def test_a_replaced_model_file_is_let_go_by_a_background_process(
     """Closing the last reference to the replaced file frees its blocks (about a second per GB
     with `discard`): a spawned process holds it instead, its stdio on /dev/null (a caller reading
     the command's pipes does not wait for it), and ends; this process keeps nothing open."""
-    from surgery.batch import edit_model
+    from surgery.runner import edit_model
 
     model = copy_fixture("module_multi", tmp_path)
     old = os.stat(model / "saved_model.pb").st_ino
@@ -978,7 +978,7 @@ def test_a_file_still_named_or_small_is_closed_here(tmp_path: Path, monkeypatch:
 def test_a_group_lets_go_of_each_replaced_model_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """In a group the read models are closed before the commit: the commit, which deletes each
     old model file, hands each to a background process."""
-    from surgery.batch import edit_model
+    from surgery.runner import edit_model
 
     models = [copy_fixture("module_multi", tmp_path / str(i)) for i in range(3)]
     olds = [os.stat(m / "saved_model.pb").st_ino for m in models]

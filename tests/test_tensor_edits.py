@@ -15,11 +15,12 @@ import surgery
 from conftest import FIXTURES, LOADERS, Oracle, assert_serves, expected_cases, run_cli, tree_bytes
 from surgery import edits
 from surgery.check import check
+from surgery.dtype_edits import cast_is_lossless, set_dtype
 from surgery.errors import EditError, SurgeryWarning
 from surgery.fingerprint import compute_fingerprint
 from surgery.model import Model
 from surgery.schema import FingerprintDef
-from surgery.tensor_edits import cast_is_lossless, rename_tensor, set_dtype, set_shape
+from surgery.tensor_edits import rename_tensor, set_shape
 from surgery.tensors import parse_dtype
 
 Cases = list[dict[str, Any]]
@@ -181,7 +182,11 @@ def test_set_shape_cli_takes_a_negative_shape_and_a_bare_output_flag(tmp_path: P
     model = tmp_path / "m"
     relaxed = tmp_path / "relaxed"
     run_cli("set-shape", FIXTURES / "module_multi", "fixed", "row", "-1,4", "-o", relaxed, check=True)
-    run_cli("set-shape", relaxed, "fixed", "out", "?", "--output", "--in-place", check=True)
+    bare = run_cli("set-shape", relaxed, "fixed", "out", "?", "--output", "--in-place", check=True)
+    assert bare.stderr.splitlines()[0] == (
+        "savedmodel-surgery: warning: a bare --output saying KEY is an output is the old spelling: write "
+        "--output-key (--output OUT stays the output directory)"
+    )
     run_cli("set-shape", relaxed, "fixed", "out", "*", "--output-key", "--output", model, check=True)
     signature = surgery.load(model).proto.meta_graphs[0].signature_def["fixed"]
     assert [d.size for d in signature.inputs["row"].tensor_shape.dim] == [-1, 4]
@@ -323,7 +328,7 @@ def test_lossless_casts(src: str, dst: str, lossless: bool) -> None:
 def test_set_dtype_cli_prints_the_warning_in_one_line(tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = run_cli(
-        "set-dtype", FIXTURES / "module_multi", "preprocess", "as_float", "float16", "--output", "-o", out
+        "set-dtype", FIXTURES / "module_multi", "preprocess", "as_float", "float16", "--output-key", "-o", out
     )
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines() == [

@@ -24,8 +24,8 @@ import pytest
 import surgery
 from conftest import FIXTURES, ROOT, Oracle, assert_outputs, expected_cases, run_cli
 from surgery import lazy
-from surgery.batch import edit_model
 from surgery.check import SEVERITIES, check
+from surgery.runner import edit_model
 from surgery.schema import DataType, FunctionDef, MetaGraphDef, NodeDef
 from surgery.validate import SEVERITIES as VALIDATOR_SEVERITIES
 from surgery.validate import custom_op_library, validate

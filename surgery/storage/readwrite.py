@@ -28,7 +28,7 @@ from surgery.storage.group import CommitGroup
 from surgery.storage.journal import refuse_changed_on_disk, save_in_place
 from surgery.storage.locks import model_lock
 from surgery.storage.recovery import recover
-from surgery.storage.staging import check_output, save_copy
+from surgery.storage.staging import check_output, make_parents, remove_made, save_copy
 from surgery_proto import RENAME_PREFIX
 
 
@@ -199,11 +199,16 @@ def save(
                 else:
                     save_in_place(model, files, sync=sync)
             return model.path
-        with model_lock(model.path, exclusive=False):
-            if group is not None:
-                group.stage_copy(model, files, out, edited=edited, force=force, sync=sync)
-            else:
-                save_copy(model, files, out, edited=edited, force=force, sync=sync)
+        made = make_parents(out, sync=sync)
+        try:
+            with model_lock(model.path, exclusive=False):
+                if group is not None:
+                    group.stage_copy(model, files, out, edited=edited, force=force, sync=sync)
+                else:
+                    save_copy(model, files, out, edited=edited, force=force, sync=sync)
+        except BaseException:
+            remove_made(made)
+            raise
         return out
     except OSError as err:  # anything not already reported with its context
         where = model.path if in_place else output

@@ -11,6 +11,7 @@ A commit group takes the staged copy (`stage_copy`) and publishes it with its ot
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import stat
@@ -62,8 +63,33 @@ def check_output(source: Path, out: Path, *, force: bool) -> None:
             raise SavedModelIOError(
                 f"{out} exists and is not a directory: remove it or choose another output"
             )
-    if not out.parent.is_dir():
-        raise SavedModelIOError(f"{out.parent}: no such directory to write {out.name} into")
+    parent = next((p for p in out.parents if p.exists() or p.is_symlink()), None)
+    if parent is not None and not parent.is_dir():
+        raise SavedModelIOError(f"{parent} is not a directory: {out} cannot be written under it")
+
+
+def make_parents(out: Path, *, sync: bool) -> list[Path]:
+    """Create the missing directories above `out` (as `mkdir -p`), durable with `sync`; those
+    made, outermost first, for `remove_made` to take back if the write fails."""
+    missing = [p for p in reversed(out.parents) if not p.exists()]
+    made = []
+    try:
+        for path in missing:
+            path.mkdir()
+            made.append(path)
+            if sync:
+                fsync(path.parent)
+    except OSError as err:
+        remove_made(made)
+        raise SavedModelIOError(f"cannot create {out.parent}: {why(err)}; nothing was written") from None
+    return made
+
+
+def remove_made(made: list[Path]) -> None:
+    """Remove the directories `make_parents` made, innermost first, where they are still empty."""
+    for path in reversed(made):
+        with contextlib.suppress(OSError):
+            path.rmdir()
 
 
 @dataclass

@@ -1,17 +1,8 @@
-"""`explain`: the path from a signature key to the function that runs, place by place.
+"""Drawing an explanation: an indented text tree, Graphviz DOT (and SVG through Graphviz), or a
+self-contained HTML page.
 
-TensorFlow defines a signature's inputs in five places; this walks any model through them,
-read from the `surgery.signatures` views:
-
-1. the `SignatureDef` (what the v1 loader and TensorFlow Serving feed and fetch),
-2. the v1 graph's call node that those tensors belong to,
-3. the signature-wrapper `FunctionDef` it calls (outputs as a dict, as v1 expects),
-4. the function the wrapper calls (the traced `tf.function`, also saved on its object),
-5. the object graph's `SavedBareConcreteFunction` under `signatures` (what the TF2 loader finds),
-6. its `SavedConcreteFunction`: the input and output TensorSpecs and the bound variables;
-
-then every saved `tf.function` with each of its concrete signatures (several when polymorphic).
-Rendered as an indented text tree, Graphviz DOT, a self-contained HTML page, or JSON.
+No pydantic is imported here: the functions take an explanation already built
+(`surgery.explain.build`), whose models they read.
 """
 
 from __future__ import annotations
@@ -25,29 +16,10 @@ from typing import TYPE_CHECKING
 from surgery.errors import SurgeryError
 
 if TYPE_CHECKING:
-    from surgery.explanation import Explanation, Place, PlaceKind
-    from surgery.model import Model
+    from surgery.explain.build import Explanation, Place, PlaceKind
     from surgery.signatures import SavedFunctionView
 
 FORMATS = ("text", "dot", "svg", "html")
-
-
-def explain(model: Model, signature: str | None = None) -> Explanation:
-    """The walkthrough of every meta graph; with `signature`, of that key only (an error if no meta
-    graph has it).
-
-    Render it with `explain_text`, `explain_dot` or `explain_html`, or `model_dump()` it.
-
-    Example:
-        >>> explanation = surgery.explain(surgery.load("my_model"), "masked")
-        >>> [p.key for p in explanation.meta_graphs[0].signatures]
-        ['masked']
-        >>> print(surgery.explain_text(explanation).splitlines()[1])
-          signature 'masked'
-    """
-    from surgery.explanation import build
-
-    return build(model, signature)
 
 
 _LOADERS: dict[PlaceKind, str] = {
@@ -90,7 +62,7 @@ def _links(place: Place) -> list[str]:
 
 
 def _concrete_lines(function: SavedFunctionView) -> list[str]:
-    from surgery.explanation import bound_text
+    from surgery.explain.build import bound_text
 
     lines = []
     for i, c in enumerate(function.concrete_functions, 1):
@@ -167,7 +139,7 @@ def explain_dot(explanation: Explanation) -> str:
         >>> surgery.explain_dot(surgery.explain(surgery.load("my_model"))).startswith("digraph savedmodel {")
         True
     """
-    from surgery.explanation import Link, Place
+    from surgery.explain.build import Link, Place
 
     out = [
         "digraph savedmodel {",

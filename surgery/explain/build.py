@@ -1,7 +1,7 @@
 """The explanation `explain` returns: where a signature is defined, place by place (pydantic models),
-and how it is built from the `surgery.signatures` views.
+and the walk that builds it from the `surgery.signatures` views.
 
-Apart from `surgery.explain` (the renderers) so that pydantic is imported only when an
+Apart from the renderers (`surgery.explain.render`) so that pydantic is imported only when an
 explanation is made, not by every command.
 """
 
@@ -15,21 +15,22 @@ from surgery.errors import SurgeryError
 from surgery.model import Model
 from surgery.schema import FunctionDef, MetaGraphDef, NodeDef
 from surgery.signatures import (
-    CALL_OPS,
     RESERVED_KEYS,
     BoundInput,
     SavedFunctionView,
     Signature,
     TensorSpec,
     TF2Signature,
+    call_node,
     called_function,
     called_functions,
+    flat_names,
     function_library,
     saved_functions,
     tf2_signatures,
     v1_signatures,
 )
-from surgery.tensors import dtype_name, format_shape
+from surgery.tensors import dtype_name, format_shape, split_tensor_name
 
 PlaceKind = Literal[
     "signature_def",
@@ -107,21 +108,6 @@ def bound_text(bound: list[BoundInput]) -> str:
     )
 
 
-def _tensor_node(name: str) -> str:
-    """`StatefulPartitionedCall:1` -> `StatefulPartitionedCall` (and `^ctrl` -> `ctrl`)."""
-    return name.lstrip("^").split(":")[0]
-
-
-def _tensor_names(spec: TensorSpec) -> list[str]:
-    """The graph tensors a signature's TensorInfo names (one, three for coo_sparse, or components)."""
-    if spec.coo_sparse is not None:
-        c = spec.coo_sparse
-        return [c.indices_tensor_name, c.values_tensor_name, c.dense_shape_tensor_name]
-    if spec.components is not None:
-        return [name for component in spec.components for name in _tensor_names(component)]
-    return [spec.name] if spec.name else []
-
-
 def _args(function: FunctionDef) -> list[str]:
     sig = function.signature
     args = ", ".join(f"{a.name}: {dtype_name(a.type)}" for a in sig.input_arg)
@@ -140,11 +126,11 @@ def _signature_def(key: str, sig: Signature | None) -> Place:
     return Place(id=place_id, kind="signature_def", title=title, details=details)
 
 
-def _graph_place(sig: Signature, nodes: dict[str, NodeDef]) -> Place:
-    """The v1 graph's call node for the signature's outputs, or the plain graph nodes it uses."""
-    fetched = sorted({_tensor_node(s.name) for s in sig.outputs.values() if s.name})
-    if len(fetched) == 1 and fetched[0] in nodes and nodes[fetched[0]].op in CALL_OPS:
-        node = nodes[fetched[0]]
+def _graph_place(meta: MetaGraphDef, sig: Signature, nodes: dict[str, NodeDef]) -> Place:
+    """The v1 graph's call node for the signature's outputs (`call_node`), or the plain graph nodes
+    it uses."""
+    node = call_node(meta, sig.outputs.values(), nodes=nodes)
+    if node is not None:
         called = called_function(node)
         details = [f"fed: {', '.join(node.input) or '(nothing)'}"]
         links = [Link(to=f"function:{called}", label="f")] if called else []
@@ -153,10 +139,12 @@ def _graph_place(sig: Signature, nodes: dict[str, NodeDef]) -> Place:
     details = []
     for role, specs in (("feeds", sig.inputs), ("fetches", sig.outputs)):
         for key, spec in specs.items():
-            for name in _tensor_names(spec):
-                found = nodes.get(_tensor_node(name))
+            for name in flat_names(spec):
+                found = nodes.get(split_tensor_name(name)[0])
                 op = found.op if found is not None else "missing from graph_def"
                 details.append(f"{role} {key}: {name} ({op})")
+    # Named after the nodes its plain (not composite) outputs are read from.
+    fetched = sorted({split_tensor_name(s.name)[0] for s in sig.outputs.values() if s.name})
     title = "graph nodes (no call node: the signature runs the graph itself)"
     return Place(id="graph:" + ",".join(fetched), kind="graph_nodes", title=title, details=details)
 
@@ -235,7 +223,7 @@ def explain_meta_graph(meta: MetaGraphDef, signature: str | None = None) -> Meta
         sig = v1.get(key)
         places = [_signature_def(key, sig)]
         if sig is not None:
-            graph = _graph_place(sig, nodes)
+            graph = _graph_place(meta, sig, nodes)
             places = [
                 places[0].model_copy(update={"links": [Link(to=graph.id, label="fetched from")]}),
                 graph,
