@@ -56,7 +56,7 @@ _LAZY = {
     "Change": "surgery.reports",
     "CheckReport": "surgery.reports",
     "ConvertResult": "surgery.reports",
-    "Finding": "surgery.check",
+    "Finding": "surgery.findings",
     "GraphChange": "surgery.reports",
     "Explanation": "surgery.explain.build",
 }

@@ -26,9 +26,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
+from surgery.findings import Finding, Severity
 from surgery.model import Model
 from surgery.schema import FunctionDef, MetaGraphDef, NodeDef, SavedObject, SavedObjectGraph
 from surgery.signatures import (
@@ -49,16 +49,13 @@ from surgery.signatures import (
     user_keys,
     v1_signatures,
 )
+from surgery.storage.readwrite import accepts_path
 from surgery.tensors import dtype_name, shape_from_proto, split_tensor_name
 from surgery.validate import SEVERITIES as VALIDATOR_SEVERITIES
 from surgery.validate import validate
 
 if TYPE_CHECKING:
     from surgery.reports import CheckReport
-
-Severity = Literal["error", "warning"]
-"""How bad a finding is: an error, which some TensorFlow loader refuses or computes otherwise, or a
-warning, which TensorFlow ignores."""
 
 SEVERITIES: dict[str, Severity] = {
     # A TensorInfo names a tensor the graph does not have: the v1 loader cannot feed or fetch it.
@@ -98,26 +95,7 @@ SEVERITIES: dict[str, Severity] = {
 """Every finding code and its severity."""
 
 
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One disagreement: `code` names the kind, `message` says where and what. `severity` is
-    `error` when a TensorFlow loader refuses the model or signature or the loaders compute
-    different things, `warning` when TensorFlow ignores the place that disagrees. `function` and
-    `node` say where a graph validator finding is (None otherwise).
-
-    A plain dataclass, not a pydantic model, so that an edit's own check (`disagreements`) imports
-    no pydantic; the pydantic `CheckReport` holds findings as they are and serialises them.
-    """
-
-    code: str
-    severity: Severity
-    tags: list[str]
-    signature: str | None
-    message: str
-    function: str | None = None
-    node: str | None = None
-
-
+@accepts_path
 def check(model: Model, *, allow_ops: Collection[str] = ()) -> CheckReport:
     """Cross-check every meta graph of `model`: do all the places defining each signature agree,
     and does every node of its graph and functions validate as TensorFlow's loaders require?

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from surgery.graph_changes import Equal, matched_meta_graphs, renamed_nodes
-from surgery.model import Model
+from surgery.model import ModelLike
 from surgery.schema import (
     MetaGraphDef,
     NodeDef,
@@ -22,6 +22,7 @@ from surgery.signatures import (
     signature_map_node,
     v1_signatures,
 )
+from surgery.storage.readwrite import as_model
 from surgery.tensor_edits import inserted_by
 from surgery.tensors import split_tensor_name
 
@@ -177,7 +178,7 @@ def _signature_changes(
     return out
 
 
-def diff(a: Model, b: Model) -> list[Change]:
+def diff(a: ModelLike, b: ModelLike) -> list[Change]:
     """Signature-level changes from model `a` to model `b`, meta graphs matched by tag set.
 
     Each `Change` has the meta graph's `tags`, the `signature`, a `kind` (`signature-renamed`,
@@ -191,6 +192,7 @@ def diff(a: Model, b: Model) -> list[Change]:
         >>> [(c.kind, c.detail) for c in surgery.diff(before, after)][0]
         ('output-renamed', 'alpha -> zeta')
     """
+    a, b = as_model(a), as_model(b)
     out: list[Change] = []
     eq = Equal(a, b)
     for label, meta_a, meta_b in matched_meta_graphs(a, b):

@@ -20,6 +20,7 @@ from surgery.errors import EditError, SurgeryWarning
 from surgery.model import Model
 from surgery.schema import AttrValue, DataType, FunctionDef, MetaGraphDef, NodeDef, TensorProto
 from surgery.signatures import tensor_names
+from surgery.storage.readwrite import accepts_path
 from surgery.tensor_edits import (
     INSERTED,
     PLACEHOLDER_OPS,
@@ -249,6 +250,7 @@ class _DtypePlan:
     default: tuple[NodeDef, TensorProto] | None  # an input's default Const and its converted value
 
 
+@accepts_path
 def set_dtype(
     model: Model,
     signature: str,

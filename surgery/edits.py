@@ -39,6 +39,7 @@ from surgery.signatures import (
     tensor_spec,
     user_specified_name,
 )
+from surgery.storage.readwrite import accepts_path
 
 T = TypeVar("T")
 M = TypeVar("M", bound=Message)
@@ -111,6 +112,7 @@ def refuse_reserved(*keys: str) -> None:
             )
 
 
+@accepts_path
 def rename_signature(
     model: Model, old: str, new: str, *, regex: bool = False, tag_set: TagSet | None = None
 ) -> Model:
@@ -201,6 +203,7 @@ def _signature_child(meta: MetaGraphDef, key: str) -> tuple[int, int] | None:
     return None
 
 
+@accepts_path
 def remove_signature(model: Model, signature: str, *, tag_set: TagSet | None = None) -> Model:
     """Delete a signature from `signature_def` and from the object graph's signature map.
 
@@ -223,6 +226,7 @@ def remove_signature(model: Model, signature: str, *, tag_set: TagSet | None = N
     return model
 
 
+@accepts_path
 def copy_signature(model: Model, src: str, dst: str, *, tag_set: TagSet | None = None) -> Model:
     """Add `dst` serving exactly what `src` serves, sharing its tensors, wrapper and object-graph node.
 
@@ -249,6 +253,7 @@ def copy_signature(model: Model, src: str, dst: str, *, tag_set: TagSet | None =
     return model
 
 
+@accepts_path
 def set_method(model: Model, signature: str, method: str, *, tag_set: TagSet | None = None) -> Model:
     """Set a signature's `method_name` (e.g. tensorflow/serving/regress); only the v1 side has one.
 
@@ -263,6 +268,7 @@ def set_method(model: Model, signature: str, method: str, *, tag_set: TagSet | N
     return model
 
 
+@accepts_path
 def set_tags(model: Model, old: TagSet, new: TagSet) -> Model:
     """Give the meta graph with tag set `old` the tags `new` (in the order given; a string is
     comma-separated, as on the command line).
@@ -623,6 +629,7 @@ def _warn_keras(model: Model, side: str, old: str, new: str) -> None:
     warnings.warn(SurgeryWarning(warning), stacklevel=3)
 
 
+@accepts_path
 def rename_input(model: Model, signature: str, old: str, new: str, *, tag_set: TagSet | None = None) -> Model:
     """Rename input key `old` of `signature`; moving its sorted position permutes what is positional.
 
@@ -634,6 +641,7 @@ def rename_input(model: Model, signature: str, old: str, new: str, *, tag_set: T
     return _rename_key(model, signature, old, new, side="inputs", tag_set=tag_set)
 
 
+@accepts_path
 def rename_output(
     model: Model, signature: str, old: str, new: str, *, tag_set: TagSet | None = None
 ) -> Model:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from surgery.graph_compare import FEW, Equal, attr_parts, cut, field_parts, items_text
 from surgery.lazy import fingerprint64
-from surgery.model import Model
+from surgery.model import Model, ModelLike
 from surgery.schema import (
     CollectionDef,
     FunctionDef,
@@ -30,6 +30,7 @@ from surgery.schema import (
 from surgery.signatures import (
     describe_structure,
 )
+from surgery.storage.readwrite import as_model
 from surgery.tensors import dtype_name
 
 if TYPE_CHECKING:
@@ -465,7 +466,7 @@ def matched_meta_graphs(
     ]
 
 
-def graph_diff(a: Model, b: Model) -> list[GraphChange]:
+def graph_diff(a: ModelLike, b: ModelLike) -> list[GraphChange]:
     """Graph-level changes from model `a` to model `b`, for each meta graph in both (by tag set).
 
     Each `GraphChange` has the meta graph's `tags`, a `scope` (`graph` for the v1 graph,
@@ -482,6 +483,7 @@ def graph_diff(a: Model, b: Model) -> list[GraphChange]:
         >>> [(c.scope, c.kind, c.name) for c in surgery.graph_diff(before, after)][:2]
         [('graph', 'node-changed', 'StatefulPartitionedCall'), ('graph', 'node-changed', 'fixed_row')]
     """
+    a, b = as_model(a), as_model(b)
     eq = Equal(a, b, fingerprint64)  # this module's, looked up at each call: a caller may swap it
     out: list[GraphChange] = []
     for label, meta_a, meta_b in matched_meta_graphs(a, b):

@@ -47,6 +47,14 @@ class Model:
     stamp: tuple[int, int, int] | None = field(default=None, repr=False, compare=False)
     holes: Holes | None = field(default=None, repr=False, compare=False)
 
+    def __repr__(self) -> str:
+        """One line: where, the format, and each meta graph's tags and signatures (not the proto)."""
+        metas = "; ".join(
+            f"[{','.join(meta.meta_info_def.tags)}] {', '.join(sorted(meta.signature_def))}"
+            for meta in self.proto.meta_graphs
+        )
+        return f"Model({str(self.path)!r}, format={self.format!r}, meta graphs: {metas or 'none'})"
+
     @property
     def file_name(self) -> str:
         """`saved_model.pb` or `saved_model.pbtxt`, as `format` says."""
@@ -149,3 +157,7 @@ def let_go(fd: int) -> None:
         pass
     finally:
         os.close(fd)
+
+
+ModelLike = Model | str | os.PathLike[str]
+"""What the functions that read a model take: a `Model`, or the path of its directory."""

@@ -224,7 +224,9 @@ def _remove_quietly(fs: Any, path: str) -> None:
 def refuse_existing(url: str, *, force: bool = False) -> None:
     """Refuse an OUT URL that cannot be written (http, unknown protocol) or exists without `force`."""
     if _Target(url).exists() and not force:
-        raise SavedModelIOError(f"{url} already exists: choose a new location or pass --force")
+        raise SavedModelIOError(
+            f"{url} already exists: choose a new location or replace it (--force, force=True)"
+        )
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from surgery.check import Finding as Finding  # check's plain dataclass, held as it is
+from surgery.findings import Finding as Finding  # a plain dataclass, held as it is
 from surgery.model import Format
 
 FingerprintAction = Literal["kept", "rewritten", "none"]

@@ -24,9 +24,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from surgery.check import Finding, disagreements
+from surgery.check import disagreements
 from surgery.diff import diff
 from surgery.errors import ConsistencyError, EditError, SavedModelIOError, SurgeryError, SurgeryWarning
+from surgery.findings import Finding
 from surgery.graph_changes import graph_diff
 from surgery.model import Model
 from surgery.operations import OPERATIONS
@@ -242,7 +243,9 @@ def preview_edit(model: Model, edit: Edit) -> Model:
 def check_output_free(output: str | os.PathLike[str], *, force: bool = False) -> None:
     """Refuse, as the write would, an existing `output` without `force` (for a dry run)."""
     if os.path.lexists(output) and not force:
-        raise SavedModelIOError(f"{output} already exists: choose a new directory or pass --force")
+        raise SavedModelIOError(
+            f"{output} already exists: choose a new directory or replace it (--force, force=True)"
+        )
 
 
 def _edit_checked(model: Model, edit: Edit) -> None:

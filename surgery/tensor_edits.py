@@ -40,6 +40,7 @@ from surgery.schema import (
 )
 from surgery.shapes import Recorded, check_shape_change, more_specific
 from surgery.signatures import input_order
+from surgery.storage.readwrite import accepts_path
 from surgery.tensors import (
     Shape,
     shape_from_proto,
@@ -162,6 +163,7 @@ def _wrapper_result(parts: SignatureParts, position: int) -> tuple[str, NodeDef 
     return name, nodes[0] if nodes else None
 
 
+@accepts_path
 def set_shape(
     model: Model,
     signature: str,
@@ -319,6 +321,7 @@ def _rename_info(info: TensorInfo, old: str, new: str) -> None:
             _rename_info(component, old, new)
 
 
+@accepts_path
 def rename_tensor(model: Model, old: str, new: str, *, tag_set: TagSet | None = None) -> Model:
     """Rename graph tensor `old` (`input_x:0`, or the node `input_x`) to `new`, and every reference to it.
 

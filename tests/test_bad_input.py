@@ -254,7 +254,7 @@ def test_existing_output_is_refused_without_force(model: Path, tmp_path: Path) -
     (out / "keep.txt").write_text("mine\n")
     before = _snapshot(out)
     message = assert_error(run_cli("rename-signature", model, "masked", "x", "-o", out))
-    assert message == f"{out} already exists: choose a new directory or pass --force"
+    assert message == f"{out} already exists: choose a new directory or replace it (--force, force=True)"
     assert _snapshot(out) == before
     assert _leftovers(tmp_path) == []
 
@@ -543,7 +543,7 @@ def test_output_is_a_dangling_symlink(model: Path, tmp_path: Path) -> None:
     out.symlink_to(tmp_path / "elsewhere")
     assert (
         _rename(model, "masked", "x", "-o", out)
-        == f"{out} already exists: choose a new directory or pass --force"
+        == f"{out} already exists: choose a new directory or replace it (--force, force=True)"
     )
     message = _rename(model, "masked", "x", "-o", out, "--force")
     assert message == f"{out} exists and is not a directory: remove it or choose another output"

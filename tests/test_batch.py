@@ -407,7 +407,8 @@ def test_a_copy_the_group_cannot_publish_fails_alone(
         (True, targets[2].output),
     ]
     assert results[1].error == (
-        f"{taken} already exists (another run wrote it meanwhile): choose a new directory or pass --force"
+        f"{taken} already exists (another run wrote it meanwhile): choose a new directory "
+        "or replace it (--force, force=True)"
     )
     assert list(taken.iterdir()) == []
     for result in (results[0], results[2]):
@@ -450,7 +451,8 @@ def test_workers_stage_and_the_parent_makes_durable_and_publishes(
         (i != 1, t.output if i != 1 else None) for i, t in enumerate(targets)
     ]
     assert results[1].error == (
-        f"{taken} already exists (another run wrote it meanwhile): choose a new directory or pass --force"
+        f"{taken} already exists (another run wrote it meanwhile): choose a new directory "
+        "or replace it (--force, force=True)"
     )
     assert list(taken.iterdir()) == []
     for result in results[:1] + results[2:]:

@@ -189,7 +189,7 @@ def test_cli_refuses_an_existing_output_without_force(tmp_path: Path) -> None:
     out = tmp_path / "t"
     out.mkdir()
     message = fail_cleanly(["convert", model, "--to", "pbtxt", "-o", out], inputs=model, out=out)
-    assert message == f"{out} already exists: choose a new directory or pass --force"
+    assert message == f"{out} already exists: choose a new directory or replace it (--force, force=True)"
     run_cli("convert", model, "--to", "pbtxt", "-o", out, "--force", check=True)
     assert (out / "saved_model.pbtxt").exists()
 

@@ -140,7 +140,7 @@ def test_batch_dry_run_reports_an_existing_output(work: Path, capsys: pytest.Cap
     (work / "m_v2").mkdir()
     status, out, _ = _run(capsys, "apply", "m", "plan.yaml", "--suffix", "_v2", "--dry-run")
     assert status == 1
-    assert "FAIL m: m_v2 already exists: choose a new directory or pass --force" in out
+    assert "FAIL m: m_v2 already exists: choose a new directory or replace it (--force, force=True)" in out
     assert _run(capsys, "apply", "m", "plan.yaml", "--suffix", "_v2", "--dry-run", "--force")[0] == 0
 
 

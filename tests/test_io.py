@@ -497,7 +497,8 @@ def test_a_group_fails_only_the_output_that_appeared_meanwhile(tmp_path: Path) -
         (taken / "theirs.txt").write_text("another writer's")
     assert list(group.failures) == [taken]
     assert str(group.failures[taken]) == (
-        f"{taken} already exists (another run wrote it meanwhile): choose a new directory or pass --force"
+        f"{taken} already exists (another run wrote it meanwhile): choose a new directory "
+        "or replace it (--force, force=True)"
     )
     assert tree_bytes(taken) == {"theirs.txt": b"another writer's"}
     assert "f2" in surgery.load(free).proto.meta_graphs[0].signature_def

@@ -150,7 +150,7 @@ def test_an_existing_url_is_refused_before_anything(bucket: str, capsys: pytest.
     assert (status, out) == (2, "")
     assert err == (
         f"savedmodel-surgery: error: memory://{bucket}/m already exists: "
-        "choose a new location or pass --force\n"
+        "choose a new location or replace it (--force, force=True)\n"
     )
     assert _store(bucket) == before
 

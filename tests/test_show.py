@@ -76,3 +76,57 @@ def test_show_text_spells_out_terminal_escapes(tmp_path: Path) -> None:
     assert (
         show_text(surgery.load(FIXTURES / "module_multi")) == (GOLDEN / "show_module_multi.txt").read_text()
     )
+
+
+# --- filters, and saved_model_cli's spellings ------------------------------------------------------
+
+
+def test_show_one_signature_of_one_tag_set() -> None:
+    """--signature and --tag-set narrow the output to what the full one says of them."""
+    model = FIXTURES / "tf1_two_metagraphs"
+    full = json.loads(run_cli("show", model, "--json", check=True).stdout)["meta_graphs"]
+    one = json.loads(
+        run_cli(
+            "show", model, "--json", "--signature", "predict", "--tag-set", "gpu,serve", check=True
+        ).stdout
+    )
+    (gpu,) = [m for m in full if sorted(m["tags"]) == ["gpu", "serve"]]
+    assert one["meta_graphs"] == [{**gpu, "signatures": {"predict": gpu["signatures"]["predict"]}}]
+    text = run_cli("show", model, "--signature", "predict", check=True).stdout
+    assert text.count("signature_def['") == 2 and text.count("signature_def['predict']") == 2
+
+
+def test_saved_model_cli_spellings_are_taken() -> None:
+    model = FIXTURES / "tf1_two_metagraphs"
+    ours = run_cli("show", model, "--tag-set", "serve", "--signature", "sparse_sum", check=True).stdout
+    theirs = run_cli(
+        "show", "--dir", model, "--tag_set", "serve", "--signature_def", "sparse_sum", check=True
+    ).stdout
+    assert ours == theirs
+    assert (
+        run_cli("show", "--dir", model, "--all", check=True).stdout
+        == run_cli("show", model, check=True).stdout
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--signature", "nope"], "no signature 'nope' in the model: it has predict, preprocess, sparse_sum"),
+        (["--tag-set", "tpu"], "no meta graph has tag set 'tpu' (the model has: serve; serve,gpu)"),
+        (
+            ["--all", "--signature", "predict"],
+            "--all shows everything: give it without --signature or --tag-set (see --help)",
+        ),
+    ],
+)
+def test_show_filters_refuse_in_one_line(args: list[str], message: str) -> None:
+    result = run_cli("show", FIXTURES / "tf1_two_metagraphs", *args)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == f"savedmodel-surgery: error: {message}\n"
+
+
+def test_show_needs_one_model() -> None:
+    result = run_cli("show")
+    assert result.returncode == 2
+    assert result.stderr.startswith("savedmodel-surgery: error: give MODEL (or --dir MODEL")

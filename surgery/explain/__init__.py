@@ -24,6 +24,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from surgery.explain.render import FORMATS, Style, explain_dot, explain_html, explain_text, plain, render_svg
+from surgery.storage.readwrite import accepts_path
 
 if TYPE_CHECKING:
     from surgery.explain.build import (
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from surgery.model import Model
 
 
+@accepts_path
 def explain(model: Model, signature: str | None = None) -> Explanation:
     """The walkthrough of every meta graph; with `signature`, of that key only (an error if no meta
     graph has it).

@@ -314,7 +314,7 @@ def publish(staging: Path, out: Path, *, replace: bool, sync: bool = True) -> No
         if not replace:
             raise SavedModelIOError(
                 f"{out} already exists (another run wrote it meanwhile): choose a new directory "
-                "or pass --force"
+                "or replace it (--force, force=True)"
             )
         _replace_existing(staging, out)
     # Published: what is left is best effort (a leftover is removed by the next write to OUT).

@@ -11,17 +11,20 @@ the model's own files (`surgery.storage.journal`), alone or within a commit grou
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Concatenate, ParamSpec, TypeVar
 
 from google.protobuf.message import DecodeError
 
-from surgery.errors import SavedModelIOError, SchemaError, SurgeryWarning
+from surgery.errors import EditError, SavedModelIOError, SchemaError, SurgeryWarning
 from surgery.fingerprint import compute_fingerprint
 from surgery.lazy import END, Holes, Release, Span, enabled, shrink
-from surgery.model import CPB, FINGERPRINT, PB, PBTXT, SAVED_MODEL_DESCRIPTOR, Format, Model, parse
+from surgery.model import CPB, FINGERPRINT, PB, PBTXT, SAVED_MODEL_DESCRIPTOR, Format, Model, ModelLike, parse
 from surgery.schema import text_format_error, to_text
 from surgery.storage.files import Background, Content, why
 from surgery.storage.group import CommitGroup
@@ -30,6 +33,9 @@ from surgery.storage.locks import model_lock
 from surgery.storage.recovery import recover
 from surgery.storage.staging import check_output, make_parents, remove_made, save_copy
 from surgery_proto import RENAME_PREFIX
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def find_model_file(path: Path) -> tuple[Path, Format]:
@@ -70,6 +76,28 @@ def find_model_file(path: Path) -> tuple[Path, Format]:
                 "it must be the model's proto file"
             )
     raise SavedModelIOError(f"{path} holds no {PB} or {PBTXT}: is it a SavedModel directory?")
+
+
+def as_model(model: Model | str | os.PathLike[str]) -> Model:
+    """`model` itself, or the model read from that directory; a one-line `EditError` for anything else."""
+    if isinstance(model, Model):
+        return model
+    if isinstance(model, (str, os.PathLike)):
+        return load(model)
+    raise EditError(
+        f"expected a Model or the path of a SavedModel directory, not {type(model).__name__}: "
+        "pass surgery.load(path) or the path itself"
+    )
+
+
+def accepts_path(function: Callable[Concatenate[Model, P], R]) -> Callable[Concatenate[ModelLike, P], R]:
+    """`function` taking, where its first argument is a `Model`, the path of one as well."""
+
+    @functools.wraps(function)
+    def wrapper(model: ModelLike, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return function(as_model(model), *args, **kwargs)
+
+    return wrapper
 
 
 def load(path: str | os.PathLike[str], *, lazy: bool = True) -> Model:

@@ -58,7 +58,9 @@ def check_output(source: Path, out: Path, *, force: bool) -> None:
         raise SavedModelIOError(f"{out} contains the input directory {source}: choose another output")
     if out.exists() or out.is_symlink():
         if not force:
-            raise SavedModelIOError(f"{out} already exists: choose a new directory or pass --force")
+            raise SavedModelIOError(
+                f"{out} already exists: choose a new directory or replace it (--force, force=True)"
+            )
         if not out.is_dir() or out.is_symlink():
             raise SavedModelIOError(
                 f"{out} exists and is not a directory: remove it or choose another output"
