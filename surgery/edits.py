@@ -263,9 +263,42 @@ def set_method(model: Model, signature: str, method: str, *, tag_set: TagSet | N
         'tensorflow/serving/regress'
     """
     refuse_reserved(signature)
-    for meta in meta_graphs_with(model, signature, tag_set):
+    if not method.strip():
+        raise EditError("the method name is empty: give one such as tensorflow/serving/predict")
+    metas = meta_graphs_with(model, signature, tag_set)
+    near = [name for name in SERVING_METHODS if name != method and _within_two_edits(name, method)]
+    if near:
+        warnings.warn(
+            SurgeryWarning(
+                f"method {method!r} is not one of TensorFlow Serving's (did you mean {near[0]}?); a "
+                "custom method name is legal, but TF Serving's classify and regress APIs will not serve it"
+            ),
+            stacklevel=3,
+        )
+    for meta in metas:
         meta.signature_def[signature].method_name = method
     return model
+
+
+SERVING_METHODS = (
+    "tensorflow/serving/predict",
+    "tensorflow/serving/classify",
+    "tensorflow/serving/regress",
+)
+"""The method names TensorFlow Serving's APIs route by."""
+
+
+def _within_two_edits(a: str, b: str) -> bool:
+    """Whether `a` becomes `b` with at most two insertions, deletions or substitutions."""
+    if abs(len(a) - len(b)) > 2:
+        return False
+    previous = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        current = [i]
+        for j, y in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
+        previous = current
+    return previous[-1] <= 2
 
 
 @accepts_path

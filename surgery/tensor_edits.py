@@ -48,6 +48,7 @@ from surgery.tensors import (
     split_tensor_name,
     to_shape,
 )
+from surgery.validate.registry import args_dtypes, op_spec
 
 PLACEHOLDER_OPS = ("Placeholder", "PlaceholderWithDefault")
 
@@ -295,6 +296,23 @@ def _parse_rename(old: str, new: str) -> tuple[str, str]:
     return old_node, new_node
 
 
+def _refuse_missing_output(node: NodeDef, tensor: str) -> None:
+    """Refuse a tensor name whose output index the node does not have (as its op declares it)."""
+    _, index = split_tensor_name(tensor)
+    spec = op_spec(node.op)
+    if spec is None or index == 0:
+        return
+    outputs = spec.fixed_outputs or args_dtypes(spec.outputs, node.attr, spec)
+    if outputs is None:
+        return
+    count = sum(len(types) for types in outputs)
+    if index >= count:
+        raise EditError(
+            f"node {node.name!r} ({node.op}) has {count} output(s): there is no tensor {tensor}; "
+            f"rename {node.name}:0 (the index follows the node)"
+        )
+
+
 def _rename_ref(ref: str, old: str, new: str) -> str:
     """A node input (`old`, `old:i`, `^old`) or tensor name pointing at node `old`, renamed."""
     control = ref.startswith("^")
@@ -349,6 +367,7 @@ def rename_tensor(model: Model, old: str, new: str, *, tag_set: TagSet | None = 
         if any(n.name == new_node for n in meta.graph_def.node):
             raise EditError(f"the graph already has a node {new_node!r}: choose another name")
         node = next(n for n in meta.graph_def.node if n.name == old_node)
+        _refuse_missing_output(node, old)
         if meta.HasField("object_graph_def") and node.op not in PLACEHOLDER_OPS:
             raise EditError(
                 f"{old_node!r} is a {node.op} node of a TF2 model: only signature placeholders can be "

@@ -10,6 +10,7 @@ refused.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import pytest
@@ -144,3 +145,46 @@ def test_yaml_plans_are_read_by_the_c_loader_where_pyyaml_has_it() -> None:
 def test_a_tag_set_string_is_one_set_of_comma_separated_tags() -> None:
     model = surgery.set_method(surgery.load(MODEL), "fixed", "tensorflow/serving/regress", tag_set="serve")
     assert model.proto.meta_graphs[0].signature_def["fixed"].method_name == "tensorflow/serving/regress"
+
+
+def test_rename_tensor_checks_the_output_index_exists(tmp_path: Path) -> None:
+    model = FIXTURES / "tf1_two_metagraphs"
+    result = run_cli("rename-tensor", model, "input_x:1", "images:1", "-o", tmp_path / "out")
+    assert result.returncode == 2
+    assert result.stderr == (
+        "savedmodel-surgery: error: node 'input_x' (Placeholder) has 1 output(s): there is no tensor "
+        "input_x:1; rename input_x:0 (the index follows the node)\n"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_set_method_refuses_an_empty_name() -> None:
+    with pytest.raises(
+        EditError, match=r"^the method name is empty: give one such as tensorflow/serving/predict$"
+    ):
+        surgery.set_method(surgery.load(MODEL), "fixed", " ")
+
+
+@pytest.mark.parametrize(
+    ("method", "near"),
+    [
+        ("tensorflow/serving/predcit", "tensorflow/serving/predict"),
+        ("tensorflow/serving/regres", "tensorflow/serving/regress"),
+        ("tensorflow/serving/classify", None),
+        ("my_company/rank", None),
+    ],
+)
+def test_set_method_warns_on_a_near_miss_of_a_serving_name(method: str, near: str | None) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = surgery.set_method(surgery.load(MODEL), "fixed", method)
+    assert model.proto.meta_graphs[0].signature_def["fixed"].method_name == method  # custom names stay legal
+    said = [str(w.message) for w in caught if issubclass(w.category, surgery.SurgeryWarning)]
+    assert said == (
+        []
+        if near is None
+        else [
+            f"method {method!r} is not one of TensorFlow Serving's (did you mean {near}?); a custom method "
+            "name is legal, but TF Serving's classify and regress APIs will not serve it"
+        ]
+    )
