@@ -601,3 +601,39 @@ def test_fifo_as_the_checkpoint_index(model: Path, tmp_path: Path) -> None:
     )
     result = edit("--in-place")
     assert result.returncode == 0, result.stderr
+
+
+# --- never replace what the tool did not write ------------------------------------------------------
+
+
+def test_a_fingerprint_pb_directory_is_never_replaced_in_place(model: Path, tmp_path: Path) -> None:
+    """A directory named fingerprint.pb (with files in it) would be swapped out by an in-place edit:
+    refused in one line, the directory and the model as they were; a copy (-o) is written."""
+    (model / "fingerprint.pb").unlink()
+    (model / "fingerprint.pb").mkdir()
+    (model / "fingerprint.pb" / "notes.txt").write_text("someone's data")
+    before = _snapshot(model)
+    message = assert_error(run_cli("rename-signature", model, "masked", "x", "--in-place"))
+    assert message == (
+        f"{model / 'fingerprint.pb'} is a directory, which an in-place edit would replace: "
+        "move it out of the model directory; nothing was changed"
+    )
+    assert _snapshot(model) == before
+    run_cli("rename-signature", model, "masked", "x", "-o", tmp_path / "copy", check=True)
+    assert (tmp_path / "copy" / "fingerprint.pb").is_file() and _snapshot(model) == before
+
+
+def test_a_symlinked_model_file_is_not_replaced_in_place(model: Path, tmp_path: Path) -> None:
+    """saved_model.pb a link to a file elsewhere: an in-place edit would turn the link into a file
+    and leave its target stale; refused, the link kept. A link to the model directory edits."""
+    target = tmp_path / "elsewhere.pb"
+    (model / "saved_model.pb").rename(target)
+    (model / "saved_model.pb").symlink_to(target)
+    message = assert_error(run_cli("rename-signature", model, "masked", "x", "--in-place"))
+    assert message == (
+        f"{model / 'saved_model.pb'} is a symbolic link, which an in-place edit would replace: "
+        "edit the model it points to, or write a copy with -o OUT; nothing was changed"
+    )
+    assert (model / "saved_model.pb").is_symlink() and target.read_bytes() == (
+        FIXTURES / "module_multi" / "saved_model.pb"
+    ).read_bytes()

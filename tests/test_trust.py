@@ -112,7 +112,8 @@ def test_links_inside_the_model_are_copied_as_files(tmp_path: Path) -> None:
 
 
 def test_in_place_never_writes_through_a_link(tmp_path: Path) -> None:
-    """saved_model.pb and fingerprint.pb linked to files elsewhere: the links are replaced, the files kept."""
+    """saved_model.pb and fingerprint.pb linked to files elsewhere: an in-place edit is refused
+    (replacing the links would leave their targets stale), links and files kept; a copy is written."""
     model = copy_fixture("module_multi", tmp_path / "in")
     elsewhere = tmp_path / "shared"
     elsewhere.mkdir()
@@ -121,10 +122,15 @@ def test_in_place_never_writes_through_a_link(tmp_path: Path) -> None:
         (model / name).symlink_to(elsewhere / name)
     before = tree_bytes(elsewhere)
     result = run_cli("rename-signature", model, "masked", "x", "--in-place")
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 2
+    assert result.stderr.startswith(
+        f"savedmodel-surgery: error: {model / 'saved_model.pb'} is a symbolic link"
+    )
     assert tree_bytes(elsewhere) == before
-    assert not (model / "saved_model.pb").is_symlink() and not (model / "fingerprint.pb").is_symlink()
-    assert "x" in surgery.load(model).proto.meta_graphs[0].signature_def
+    assert (model / "saved_model.pb").is_symlink() and (model / "fingerprint.pb").is_symlink()
+    run_cli("rename-signature", model, "masked", "x", "-o", tmp_path / "copy", check=True)
+    assert tree_bytes(elsewhere) == before
+    assert "x" in surgery.load(tmp_path / "copy").proto.meta_graphs[0].signature_def
 
 
 def test_editing_the_output_in_place_leaves_the_input_alone(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
+import stat
 import uuid
 import warnings
 from collections.abc import Callable
@@ -214,6 +215,8 @@ def save(
     if out is None and edited and model.holes is not None and hasattr(os, "posix_fadvise"):
         # The source file is replaced: its pages go as the copy and the hash pass them.
         model.holes.release = Release(model.holes.fd, ("copy", "hash"))
+    if out is None:
+        _refuse_what_is_not_ours(model.path, (model.file_name, FINGERPRINT))
     try:
         files = _model_files(model, data, edited=edited)
         if out is None:
@@ -245,6 +248,32 @@ def save(
         if model.holes is not None and model.holes.release is not None:
             model.holes.release.close()
             model.holes.release = None
+
+
+def _refuse_what_is_not_ours(directory: Path, names: tuple[str, ...]) -> None:
+    """Refuse an in-place edit that would replace one of `names` where it is not a regular file:
+    a directory (with whatever it holds), a device, or a symbolic link (the link would become a
+    file, its target left stale). Nothing is written."""
+    for name in names:
+        path = directory / name
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            continue
+        except OSError as err:
+            raise SavedModelIOError(f"cannot read {path}: {why(err)}; nothing was changed") from None
+        if stat.S_ISLNK(mode):
+            what = "a symbolic link"
+            fix = "edit the model it points to, or write a copy with -o OUT"
+        elif stat.S_ISDIR(mode):
+            what, fix = "a directory", "move it out of the model directory"
+        elif not stat.S_ISREG(mode):
+            what, fix = "not a regular file", "move it out of the model directory"
+        else:
+            continue
+        raise SavedModelIOError(
+            f"{path} is {what}, which an in-place edit would replace: {fix}; nothing was changed"
+        )
 
 
 def _model_files(model: Model, data: bytes, *, edited: bool) -> dict[str, Content]:
