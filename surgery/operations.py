@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from surgery import dtype_edits, edits, tensor_edits
+from surgery.errors import EditError
 
 if TYPE_CHECKING:
     from surgery.model import Model
@@ -71,7 +72,13 @@ class Operation:
 
     def apply(self, model: Model, values: Mapping[str, Any]) -> Model:
         """Run the edit on `model` with arguments by name (positional ones required; flags and
-        `tag_set` optional), as the function takes them."""
+        `tag_set` optional), as the function takes them; a missing or unknown name is an `EditError`."""
+        names = [a.name for a in self.arguments]
+        unknown = sorted(set(values) - {*names, "tag_set"})
+        missing = [a.name for a in self.positional if a.name not in values]
+        if unknown or missing:
+            wrong = f"no argument {unknown[0]!r}" if unknown else f"argument {missing[0]!r} is missing"
+            raise EditError(f"{self.name}: {wrong}; it takes {', '.join(names)}")
         args = [values[a.name] for a in self.positional]
         options: dict[str, Any] = {a.name: bool(values.get(a.name, False)) for a in self.flags}
         if self.tag_set:

@@ -58,7 +58,7 @@ class _Op(BaseModel):
 
     def apply(self, model: Model) -> Model:
         """Run this entry's edit on `model`."""
-        values = {name: getattr(self, name) for name in type(self).model_fields}
+        values = {name: getattr(self, name) for name in type(self).model_fields if name != "op"}
         for argument in self.operation.arguments:
             pattern = values.get(argument.pattern_flag) if argument.pattern_flag else None
             if pattern is not None:

@@ -131,7 +131,8 @@ def execute(job: Job, *, group: CommitGroup | None = None) -> EditResult:
         with _local_model(job.model) as local:
             model = load(local)
             edited = preview_edit(model, job.edit)
-        changes, graph_changes = diff(model, edited), graph_diff(model, edited)
+            # Compared while a fetched copy is still there: large constants are read from it.
+            changes, graph_changes = diff(model, edited), graph_diff(model, edited)
         if job.output is not None and is_url(job.output):
             refuse_existing(job.output, force=job.force)
         elif job.output is not None:

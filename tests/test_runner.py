@@ -91,3 +91,21 @@ def test_python_edits_a_url_in_place_and_to_a_url(bucket: str) -> None:
     copied = execute(Job(f"memory://{bucket}/m", back, output=f"memory://{bucket}/copy"))
     assert copied.output == f"memory://{bucket}/copy"
     assert MEM.cat_file(f"/{bucket}/copy/saved_model.pb") == (MODEL / "saved_model.pb").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"signature": "fixed"}, "set-method: argument 'method' is missing; it takes signature, method"),
+        (
+            {"signature": "fixed", "method": "m", "colour": 1},
+            "set-method: no argument 'colour'; it takes signature, method",
+        ),
+    ],
+)
+def test_an_operation_call_with_wrong_arguments_is_an_edit_error(
+    values: dict[str, object], message: str
+) -> None:
+    with pytest.raises(surgery.EditError) as raised:
+        execute(Job(str(MODEL), OperationCall("set-method", values), dry_run=True))
+    assert str(raised.value) == message
