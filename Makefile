@@ -21,7 +21,7 @@ PIP_QUIET := --quiet --disable-pip-version-check --no-input
 
 .PHONY: demo test fuzz lint typecheck unit oracle generated protos fixtures bench bench-quick clean browser-deps docs
 
-$(VENV)/.installed: pyproject.toml setup.py surgery/_farmhash.c surgery/_wire.c
+$(VENV)/.installed: pyproject.toml setup.py surgery/_farmhash.c surgery/_wire.c surgery/_textformat.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install $(PIP_QUIET) --upgrade pip
 	$(BIN)/pip install $(PIP_QUIET) -e ".[dev]"

@@ -25,7 +25,7 @@ from google.protobuf.message import DecodeError
 from surgery.errors import EditError
 from surgery.fingerprint import compute_fingerprint
 from surgery.model import FINGERPRINT, PB, PBTXT, Format, Model
-from surgery.schema import FingerprintDef, to_text
+from surgery.schema import FingerprintDef
 from surgery.storage import load, save
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ def fingerprint_state(model: Model) -> FingerprintAction:
     path = model.path / FINGERPRINT
     if not path.is_file():
         return "none"
-    computed = compute_fingerprint(model.proto, model.serialize(), model.path)
+    computed = compute_fingerprint(model.proto, model.serialize_shrunk(), model.path, model.holes)
     if computed is None:
         return "kept"
     try:
@@ -64,15 +64,23 @@ def fingerprint_state(model: Model) -> FingerprintAction:
 def converted(model: Model, to: Format) -> tuple[Model, FingerprintAction]:
     """`model` stored as `to`, ready for `surgery.save`, and what saving does to fingerprint.pb.
 
-    The copy's `source` is the rendering in the new format, so `save` writes it as it is and
-    carries fingerprint.pb over; for a stale fingerprint the source is left empty, which `save`
-    treats as an edit and so writes a freshly computed fingerprint.
+    The copy is the same model (its holes, big fields left on disk, included) to be written in
+    format `to`: `save` renders it and carries fingerprint.pb over; for a stale fingerprint the
+    source is left empty, which `save` treats as an edit and so writes a freshly computed
+    fingerprint.
     """
-    model = model.materialized()  # the rendering holds every byte
     state = fingerprint_state(model)
-    rendered = to_text(model.proto).encode() if to == "pbtxt" else model.serialize()
-    source = b"" if state == "rewritten" else rendered
-    return Model(proto=model.proto, path=model.path, format=to, source=source), state
+    source = b"" if state == "rewritten" else model.source
+    copy = Model(
+        proto=model.proto,
+        path=model.path,
+        format=to,
+        source=source,
+        stamp=model.stamp,
+        holes=model.holes,
+        read_as=model.source_format,
+    )
+    return copy, state
 
 
 def convert(

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-from surgery.lazy import Holes, Piece, Span, encode_varint, fingerprint64, is_hole, size_of
+from surgery.lazy import Hole, Holes, Piece, Span, encode_varint, fingerprint64, is_hole, size_of, token_index
 from surgery.model import Model
 from surgery.schema import AttrValue, TensorShapeProto
 from surgery.tensors import dtype_name, shape_from_proto
@@ -37,7 +37,7 @@ class _Side:
     def __init__(self, model: Model, hasher: Hasher) -> None:
         self.holes = model.holes
         self.hasher = hasher
-        self._hashes: dict[Span, int] = {}
+        self._hashes: dict[Hole, int] = {}
 
     def has_token(self, data: bytes) -> bool:
         return self.holes is not None and self.holes.prefix in data
@@ -46,14 +46,13 @@ class _Side:
         """The serialization `data` of `message` as in the file: spans where the tokens are."""
         return [data] if self.holes is None else self.holes.expand(data, cast(Descriptor, message.DESCRIPTOR))
 
-    def span(self, value: bytes) -> Span | None:
-        """The field records a token stands for (None if `value` is not one of this model's tokens)."""
+    def span(self, value: bytes) -> Hole | None:
+        """What a token stands for (None if `value` is not one of this model's tokens)."""
         if self.holes is None or not is_hole(value) or not value.startswith(self.holes.prefix):
             return None
-        # A token is the prefix, the span's index in hex, and `>>` (see surgery.lazy).
-        return self.holes.spans[int(value[len(self.holes.prefix) : -2], 16)]
+        return self.holes.spans[token_index(value)]
 
-    def span_hash(self, span: Span) -> int:
+    def span_hash(self, span: Hole) -> int:
         if span not in self._hashes:
             self._hashes[span] = self.hasher([[span]], self.holes)[0]
         return self._hashes[span]
@@ -85,13 +84,13 @@ class Equal:
         if size_of(xs) != size_of(ys):
             return False
         aligned = len(xs) == len(ys) and all(
-            (x.length == y.length) if isinstance(x, Span) and isinstance(y, Span) else x == y
+            x == y if isinstance(x, bytes) or isinstance(y, bytes) else size_of([x]) == size_of([y])
             for x, y in zip(xs, ys, strict=True)
         )
         if not aligned:  # one side read whole, or the constants moved: hash both streams
             return self.a.stream_hash(xs) == self.b.stream_hash(ys)
         for x, y in zip(xs, ys, strict=True):
-            if isinstance(x, Span) and isinstance(y, Span):
+            if not isinstance(x, bytes) and not isinstance(y, bytes):
                 if self.shared and x == y:
                     continue
                 if self.a.span_hash(x) != self.b.span_hash(y):
@@ -148,7 +147,10 @@ def _tensor_text(tensor: TensorProto, side: _Side) -> str:
     head = f"tensor {dtype_name(tensor.dtype)} {_shape_text(tensor.tensor_shape)}"
     if tensor.tensor_content:
         span = side.span(tensor.tensor_content)
-        size = _value_length(span.length) if span is not None else len(tensor.tensor_content)
+        if span is None:
+            size = len(tensor.tensor_content)
+        else:  # a binary file's record, or a text file's literal (its decoded size)
+            size = _value_length(span.length) if isinstance(span, Span) else span.size
         return f"{head} <{size} bytes>"
     if tensor.string_val:
         spans = [side.span(s) for s in tensor.string_val]
@@ -159,7 +161,7 @@ def _tensor_text(tensor: TensorProto, side: _Side) -> str:
         # Records, not strings: a token stands for a run of them, and counting would read it. (A
         # hole is at least HOLE_MIN bytes: never the few short strings shown above.)
         size = sum(
-            s.length if s is not None else _record_size(len(v))
+            _record_size(len(v) if s is None else s.size) if not isinstance(s, Span) else s.length
             for s, v in zip(spans, tensor.string_val, strict=True)
         )
         return f"{head} <{size} bytes of strings>"

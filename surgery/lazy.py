@@ -32,7 +32,7 @@ from typing import Any, NamedTuple, Protocol
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
-from surgery import _farmhash
+from surgery import _farmhash, _textformat
 from surgery.wire import LENGTH, WireError, iter_fields
 from surgery_proto import RENAME_PREFIX
 
@@ -42,6 +42,7 @@ HOLE_MIN = 1 << 16
 _TOKEN_HEAD = b"<<surgery-hole:"
 _INDEX_DIGITS = 8
 _TOKEN_LEN = len(_TOKEN_HEAD) + 16 + 1 + _INDEX_DIGITS + 2
+_CODED_WINDOW = 4 << 20  # a coded span is read in windows of this size (escaped, it grows up to 4x)
 # Spans are read through windows of this size mapped from the source file: reading 1 GB from the
 # page cache into a buffer took 0.65-0.77 s on the benchmark VM, mapping and hashing it 0.22-0.30 s.
 _WINDOW = 16 << 20
@@ -90,7 +91,21 @@ class Span(NamedTuple):
     length: int
 
 
-Piece = bytes | Span
+class Coded(NamedTuple):
+    """`length` bytes of the source file from `offset`, written through `codec`: `"unescape"`, the
+    content of a text-format bytes literal decoded (`size` bytes), or `"escape"`, bytes written
+    as such a literal's content (`size` -1: known once written). See `surgery.text_holes`."""
+
+    offset: int
+    length: int
+    size: int
+    codec: str
+
+
+Piece = bytes | Span | Coded
+Hole = Span | Coded
+"""What a hole stands for: field records of a binary source (`Span`), or a bytes literal of a
+text source (`Coded`, unescaped)."""
 
 
 class Sink(Protocol):
@@ -111,6 +126,21 @@ def enabled() -> bool:
 def is_hole(value: bytes) -> bool:
     """Whether `value`, a bytes field of a lazily read model, stands for bytes left on disk."""
     return len(value) == _TOKEN_LEN and value.startswith(_TOKEN_HEAD)
+
+
+def new_prefix() -> bytes:
+    """The start of every token of one load: random, so that two loads never share a token."""
+    return _TOKEN_HEAD + os.urandom(8).hex().encode() + b":"
+
+
+def token(prefix: bytes, index: int) -> bytes:
+    """The token that stands for hole number `index`."""
+    return prefix + f"{index:0{_INDEX_DIGITS}x}".encode() + b">>"
+
+
+def token_index(value: bytes) -> int:
+    """The number of the hole a token (as `token` made it) stands for."""
+    return int(value[-2 - _INDEX_DIGITS : -2], 16)
 
 
 def encode_varint(value: int) -> bytes:
@@ -190,7 +220,7 @@ def _suffix_low(pieces: Sequence[Piece]) -> list[int]:
     low = [END] * (len(pieces) + 1)
     for index in range(len(pieces) - 1, -1, -1):
         piece = pieces[index]
-        low[index] = min(low[index + 1], piece.offset) if isinstance(piece, Span) else low[index + 1]
+        low[index] = low[index + 1] if isinstance(piece, bytes) else min(low[index + 1], piece.offset)
     return low
 
 
@@ -204,7 +234,7 @@ class Holes:
     fd: int
     size: int
     prefix: bytes
-    spans: list[Span]
+    spans: list[Hole]
     release: Release | None = None
 
     def __post_init__(self) -> None:
@@ -226,7 +256,7 @@ class Holes:
             return [data]
         pieces: list[Piece] = []
         self._expand(data, 0, len(data), descriptor, pieces)
-        return _coalesce(pieces)
+        return coalesce(pieces)
 
     def _expand(self, data: bytes, start: int, end: int, descriptor: Descriptor, out: list[Piece]) -> int:
         size = 0
@@ -238,9 +268,13 @@ class Holes:
             size += field_start - plain
             plain = value_end
             if value_end - value_start == _TOKEN_LEN and data.startswith(self.prefix, value_start):
-                span = self.spans[int(data[value_end - 2 - _INDEX_DIGITS : value_end - 2], 16)]
-                out.append(span)
-                size += span.length
+                hole = self.spans[token_index(data[value_start:value_end])]
+                if isinstance(hole, Coded):  # a literal's bytes: the record is made around them
+                    header = _header(number, hole.size)
+                    out.append(header)
+                    size += len(header)
+                out.append(hole)
+                size += hole.length if isinstance(hole, Span) else hole.size
                 continue
             field = descriptor.fields_by_number.get(number)
             if field is None or field.message_type is None:
@@ -260,6 +294,9 @@ class Holes:
         A window's view is valid until the next one is asked for: use it, do not keep it.
         """
         for piece in pieces:
+            if isinstance(piece, Coded):
+                yield from self._coded(piece)
+                continue
             if not isinstance(piece, Span):
                 yield piece
                 continue
@@ -271,6 +308,21 @@ class Holes:
                 offset += length
                 left -= length
 
+    def _coded(self, piece: Coded) -> Iterator[bytes]:
+        """The bytes of a coded span, window by window (an escape cut by a window's end goes to
+        the next one)."""
+        offset, left = piece.offset, piece.length
+        while left:
+            length = min(left, _CODED_WINDOW)
+            with mapped(self.fd, offset, length) as view:
+                if piece.codec == "escape":
+                    out, used = _textformat.escape(view), length
+                else:
+                    out, used = _textformat.unescape(view, length == left)
+            yield out
+            offset += used
+            left -= used
+
     def write(self, sink: Sink, pieces: Sequence[Piece], chunk: int) -> None:
         """Write `pieces` to `sink`: bytes through its `write`, spans copied by the kernel.
 
@@ -279,6 +331,10 @@ class Holes:
         release = self.release
         low = _suffix_low(pieces) if release is not None else []
         for index, piece in enumerate(pieces):
+            if isinstance(piece, Coded):
+                for coded in self._coded(piece):
+                    sink.write(coded)
+                continue
             if not isinstance(piece, Span):
                 sink.write(piece)
                 continue
@@ -304,14 +360,23 @@ class Holes:
 
 
 def size_of(pieces: Sequence[Piece]) -> int:
-    return sum(p.length if isinstance(p, Span) else len(p) for p in pieces)
+    """The number of bytes `pieces` stand for (not for escaped pieces, whose size is not known)."""
+    total = 0
+    for piece in pieces:
+        if isinstance(piece, Coded):
+            assert piece.size >= 0, "the size of an escaped piece is known once it is written"
+            total += piece.size
+        else:
+            total += piece.length if isinstance(piece, Span) else len(piece)
+    return total
 
 
-def _coalesce(pieces: list[Piece]) -> list[Piece]:
+def coalesce(pieces: list[Piece]) -> list[Piece]:
+    """`pieces` with adjacent bytes joined and empty ones left out."""
     out: list[Piece] = []
     run: list[bytes] = []
     for piece in pieces:
-        if isinstance(piece, Span):
+        if not isinstance(piece, bytes):
             if run:
                 out.append(b"".join(run))
                 run = []
@@ -327,13 +392,12 @@ class _Shrinker:
     def __init__(self, buf: mmap.mmap, minimum: int) -> None:
         self.buf = buf
         self.minimum = minimum
-        self.prefix = _TOKEN_HEAD + os.urandom(8).hex().encode() + b":"
-        self.spans: list[Span] = []
+        self.prefix = new_prefix()
+        self.spans: list[Hole] = []
 
     def token(self, span: Span) -> bytes:
-        index = len(self.spans)
         self.spans.append(span)
-        return self.prefix + f"{index:0{_INDEX_DIGITS}x}".encode() + b">>"
+        return token(self.prefix, len(self.spans) - 1)
 
     def hole_fits(self, number: int, field_start: int, value_start: int, value_end: int) -> bool:
         """A record a canonical serializer would write exactly so: minimal tag and length."""
@@ -438,21 +502,20 @@ def fingerprint64(streams: Sequence[Sequence[Piece]], holes: Holes | None) -> li
     read once, in chunks, and fed to every stream waiting for it. A SavedModel's checksum and
     its graph hash both run over a constant captured in the graph: one read serves both.
     """
-    if holes is None or not any(isinstance(p, Span) for stream in streams for p in stream):
+    if holes is None or all(isinstance(p, bytes) for stream in streams for p in stream):
         return [
-            _farmhash.fingerprint64(b"".join(p for p in stream if not isinstance(p, Span)))
-            for stream in streams
+            _farmhash.fingerprint64(b"".join(p for p in stream if isinstance(p, bytes))) for stream in streams
         ]
     states = [_farmhash.Fingerprint64(size_of(stream)) for stream in streams]
     positions = [0] * len(streams)
-    waiting: dict[Span, list[int]] = {}
+    waiting: dict[Hole, list[int]] = {}
 
     def advance(index: int) -> None:
         """Feed stream `index` its bytes up to its next span, and wait there."""
         stream = streams[index]
         while positions[index] < len(stream):
             piece = stream[positions[index]]
-            if isinstance(piece, Span):
+            if not isinstance(piece, bytes):
                 waiting.setdefault(piece, []).append(index)
                 return
             states[index].update(piece)

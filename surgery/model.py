@@ -3,8 +3,8 @@
 Every module that reads or edits a model needs `Model`; none of them needs the disk layer
 (`surgery.storage`), which reads and writes models and imports this module. A model is kept as
 it was read, so that an unedited one is written back byte for byte: `source` holds the bytes of
-its `saved_model.pb` (or `saved_model.pbtxt`), and a large binary model leaves its big byte fields
-on disk (`holes`, see `surgery.lazy`) until it is written or closed.
+its `saved_model.pb` (or `saved_model.pbtxt`), and a large model leaves its big byte fields on disk
+(`holes`, see `surgery.lazy` and, for text, `surgery.text_holes`) until it is written or closed.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from google.protobuf.descriptor import Descriptor
 
 from surgery.lazy import Holes, Piece
 from surgery.schema import SavedModel, from_text
+from surgery.text_holes import render_text
 
 PB = "saved_model.pb"
 PBTXT = "saved_model.pbtxt"
@@ -35,9 +36,11 @@ SAVED_MODEL_DESCRIPTOR = cast(Descriptor, SavedModel.DESCRIPTOR)
 class Model:
     """A SavedModel read from disk: its proto, and where and how it was stored.
 
-    A large binary model is read lazily: `holes` then holds the byte fields left on disk (see
+    A large model is read lazily: `holes` then holds the byte fields left on disk (see
     `surgery.lazy`), the proto has short tokens in their place, and `source` is the file with
-    those tokens. `materialized()` gives the whole model in memory.
+    those tokens. `materialized()` gives the whole model in memory. `format` is the format the
+    model is written in; `read_as`, set by `convert`, the one `source` is in (the model is then
+    rendered anew).
     """
 
     proto: SavedModel
@@ -46,6 +49,7 @@ class Model:
     source: bytes = field(default=b"", repr=False)
     stamp: tuple[int, int, int] | None = field(default=None, repr=False, compare=False)
     holes: Holes | None = field(default=None, repr=False, compare=False)
+    read_as: Format | None = field(default=None, repr=False, compare=False)
 
     def __repr__(self) -> str:
         """One line: where, the format, and each meta graph's tags and signatures (not the proto)."""
@@ -61,6 +65,11 @@ class Model:
         return PB if self.format == "pb" else PBTXT
 
     @property
+    def source_format(self) -> Format:
+        """The format of `source`: the one the model was read in."""
+        return self.read_as or self.format
+
+    @property
     def edited(self) -> bool:
         return not self.unchanged(self.serialize_shrunk())
 
@@ -71,9 +80,9 @@ class Model:
         source is parsed again only when the bytes differ from it (an edit, a text-format
         model, or a file some other writer did not serialize canonically).
         """
-        if self.format == "pb" and data == self.source:
+        if self.source_format == "pb" and data == self.source:
             return True
-        original = parse(self.source, self.format)
+        original = parse(self.source, self.source_format)
         return original.SerializeToString(deterministic=True) == data
 
     def serialize(self) -> bytes:
@@ -89,6 +98,12 @@ class Model:
     def serialize_shrunk(self) -> bytes:
         """The serialization of `proto` as it is: with the holes' tokens in a lazily read model."""
         return self.proto.SerializeToString(deterministic=True)
+
+    def rendering(self, data: bytes) -> list[Piece]:
+        """The contents of the model file in `format`, for `data`, a serialization of this model."""
+        if self.format == "pbtxt":
+            return render_text(self.proto, self.holes)
+        return self.pieces(data)
 
     def pieces(self, data: bytes) -> list[Piece]:
         """The file contents for `data`, a serialization of this model: spans for the holes."""

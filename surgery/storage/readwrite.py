@@ -26,13 +26,15 @@ from surgery.errors import EditError, SavedModelIOError, SchemaError, SurgeryWar
 from surgery.fingerprint import compute_fingerprint
 from surgery.lazy import END, Holes, Release, Span, enabled, shrink
 from surgery.model import CPB, FINGERPRINT, PB, PBTXT, SAVED_MODEL_DESCRIPTOR, Format, Model, ModelLike, parse
-from surgery.schema import text_format_error, to_text
+from surgery.schema import SavedModel, text_format_error
 from surgery.storage.files import Background, Content, why
 from surgery.storage.group import CommitGroup
 from surgery.storage.journal import refuse_changed_on_disk, save_in_place
 from surgery.storage.locks import model_lock
 from surgery.storage.recovery import recover
 from surgery.storage.staging import check_output, make_parents, remove_made, save_copy
+from surgery.text_holes import shrink_text
+from surgery.wire import WireError
 from surgery_proto import RENAME_PREFIX
 
 P = ParamSpec("P")
@@ -133,11 +135,13 @@ def load(path: str | os.PathLike[str], *, lazy: bool = True) -> Model:
     try:
         with open(file, "rb") as f:
             info = os.fstat(f.fileno())
-            shrunk = (
-                shrink(f.fileno(), info.st_size, SAVED_MODEL_DESCRIPTOR)
-                if lazy and fmt == "pb" and enabled()
-                else None
-            )
+            shrunk = None
+            if lazy and enabled():
+                shrunk = (
+                    shrink(f.fileno(), info.st_size, SAVED_MODEL_DESCRIPTOR)
+                    if fmt == "pb"
+                    else shrink_text(f.fileno(), info.st_size)
+                )
             if shrunk is None:
                 data = f.read()
             else:
@@ -153,10 +157,23 @@ def load(path: str | os.PathLike[str], *, lazy: bool = True) -> Model:
         raise SchemaError(
             f"{file} is not a valid SavedModel ({detail}): the file is truncated or corrupt"
         ) from None
+    if holes is not None and fmt == "pbtxt" and not _holes_fit(proto, holes):
+        holes.close()
+        return load(path, lazy=False)
     if not proto.meta_graphs:
         raise SchemaError(f"{file} holds no meta graph: it is empty, corrupt, or not a SavedModel")
     stamp = (info.st_ino, info.st_size, info.st_mtime_ns)
     return Model(proto=proto, path=directory, format=fmt, source=data, stamp=stamp, holes=holes)
+
+
+def _holes_fit(proto: SavedModel, holes: Holes) -> bool:
+    """Whether every literal a text model set aside is the value of a bulk field (not, say, inside
+    an `Any`'s payload): the serialization of the model can then be expanded from them."""
+    try:
+        holes.expand(proto.SerializeToString(deterministic=True), SAVED_MODEL_DESCRIPTOR)
+    except WireError:
+        return False
+    return True
 
 
 def save(
@@ -212,7 +229,13 @@ def save(
         check_output(model.path, out, force=force)
     data = model.serialize_shrunk()
     edited = not model.unchanged(data)
-    if out is None and edited and model.holes is not None and hasattr(os, "posix_fadvise"):
+    if (
+        out is None
+        and edited
+        and model.holes is not None
+        and model.source_format == model.format == "pb"
+        and hasattr(os, "posix_fadvise")
+    ):
         # The source file is replaced: its pages go as the copy and the hash pass them.
         model.holes.release = Release(model.holes.fd, ("copy", "hash"))
     if out is None:
@@ -284,13 +307,14 @@ def _model_files(model: Model, data: bytes, *, edited: bool) -> dict[str, Conten
     synced, which wait on the kernel and the disk.
     """
     name = model.file_name
-    if not edited:
+    converted = model.read_as is not None  # rendered anew, in its format, by `convert`
+    if not edited and not converted:
         if model.holes is not None:
             return {name: [Span(0, model.holes.size)]}
         return {name: model.source}
-    files: dict[str, Content] = {
-        name: to_text(model.proto).encode() if model.format == "pbtxt" else model.pieces(data)
-    }
+    files: dict[str, Content] = {name: model.rendering(data)}
+    if not edited:  # a conversion whose fingerprint.pb still matches: carried over as it is
+        return files
 
     release = model.holes.release if model.holes is not None else None
 
