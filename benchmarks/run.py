@@ -727,6 +727,113 @@ def validator_rows(paths: Sequence[tuple[str, Path]], runs: int) -> list[Row]:
     return rows
 
 
+# --- text format ---------------------------------------------------------------------------------------
+
+TEXT_RSS_MIB = {"small": 1024.0, "large": 512.0}
+"""Peak RSS limits of the text paths: a 40 MB model's, and a 1 GiB model's."""
+TEXT_MODEL_MB = 40
+MAKE_TEXT_MODEL = r"""
+import os, random, shutil, sys
+import surgery
+from surgery.schema import DataType
+source, out, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
+model = surgery.load(source, lazy=False)
+node = model.proto.meta_graphs[0].graph_def.node.add(name="big_constant", op="Const")
+node.attr["dtype"].type = DataType.DT_FLOAT
+tensor = node.attr["value"].tensor
+tensor.dtype = DataType.DT_FLOAT
+tensor.tensor_shape.dim.add().size = size // 4
+tensor.tensor_content = random.Random(0).randbytes(size)
+os.makedirs(out)
+shutil.copytree(os.path.join(source, "variables"), os.path.join(out, "variables"))
+with open(os.path.join(out, "saved_model.pb"), "wb") as f:
+    f.write(model.proto.SerializeToString(deterministic=True))
+"""
+
+
+def text_model(cache: Path) -> tuple[Path, str]:
+    """A model whose saved_model.pb holds a 40 MB constant (built once, from a fixture)."""
+    path = cache / f"text-{TEXT_MODEL_MB}mb"
+    if not (path / "saved_model.pb").is_file():
+        remove(path)
+        subprocess.run(
+            [
+                str(PYTHON),
+                "-c",
+                MAKE_TEXT_MODEL,
+                str(FIXTURES / "module_multi"),
+                str(path),
+                str(TEXT_MODEL_MB << 20),
+            ],
+            check=True,
+        )
+    return path, "serving_default"
+
+
+def text_rows(models: Sequence[tuple[str, Path, str, float]], runs: int) -> list[Row]:
+    """The text paths of each model: convert to pbtxt and back (byte for byte the original), show
+    and an edit of the text copy; peak RSS against `limit`, and MB of text a second."""
+    rows = []
+    text, back, edited = WORK / "text", WORK / "text-back", WORK / "text-edit"
+    for name, model, signature, limit in models:
+        cases = {
+            "pb → pbtxt (convert)": lambda m=model: ["convert", str(m), "-o", str(text)],
+            "pbtxt → pb (convert)": lambda: ["convert", str(text), "-o", str(back)],
+            "show (pbtxt)": lambda: ["show", str(text)],
+            "rename-signature (pbtxt) -o": lambda s=signature: [
+                "rename-signature",
+                str(text),
+                s,
+                "renamed",
+                "-o",
+                str(edited),
+            ],
+        }
+        series = {key: Series() for key in cases}
+        exact = True
+        text_bytes = 0
+        for round_no in range(runs):
+            print(f"run.py: {name}: text round {round_no + 1}/{runs}", file=sys.stderr)
+            for key, argv in cases.items():
+                if key.startswith("pb →"):
+                    settle(text)
+                sample, err = measure([str(CLI), "-q", *argv()])
+                record(series[key], sample, err)
+                if key.startswith("pb →"):
+                    text_bytes = (text / "saved_model.pbtxt").stat().st_size if sample.exit_code == 0 else 0
+                if key.startswith("pbtxt →") and sample.exit_code == 0:
+                    exact = exact and all(
+                        (back / f).read_bytes() == (model / f).read_bytes()
+                        for f in ("saved_model.pb", "fingerprint.pb")
+                        if (model / f).exists()
+                    )
+                settle(back, edited)
+        settle(text)
+        for key, got in series.items():
+            rate = text_bytes / got.wall / 1e6 if got.samples else math.nan
+            ok = not got.error and bool(got.samples) and got.rss <= limit
+            note = f"{rate:,.0f} MB of text/s ({text_bytes / 1e6:,.0f} MB of text)"
+            if key.startswith("pbtxt →"):
+                ok = ok and exact
+                note += (
+                    "; byte for byte the original pb and fingerprint.pb"
+                    if exact
+                    else "; NOT the original bytes"
+                )
+            rows.append(
+                Row(
+                    name,
+                    key,
+                    got.wall,
+                    got.rss,
+                    limit=f"≤ {limit:.0f} MiB",
+                    result=verdict(ok),
+                    note=(got.error + " " + note).strip(),
+                )
+            )
+    return rows
+
+
 # --- main --------------------------------------------------------------------------------------------
 
 
@@ -750,6 +857,7 @@ def main(argv: list[str] | None = None) -> int:
         "--jobs", type=int, help="apply -j (default: the tool's own, one more than the cores)"
     )
     parser.add_argument("--no-batch", action="store_true", help="skip the batch target")
+    parser.add_argument("--no-text", action="store_true", help="skip the text-format targets")
     parser.add_argument(
         "--no-full-parse", action="store_true", help=f"skip the {FULL_PARSE}=1 column (not a target)"
     )
@@ -821,6 +929,20 @@ def main(argv: list[str] | None = None) -> int:
     validated = [(f"{m.name} ({m.pb_bytes / (1 << 20):.0f} MiB pb)", Path(m.path)) for m in models]
     validated += [(path.name, path) for path in VALIDATOR_MODELS]
     rows += validator_rows(validated, runs)
+    if not args.no_text:
+        small, small_signature = text_model(args.cache)
+        size = (small / "saved_model.pb").stat().st_size
+        texts = [(f"{small.name} ({size / 1e6:.0f} MB pb)", small, small_signature, TEXT_RSS_MIB["small"])]
+        texts += [
+            (
+                f"{m.name} ({m.pb_bytes / (1 << 20):.0f} MiB pb)",
+                Path(m.path),
+                m.params["signature"],
+                TEXT_RSS_MIB["large"],
+            )
+            for m in models[:1]
+        ]
+        rows += text_rows(texts, runs)
     rows += batch_rows  # the batch's rows stay at the end of the table
     if _LAUNCHER is not None:
         _LAUNCHER.close()
