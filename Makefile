@@ -4,7 +4,7 @@
 #                   (and, through apt-get where it can, Graphviz and Chromium for the explain tests)
 #   make fuzz       long fuzz runs (hypothesis, then atheris), with a fixed budget
 #   make generated  recompile generated/ from protos/
-#   make docs       regenerate the table of edits in docs/api.md from surgery/operations.py
+#   make docs       regenerate the tables derived from the code (docs/api.md, README.md)
 #   make protos     re-extract protos/ and the op registry from the pinned TensorFlow, then regenerate
 #   make fixtures   rebuild tests/fixtures/ with real TensorFlow
 #   make bench      the performance targets on a 1 GiB saved_model.pb (benchmarks/; builds the models once)
@@ -89,7 +89,8 @@ fixtures: $(TFVENV)/.installed
 
 # Benchmarks: TensorFlow (.venv-tf) builds the large models, else protobuf inflates a fixture
 # (BENCH_ROUTE=protobuf). An existing .venv-tf is used as it is; a missing one is built. BENCH_ARGS passes more options to run.py, such as
-# BENCH_ARGS="--with-tensorflow --json bench.json".
+# BENCH_ARGS="--with-tensorflow". `make bench` writes its table to benchmarks/RESULTS.md (every sample
+# in benchmarks/results-latest.json), the one place the numbers live; `make bench-quick` only prints.
 BENCH_ROUTE ?= auto
 BENCH_ARGS ?=
 BENCH_TF := $(if $(filter protobuf,$(BENCH_ROUTE)),,$(if $(wildcard $(TFBIN)/python),,$(TFVENV)/.installed))
@@ -97,7 +98,8 @@ BENCH_DEPS := $(VENV)/.installed $(BENCH_TF)
 
 bench: $(BENCH_DEPS)
 	$(BIN)/python benchmarks/build_models.py --size-mb 1024 --route $(BENCH_ROUTE) > /dev/null
-	$(BIN)/python benchmarks/run.py --size-mb 1024 --route $(BENCH_ROUTE) $(BENCH_ARGS)
+	$(BIN)/python benchmarks/run.py --size-mb 1024 --route $(BENCH_ROUTE) \
+		--markdown benchmarks/RESULTS.md --json benchmarks/results-latest.json $(BENCH_ARGS)
 
 bench-quick: $(BENCH_DEPS)
 	$(BIN)/python benchmarks/build_models.py --size-mb 64 --route $(BENCH_ROUTE) > /dev/null
