@@ -37,6 +37,8 @@ enum {
 /* How protobuf's printer writes each byte value of a bytes field: 1, 2 or 4 characters. */
 static char escapes[256][4];
 static unsigned char escape_len[256];
+/* The bytes that stand for themselves in a canonical literal (not a quote or a backslash). */
+static unsigned char plain[256];
 
 static void
 init_escapes(void)
@@ -53,6 +55,8 @@ init_escapes(void)
             escape_len[c] = 4;
         }
     }
+    for (int c = 0; c < 256; c++)
+        plain[c] = c >= 0x20 && c < 0x7f && c != '"' && c != '\'' && c != '\\';
     const char named[][2] = {{'\t', 't'}, {'\n', 'n'}, {'\r', 'r'}, {'"', '"'}, {'\'', '\''}, {'\\', '\\'}};
     for (size_t i = 0; i < sizeof named / sizeof named[0]; i++) {
         unsigned char c = (unsigned char)named[i][0];
@@ -204,7 +208,41 @@ text_scan(PyObject *module, PyObject *args)
         return NULL;
     }
     const unsigned char *in = view.buf;
-    for (Py_ssize_t i = 0; i < view.len; i++) {
+    const Py_ssize_t len = view.len;
+    for (Py_ssize_t i = 0; i < len; i++) {
+        if (s.mode == DOUBLE) {
+            /* The bulk of a literal, in locals: printable bytes and whole escapes, each one byte
+             * of the value; the state machine below takes the rest (and escapes cut by the end). */
+            long long size = s.size, canonical = s.canonical;
+            while (i < len) {
+                unsigned char c = in[i];
+                if (plain[c]) {
+                    size++;
+                    i++;
+                } else if (c == '\\' && i + 3 < len && named_escape(in[i + 1]) >= 0) {
+                    size++;
+                    i += 2;
+                } else if (c == '\\' && i + 3 < len && (in[i + 1] & 0xf8) == '0' && (in[i + 2] & 0xf8) == '0' &&
+                           (in[i + 3] & 0xf8) == '0') {
+                    int value = ((in[i + 1] - '0') << 6) | ((in[i + 2] - '0') << 3) | (in[i + 3] - '0');
+                    if (value > 0xff || escape_len[value] != 4)
+                        canonical = 0;
+                    size++;
+                    i += 4;
+                } else {
+                    break;
+                }
+            }
+            s.size = size;
+            s.canonical = canonical;
+            if (i == len)
+                break;
+        } else if (s.mode == COMMENT) {
+            const unsigned char *newline = memchr(in + i, '\n', (size_t)(len - i));
+            if (newline == NULL)
+                break;
+            i = newline - in;
+        }
         unsigned char c = in[i];
         switch (s.mode) {
         case OUTSIDE:

@@ -38,9 +38,8 @@ class Model:
 
     A large model is read lazily: `holes` then holds the byte fields left on disk (see
     `surgery.lazy`), the proto has short tokens in their place, and `source` is the file with
-    those tokens. `materialized()` gives the whole model in memory. `format` is the format the
-    model is written in; `read_as`, set by `convert`, the one `source` is in (the model is then
-    rendered anew).
+    those tokens; `serialize()` gives every byte. `format` is the format the model is written in;
+    `read_as`, set by `convert`, the one `source` is in (the model is then rendered anew).
     """
 
     proto: SavedModel
@@ -122,15 +121,6 @@ class Model:
         fd = self.holes.detach() if self.holes is not None else None
         if fd is not None:
             let_go(fd)
-
-    def materialized(self) -> Model:
-        """This model with every byte in memory (a copy, for a lazily read model)."""
-        if self.holes is None:
-            return self
-        data = self.serialize()
-        return Model(
-            proto=parse(data, "pb"), path=self.path, format=self.format, source=data, stamp=self.stamp
-        )
 
 
 def parse(data: bytes, fmt: Format) -> SavedModel:
