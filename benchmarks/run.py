@@ -834,6 +834,59 @@ def text_rows(models: Sequence[tuple[str, Path, str, float]], runs: int) -> list
     return rows
 
 
+# --- plans --------------------------------------------------------------------------------------------
+
+PLAN_OPS = 65536
+YAML_JSON_LIMIT = 5.0
+
+
+def plan_rows(runs: int) -> list[Row]:
+    """`apply --dry-run` of one plan of PLAN_OPS set-method edits, as JSON and as YAML (one flow
+    mapping a line): the YAML against the JSON, whose loader is C all the way."""
+    model, plans = WORK / "plan-model", WORK / "plans"
+    remove(model)
+    remove(plans)
+    shutil.copytree(FIXTURES / "module_multi", model)
+    plans.mkdir()
+    entry = {"op": "set-method", "signature": "fixed", "method": "tensorflow/serving/predict"}
+    (plans / "plan.json").write_text(json.dumps({"operations": [entry] * PLAN_OPS}))
+    line = "  - {op: set-method, signature: fixed, method: tensorflow/serving/predict}\n"
+    (plans / "plan.yaml").write_text("operations:\n" + line * PLAN_OPS)
+    series = {kind: Series() for kind in ("json", "yaml")}
+    for round_no in range(runs):
+        print(f"run.py: plans: round {round_no + 1}/{runs}", file=sys.stderr)
+        for kind, got in series.items():
+            sample, err = measure(
+                [str(CLI), "-q", "apply", str(model), str(plans / f"plan.{kind}"), "--dry-run"]
+            )
+            record(got, sample, err)
+    name = f"module_multi, {PLAN_OPS:,} set-method edits"
+    json_row = Row(
+        name,
+        "apply --dry-run (JSON plan)",
+        series["json"].wall,
+        series["json"].rss,
+        note=series["json"].error,
+    )
+    yaml = series["yaml"]
+    ratio = yaml.wall / series["json"].wall
+    ok = not yaml.error and bool(yaml.samples) and ratio <= YAML_JSON_LIMIT
+    yaml_row = Row(
+        name,
+        "apply --dry-run (YAML plan)",
+        yaml.wall,
+        yaml.rss,
+        baseline="JSON plan",
+        ratio=ratio,
+        limit=f"≤ {YAML_JSON_LIMIT:g}× JSON plan",
+        result=verdict(ok),
+        note=(yaml.error + " PyYAML's C parser; the objects are built in Python").strip(),
+    )
+    remove(model)
+    remove(plans)
+    return [json_row, yaml_row]
+
+
 # --- main --------------------------------------------------------------------------------------------
 
 
@@ -858,6 +911,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-batch", action="store_true", help="skip the batch target")
     parser.add_argument("--no-text", action="store_true", help="skip the text-format targets")
+    parser.add_argument("--no-plans", action="store_true", help="skip the YAML-against-JSON plan target")
     parser.add_argument(
         "--no-full-parse", action="store_true", help=f"skip the {FULL_PARSE}=1 column (not a target)"
     )
@@ -943,6 +997,8 @@ def main(argv: list[str] | None = None) -> int:
             for m in models[:1]
         ]
         rows += text_rows(texts, runs)
+    if not args.no_plans:
+        rows += plan_rows(runs)
     rows += batch_rows  # the batch's rows stay at the end of the table
     if _LAUNCHER is not None:
         _LAUNCHER.close()

@@ -6,6 +6,7 @@ model as it was. The CLI and plan runner are thin layers over these functions.
 
 from __future__ import annotations
 
+import functools
 import re
 import warnings
 from collections.abc import Callable, Iterable
@@ -266,7 +267,7 @@ def set_method(model: Model, signature: str, method: str, *, tag_set: TagSet | N
     if not method.strip():
         raise EditError("the method name is empty: give one such as tensorflow/serving/predict")
     metas = meta_graphs_with(model, signature, tag_set)
-    near = [name for name in SERVING_METHODS if name != method and _within_two_edits(name, method)]
+    near = _near_misses(method)
     if near:
         warnings.warn(
             SurgeryWarning(
@@ -286,6 +287,15 @@ SERVING_METHODS = (
     "tensorflow/serving/regress",
 )
 """The method names TensorFlow Serving's APIs route by."""
+
+
+@functools.lru_cache(maxsize=64)
+def _near_misses(method: str) -> list[str]:
+    """TF Serving's method names `method` is a typo of (none when it is one of them); a plan
+    setting one name many times pays for it once."""
+    if method in SERVING_METHODS:
+        return []
+    return [name for name in SERVING_METHODS if _within_two_edits(name, method)]
 
 
 def _within_two_edits(a: str, b: str) -> bool:

@@ -205,6 +205,7 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+_MERGE = "tag:yaml.org,2002:merge"
 _YamlBase: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -212,14 +213,20 @@ class _PlanLoader(_YamlBase):  # type: ignore[valid-type,misc]
     """PyYAML's safe loader (the C one where PyYAML has it), refusing a key given twice."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        own = node.value[:]  # before `<<` merge keys are flattened into it
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        merges = any(key_node.tag == _MERGE for key_node, _ in own)
+        if not merges and len(mapping) == len(own):  # each key once: nothing more to look at
+            return mapping
         seen: set[object] = set()
-        for key_node, _ in node.value:
+        for key_node, _ in own:
+            if key_node.tag == _MERGE:
+                continue
             key = self.construct_object(key_node, deep=True)
             if key in seen:
                 mark = key_node.start_mark
                 raise _DuplicateKey(key, f" (line {mark.line + 1})")
             seen.add(key)
-        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
         return mapping
 
 
