@@ -5,7 +5,8 @@ unescaping a canonical literal is CUnescape, and the scanner finds, window by wi
 the literals protobuf's printer would write. Tier 2: every fixture and every real-world model,
 converted and edited as text with every constant left on disk (HOLE_MIN = 1), writes exactly the
 bytes a full parse writes. Tier 3: what a hand-written text holds (other escapes, split literals,
-comments, an `Any` payload) is parsed by protobuf, whole, and comes out the same.
+comments, an `Any` payload) is parsed by protobuf, whole, and comes out the same. Tier 4
+(oracle): a text copy of megabytes of constants, edited lazily, serves through every loader.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from google.protobuf import text_encoding
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from realworld_cases import discover
+from signature_cases import Cases, assert_tensorflow_fingerprint, renamed
 
 import surgery
-from conftest import FIXTURES
+from conftest import FIXTURES, Oracle, assert_serves, run_cli
 from surgery import _textformat, lazy
 from surgery.model import Model
 from surgery.schema import DataType, FingerprintDef, SavedModel, to_text
@@ -323,3 +325,47 @@ def test_shrink_text_leaves_a_small_text_alone(tmp_path: Path) -> None:
         assert shrink_text(fd, path.stat().st_size, 1) is not None
     finally:
         os.close(fd)
+
+
+# --- the oracle tier: a text copy of megabytes of constants, edited lazily, serves -----------------
+
+
+@pytest.fixture(scope="module")
+def big(oracle: Oracle, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Cases]:
+    path = tmp_path_factory.mktemp("big") / "big_constants"
+    cases: Cases = oracle.ok(op="build", kind="big_constants", model=str(path))["cases"]
+    return path, cases
+
+
+def test_a_text_copy_edited_lazily_serves(oracle: Oracle, big: tuple[Path, Cases], tmp_path: Path) -> None:
+    """The text copy of a model with megabytes of constants (real threshold), edited from the
+    command line with those constants left on disk, serves the same numbers through every loader
+    as the binary edit, and converts back to the binary edit's bytes."""
+    path, cases = big
+    text = tmp_path / "text"
+    assert run_cli("convert", path, "-o", text).returncode == 0
+    loaded = surgery.load(text)
+    assert loaded.holes is not None and len(loaded.holes.spans) == 2  # the two tensor_content literals
+    assert len(loaded.source) < (text / "saved_model.pbtxt").stat().st_size // 2
+    loaded.close()
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(
+        "operations:\n"
+        "  - {op: rename-input, signature: score, old: bias, new: a_bias}\n"
+        "  - {op: set-dtype, signature: score, key: b, dtype: float64, output: true}\n"
+        "  - {op: rename-signature, old: score, new: predict}\n"
+    )
+    edited_text, edited_binary, back = tmp_path / "edited_text", tmp_path / "edited_binary", tmp_path / "back"
+    for source, out in ((text, edited_text), (path, edited_binary)):
+        result = run_cli("apply", source, plan, "-o", out)
+        assert result.returncode == 0, result.stderr
+    assert (edited_text / "saved_model.pbtxt").is_file()
+    expected = renamed(cases, "inputs", {"bias": "a_bias"})
+    for case in expected:
+        case["signature"] = "predict"
+        case["outputs"]["b"]["dtype"] = "float64"
+    assert_serves(oracle, edited_text, expected)
+    assert run_cli("convert", edited_text, "-o", back).returncode == 0
+    assert (back / "saved_model.pb").read_bytes() == (edited_binary / "saved_model.pb").read_bytes()
+    assert _hashes(back) == _hashes(edited_binary)
+    assert_tensorflow_fingerprint(oracle, back)
