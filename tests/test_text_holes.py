@@ -292,6 +292,50 @@ def test_hand_written_literals_parse_as_protobuf_parses_them(tmp_path: Path, val
     assert lazily.serialize() == whole.SerializeToString(deterministic=True)
 
 
+_VALUE_LINES = st.one_of(
+    st.binary(max_size=40).map(lambda b: 'string_val: "' + _textformat.escape(b).decode() + '"'),
+    st.binary(max_size=40).map(lambda b: 'tensor_content: "' + _textformat.escape(b).decode() + '"'),
+    st.sampled_from(
+        [
+            'string_val: "\\x41"',
+            'string_val: "a" "b"',
+            "string_val: 'q'",
+            'string_val: "a" # "c"',
+            '# string_val: "not a value"',
+            'string_val: ["a", "b"]',
+            'string_val:\n"next line"',
+            'string_val: "unterminated',
+            'string_val: "\\777"',
+            "string_val: 1",
+            'tensor_content: "abc" junk',
+            'tensor_content: "abc" }',
+        ]
+    ),
+)
+
+
+@pytest.mark.filterwarnings("ignore:invalid octal escape:DeprecationWarning")
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_VALUE_LINES, max_size=8))
+def test_any_text_reads_lazily_as_protobuf_reads_it(
+    tmp_path_factory: pytest.TempPathFactory, lines: list[str]
+) -> None:
+    """Whatever the literals, reading with every one of them set aside that can be gives the
+    model a full parse gives, or the same error."""
+    directory = tmp_path_factory.mktemp("text")
+    (directory / "saved_model.pbtxt").write_text(_GRAPH.format(values="\n".join(lines)))
+    outcomes = []
+    for minimum in (1 << 30, 1):
+        lazy.HOLE_MIN, saved = minimum, lazy.HOLE_MIN
+        try:
+            outcomes.append(surgery.load(directory).serialize())
+        except surgery.SurgeryError as err:
+            outcomes.append(str(err))
+        finally:
+            lazy.HOLE_MIN = saved
+    assert outcomes[0] == outcomes[1]
+
+
 @pytest.mark.usefixtures("every_literal_on_disk")
 def test_a_literal_inside_an_any_payload_is_read_whole(tmp_path: Path) -> None:
     text = """meta_graphs {

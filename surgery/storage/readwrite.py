@@ -152,6 +152,9 @@ def load(path: str | os.PathLike[str], *, lazy: bool = True) -> Model:
         proto = parse(data, fmt)
     # (an except clause is evaluated only when an exception reaches it: text format stays unloaded)
     except (DecodeError, text_format_error(), UnicodeDecodeError, RecursionError) as err:
+        if holes is not None and fmt == "pbtxt":  # say where protobuf sees the problem in the file
+            holes.close()
+            return load(path, lazy=False)
         detail = str(err).splitlines()[0] if str(err) else type(err).__name__
         detail = detail.replace(RENAME_PREFIX, "")
         raise SchemaError(
