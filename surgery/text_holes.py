@@ -80,6 +80,32 @@ def shrink_text(fd: int, size: int, minimum: int | None = None) -> tuple[bytes, 
     return data, Holes(fd=os.dup(fd), size=size, prefix=prefix, spans=spans)
 
 
+_POSITION = re.compile(r"^(\d+):(\d+) : ")
+
+
+def in_file(message: str, text: bytes, holes: Holes) -> str:
+    """Protobuf's parse error `message` about `text` (a file with literals set aside), with the
+    column it names in the file itself: lines are the same, but on the error's line each literal
+    set aside before the column took a token's width."""
+    found = _POSITION.match(message)
+    if found is None:
+        return message
+    line, column = int(found[1]), int(found[2])
+    start = 0
+    for _ in range(line - 1):
+        start = text.find(b"\n", start) + 1
+        if start == 0:
+            return message
+    width = len(token(holes.prefix, 0))
+    position, shift = start + column - 1, 0
+    hole = text.find(holes.prefix, start, position)
+    while hole >= 0:
+        literal = holes.spans[token_index(text[hole : hole + width])]
+        shift += literal.length - width
+        hole = text.find(holes.prefix, hole + width, position)
+    return f"{line}:{column + shift} : {message[found.end() :]}"
+
+
 def _stands_alone(buf: mmap.mmap, start: int, end: int) -> bool:
     """Whether the literal with content [start, end) is the whole value of a bulk field: alone on
     its line with the field's name, and no literal after it (adjacent literals are concatenated)."""

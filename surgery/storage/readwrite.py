@@ -33,7 +33,7 @@ from surgery.storage.journal import refuse_changed_on_disk, save_in_place
 from surgery.storage.locks import model_lock
 from surgery.storage.recovery import recover
 from surgery.storage.staging import check_output, make_parents, remove_made, save_copy
-from surgery.text_holes import shrink_text
+from surgery.text_holes import in_file, shrink_text
 from surgery.wire import WireError
 from surgery_proto import RENAME_PREFIX
 
@@ -152,10 +152,10 @@ def load(path: str | os.PathLike[str], *, lazy: bool = True) -> Model:
         proto = parse(data, fmt)
     # (an except clause is evaluated only when an exception reaches it: text format stays unloaded)
     except (DecodeError, text_format_error(), UnicodeDecodeError, RecursionError) as err:
-        if holes is not None and fmt == "pbtxt":  # say where protobuf sees the problem in the file
-            holes.close()
-            return load(path, lazy=False)
         detail = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if holes is not None and fmt == "pbtxt":  # where protobuf sees the problem in the file
+            detail = in_file(detail, data, holes)
+            holes.close()
         detail = detail.replace(RENAME_PREFIX, "")
         raise SchemaError(
             f"{file} is not a valid SavedModel ({detail}): the file is truncated or corrupt"
