@@ -40,6 +40,11 @@ class _Op(BaseModel):
 
     @model_validator(mode="after")
     def _key_or_pattern(self) -> _Op:
+        if self.tag_set is not None and not self.operation.tag_set:
+            raise ValueError(
+                f"{self.operation.name} takes no tag_set (its arguments name the meta graph it edits): "
+                "remove it"
+            )
         for argument in self.operation.arguments:
             if argument.pattern_flag is None:
                 continue

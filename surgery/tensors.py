@@ -116,6 +116,8 @@ def to_shape(value: Shape | Sequence[int | None] | str) -> Shape:
         return None
     else:
         try:
+            if isinstance(value, (bytes, bytearray, memoryview)):  # iterable as ints, but no shape
+                raise TypeError
             items = list(value)
         except TypeError:
             raise EditError(

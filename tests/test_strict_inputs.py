@@ -91,6 +91,18 @@ def test_a_python_shape_below_minus_one_is_refused() -> None:
     assert model.serialize() == before
 
 
+@pytest.mark.parametrize("shape", [b"\x02\x04", bytearray(b"\x04"), memoryview(b"\x04")])
+def test_bytes_are_not_a_shape(shape: object) -> None:
+    """Bytes iterate as ints, but a shape given as bytes is a mistake, not dims [2, 4]."""
+    model = surgery.load(MODEL)
+    before = model.serialize()
+    with pytest.raises(
+        EditError, match=r"bad shape .*: give a list of dims such as \[None, 4\] or \[-1, 4\]$"
+    ):
+        surgery.set_shape(model, "fixed", "row", shape)  # type: ignore[arg-type]
+    assert model.serialize() == before
+
+
 @pytest.mark.parametrize(
     ("entry", "message"),
     [
@@ -109,6 +121,20 @@ def test_plan_values_of_the_declared_types_only(
     result = run_cli("apply", MODEL, plan, "-o", tmp_path / "out")
     assert result.returncode == 2
     assert message in result.stderr and len(result.stderr.splitlines()) == 1, result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_tag_set_on_an_edit_that_takes_none_is_refused(tmp_path: Path) -> None:
+    """set-tags names its meta graph by `old`: a tag_set beside it was dropped without a word."""
+    plan = tmp_path / "plan.json"
+    operation = {"op": "set-tags", "old": ["serve"], "new": ["serve", "gpu"], "tag_set": ["serve"]}
+    plan.write_text(json.dumps({"operations": [operation]}))
+    result = run_cli("apply", MODEL, plan, "-o", tmp_path / "out")
+    assert result.returncode == 2
+    assert result.stderr == (
+        "savedmodel-surgery: error: bad plan: operations[0]: set-tags takes no tag_set (its arguments "
+        "name the meta graph it edits): remove it\n"
+    )
     assert not (tmp_path / "out").exists()
 
 
