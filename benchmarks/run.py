@@ -447,7 +447,7 @@ def judge_batch(b: BatchResult) -> list[Row]:
     """Rows for the batch target: CPU utilisation and per-model cost vs interpreter start-up."""
     rows = [
         Row("startup", "python -c pass", b.python_pass.wall, b.python_pass.rss),
-        Row("startup", 'python -c "import surgery.cli"', b.import_cli.wall, b.import_cli.rss),
+        Row("startup", 'python -c "import surgery.cli.command"', b.import_cli.wall, b.import_cli.rss),
     ]
     for name, series in (("tool", b.tool), ("full", b.full)):
         if not series.samples:
@@ -468,7 +468,7 @@ def judge_batch(b: BatchResult) -> list[Row]:
             f"CPU utilisation {util:.1%} ({after:.0%} after start-up, estimated); per model "
             f"{per_model * 1000:.1f} ms of core time = "
             f"{per_model / b.python_pass.wall:.2f}× `python -c pass`, "
-            f"{per_model / b.import_cli.wall:.2f}× `import surgery.cli`"
+            f"{per_model / b.import_cli.wall:.2f}× `import surgery.cli.command`"
         )
         if name == "tool":
             ok = (
@@ -538,7 +538,8 @@ def run_batch(count: int, jobs: int | None, cores: int, runs: int) -> BatchResul
     startup = max(10, runs)
     for i in range(max(runs, startup)):
         if i < startup:
-            for series, code in ((result.python_pass, "pass"), (result.import_cli, "import surgery.cli")):
+            startups = ((result.python_pass, "pass"), (result.import_cli, "import surgery.cli.command"))
+            for series, code in startups:
                 sample, _ = measure([str(PYTHON), "-c", code])
                 series.samples.append(sample)
         if i < runs:
@@ -942,7 +943,7 @@ def main(argv: list[str] | None = None) -> int:
     subprocess.run(
         [str(PYTHON), "-m", "compileall", "-q", str(ROOT / "surgery"), str(ROOT / "generated")], check=True
     )
-    measure([str(PYTHON), "-c", "import surgery.cli"])  # warm the imports, untimed
+    measure([str(PYTHON), "-c", "import surgery.cli.command"])  # warm the imports, untimed
     rows: list[Row] = []
     raw: dict[str, Any] = {
         "machine": info,

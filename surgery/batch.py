@@ -5,7 +5,9 @@ failing model does not stop the others, and nothing is written for it. Copies an
 published a few models at a time, made durable by one flush per step (`surgery.storage.commit_group`);
 with workers, the workers only stage them and the parent makes them durable and publishes them
 (an in-place edit's model lock goes along, `surgery.storage.LockChannel`), so no worker waits on the
-disk. Workers end with their parent.
+disk. Workers end with their parent. Interrupted, the batch starts no other model, stops its
+workers in the middle of theirs (SIGTERM, which unwinds a worker's chunk and removes what it
+staged), publishes nothing more, and raises the interrupt with every model as it was or complete.
 """
 
 from __future__ import annotations
@@ -18,17 +20,20 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING
 
 from surgery.errors import SavedModelIOError
+from surgery.interrupts import Interrupted, deferred
 from surgery.runner import EditResult, Job, error_line, run
-from surgery.storage import CommitGroup, LockChannel, commit_group
+from surgery.storage import CommitGroup, LockChannel, commit_group, recover
+from surgery.storage.recovery import clean_stale_outputs
 
 if TYPE_CHECKING:
-    from concurrent.futures import Future
+    from concurrent.futures import Future, ProcessPoolExecutor
 
     from surgery.plans import Plan
     from surgery.storage import Staged
@@ -144,15 +149,52 @@ def _job(plan: Plan, target: Target, *, force: bool, dry_run: bool, sync: bool) 
 # A worker's share of the batch, set once when the worker starts (not sent with every model).
 _JOB: tuple[Plan, bool, bool, bool, LockChannel | None] | None = None
 
+Mask = set[int | signal.Signals]
+
+_STOP_SIGNALS: Mask = {signal.SIGINT, signal.SIGTERM}
+"""What stops a batch: Ctrl-C (the parent's to handle) and SIGTERM."""
+
+
+class _Worker:
+    """A worker's state as its SIGTERM handler sees it."""
+
+    running = False
+    """Running a chunk: SIGTERM raises there, so that the chunk unwinds and its writes go."""
+    stopped: int | None = None
+    """The signal that stopped the worker: it runs no more chunks."""
+
+
+class WorkerStopped(Exception):
+    """A worker was stopped (SIGTERM) before it finished its chunk: nothing of it was written."""
+
 
 def _start_worker(
     parent: int, plan: Plan, force: bool, dry_run: bool, sync: bool, channel: LockChannel | None
 ) -> None:
-    """Workers leave Ctrl-C to the parent, which cancels what has not started, and end with it."""
+    """Workers leave Ctrl-C to the parent, which cancels what has not started and stops them
+    (SIGTERM) in the middle of what has; they end with it. Signals stay blocked until then."""
     global _JOB
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _stop_worker)
     _die_with(parent)
     _JOB = (plan, force, dry_run, sync, channel)
+    _set_mask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+
+
+def _set_mask(how: int, signals: Mask) -> Mask:
+    """`signal.pthread_sigmask` where there is one (POSIX): the mask it replaced."""
+    if not hasattr(signal, "pthread_sigmask"):
+        return set()
+    return signal.pthread_sigmask(how, signals)
+
+
+def _stop_worker(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM in a worker: the chunk it runs unwinds (its staged writes removed); no more chunks."""
+    first = _Worker.stopped is None
+    _Worker.stopped = signum
+    if first and _Worker.running:
+        _Worker.running = False
+        raise Interrupted(signum)
 
 
 _PR_SET_PDEATHSIG = 1
@@ -181,11 +223,19 @@ def _run_chunk(chunk: list[Target]) -> Done:
     workers never wait on the disk."""
     assert _JOB is not None
     plan, force, dry_run, sync, channel = _JOB
-    if dry_run:
-        return [run(_job(plan, t, force=force, dry_run=True, sync=sync)) for t in chunk], []
-    with commit_group() as group:
-        results = [run(_job(plan, t, force=force, dry_run=False, sync=sync), group=group) for t in chunk]
-        staged = group.hand_over(channel)  # in place, each model's lock goes to the parent
+    if _Worker.stopped is not None:
+        raise WorkerStopped(f"stopped by {signal.Signals(_Worker.stopped).name}")
+    try:
+        with commit_group() as group:
+            _Worker.running = True
+            try:
+                jobs = [_job(plan, t, force=force, dry_run=dry_run, sync=sync) for t in chunk]
+                results = [run(job) if dry_run else run(job, group=group) for job in jobs]
+            finally:
+                _Worker.running = False  # from here, a SIGTERM waits: the chunk goes to the parent
+            staged = group.hand_over(channel)  # in place, each model's lock goes to the parent
+    except Interrupted as err:
+        raise WorkerStopped(f"stopped by {err}") from None
     return results, staged
 
 
@@ -197,11 +247,9 @@ def run_group(
     A copy that could not be published (its output appeared meanwhile, the disk failed) turns
     into that model's failed result, with the error `save` gives alone.
     """
-    if dry_run:
-        return [run(_job(plan, t, force=force, dry_run=True, sync=sync)) for t in targets]
-    with commit_group() as group:
-        results = [run(_job(plan, t, force=force, dry_run=False, sync=sync), group=group) for t in targets]
-    return _settled(results, group.failures)
+    results: list[EditResult] = []
+    _run_here(plan, targets, results.append, force=force, dry_run=dry_run, sync=sync)
+    return results
 
 
 def _settled(results: list[EditResult], failures: dict[Path, SavedModelIOError]) -> list[EditResult]:
@@ -279,16 +327,24 @@ def apply_plan(
     finishes. With one job (or one target) the work runs in this process. With `dry_run`,
     nothing is written: each result carries the changes the plan would make.
     `sync=False` writes without fsync (`surgery.save`).
+
+    Interrupted (KeyboardInterrupt, or the command line's SIGTERM), it starts no other model,
+    removes what it staged and did not publish (a worker in the middle of its models is stopped
+    and removes its own), and raises the interrupt once its workers have ended: every model is
+    then as it was or completely edited, and `on_result` was called for each of the latter.
     """
     workers = min(jobs or default_jobs(), len(targets))
     report = on_result or (lambda result: None)
     if workers <= 1:
-        results = []
+        results: list[EditResult] = []
+
+        def keep(result: EditResult) -> None:
+            results.append(result)
+            report(result)
+
         for chunk in _chunks(targets, 1):
             chosen = [targets[i] for i in chunk]
-            for result in run_group(plan, chosen, force=force, dry_run=dry_run, sync=sync):
-                results.append(result)
-                report(result)
+            _run_here(plan, chosen, keep, force=force, dry_run=dry_run, sync=sync)
         return results
     done: dict[int, EditResult] = {}
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait  # only with workers
@@ -297,16 +353,28 @@ def apply_plan(
     channel = LockChannel() if in_place else None
     start = (os.getpid(), plan, force, dry_run, sync, channel)
     pool = ProcessPoolExecutor(max_workers=workers, initializer=_start_worker, initargs=start)
+    futures: dict[Future[Done], range] = {}
+    handled: set[Future[Done]] = set()
     try:
-        futures: dict[Future[Done], range] = {
-            pool.submit(_run_chunk, [targets[i] for i in chunk]): chunk for chunk in _chunks(targets, workers)
-        }
+        # The workers start with these signals blocked: until their own handlers are in place,
+        # a Ctrl-C would reach them with this process's.
+        blocked = _set_mask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        try:
+            for chunk in _chunks(targets, workers):
+                futures[pool.submit(_run_chunk, [targets[i] for i in chunk])] = chunk
+        finally:
+            _set_mask(signal.SIG_SETMASK, blocked)
         pending = set(futures)
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for index, result in _commit_chunks(targets, [(futures[f], f) for f in finished], channel):
-                done[index] = result
-                report(result)
+            with deferred():  # published and reported together, or neither
+                handled.update(finished)
+                for index, result in _commit_chunks(targets, [(futures[f], f) for f in finished], channel):
+                    done[index] = result
+                    report(result)
+    except BaseException:
+        _stop(pool, futures, handled, targets, channel)
+        raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         if channel is not None:
@@ -314,9 +382,69 @@ def apply_plan(
     return [done[index] for index in range(len(targets))]
 
 
+def _run_here(
+    plan: Plan,
+    targets: Sequence[Target],
+    report: Callable[[EditResult], None],
+    *,
+    force: bool,
+    dry_run: bool,
+    sync: bool,
+) -> None:
+    """`run_group`, each result reported: the group's writes are published and their results
+    reported as one step, which an interrupt does not cut."""
+    if dry_run:
+        for target in targets:
+            report(run(_job(plan, target, force=force, dry_run=True, sync=sync)))
+        return
+    group = CommitGroup()
+    try:
+        results = [run(_job(plan, t, force=force, dry_run=False, sync=sync), group=group) for t in targets]
+    except BaseException:
+        group.discard()
+        raise
+    with deferred():
+        group.commit()
+        for result in _settled(results, group.failures):
+            report(result)
+
+
+def _stop(
+    pool: ProcessPoolExecutor,
+    futures: dict[Future[Done], range],
+    handled: set[Future[Done]],
+    targets: Sequence[Target],
+    channel: LockChannel | None,
+) -> None:
+    """After an interrupt: cancel the chunks not started, stop the workers in the middle of
+    theirs, wait for them, and remove whatever was staged and not published."""
+    for future in futures:
+        future.cancel()
+    for pid in list((getattr(pool, "_processes", None) or {}).keys()):
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
+    pool.shutdown(wait=True, cancel_futures=True)
+    started = [f for f in futures if f not in handled and not f.cancelled()]
+    group = CommitGroup()
+    for future in started:
+        with contextlib.suppress(Exception):
+            group.adopt(future.result()[1], channel)
+    group.discard()
+    if channel is not None:
+        channel.close()
+    for future in started:
+        for index in futures[future]:
+            target = targets[index]
+            with contextlib.suppress(Exception):
+                if target.output is None:
+                    recover(target.model)
+                else:
+                    clean_stale_outputs(Path(target.output))
+
+
 def _commit_chunks(
     targets: Sequence[Target], finished: list[tuple[range, Future[Done]]], channel: LockChannel | None
-) -> Iterator[tuple[int, EditResult]]:
+) -> list[tuple[int, EditResult]]:
     """The results of the chunks workers finished, their copies published first: all made durable
     together (one flush for every chunk that finished since the last), while the workers go on."""
     group = CommitGroup()
@@ -325,7 +453,7 @@ def _commit_chunks(
         for chunk, future in finished:
             try:
                 results, staged = future.result()
-            except Exception as err:  # a worker process died (killed, out of memory)
+            except Exception as err:  # a worker process died (killed, out of memory) or was stopped
                 error = f"worker failed: {err}"
                 results = [
                     EditResult(model=targets[i].model, output=None, ok=False, error=error) for i in chunk
@@ -337,5 +465,8 @@ def _commit_chunks(
         group.discard()
         raise
     group.commit()
-    for chunk, results in chunks:
-        yield from zip(chunk, _settled(results, group.failures), strict=True)
+    return [
+        pair
+        for chunk, results in chunks
+        for pair in zip(chunk, _settled(results, group.failures), strict=True)
+    ]

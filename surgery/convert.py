@@ -17,13 +17,14 @@ A model without `fingerprint.pb` (TF1) gets none.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from google.protobuf.message import DecodeError
 
-from surgery.errors import EditError
-from surgery.fingerprint import compute_fingerprint
+from surgery.errors import EditError, SurgeryWarning
+from surgery.fingerprint import UnreadableIndex, checkpoint_hash, compute_fingerprint
 from surgery.model import FINGERPRINT, PB, PBTXT, Format, Model
 from surgery.schema import FingerprintDef
 from surgery.storage import load, save
@@ -45,20 +46,40 @@ def fingerprint_state(model: Model) -> FingerprintAction:
     """`kept` when the model's fingerprint.pb matches its content, `rewritten` when stale, else `none`.
 
     `rewritten` is also what an unreadable fingerprint.pb gets. A model TensorFlow could not
-    fingerprint (a function name without a numeric suffix) keeps whatever it has.
+    fingerprint (a function name without a numeric suffix) keeps whatever it has. When the
+    checkpoint index is there but cannot be read, a fingerprint.pb whose other hashes match is
+    kept as it is, with a warning (its checkpoint_hash cannot be checked, and the conversion does
+    not touch the checkpoint); a stale one cannot be recomputed, and the conversion is refused
+    (`UnreadableIndex`): a wrong fingerprint.pb is never written.
     """
     path = model.path / FINGERPRINT
     if not path.is_file():
         return "none"
-    computed = compute_fingerprint(model.proto, model.serialize_shrunk(), model.path, model.holes)
+    computed = compute_fingerprint(
+        model.proto, model.serialize_shrunk(), model.path, model.holes, checkpoint=False
+    )
     if computed is None:
         return "kept"
     try:
         stored = FingerprintDef.FromString(path.read_bytes())
     except (DecodeError, OSError):
-        return "rewritten"
-    same = all(getattr(stored, f) == getattr(computed, f) for f in HASHES)
-    return "kept" if same else "rewritten"
+        stored = None
+    content = [f for f in HASHES if f != "checkpoint_hash"]
+    same = stored is not None and all(getattr(stored, f) == getattr(computed, f) for f in content)
+    try:
+        index_hash = checkpoint_hash(model.path)
+    except UnreadableIndex as err:
+        if not same:
+            raise
+        warnings.warn(
+            SurgeryWarning(
+                f"cannot read {err.index} ({err.reason}): fingerprint.pb is kept as it is, its "
+                "checkpoint_hash unchecked"
+            ),
+            stacklevel=3,
+        )
+        return "kept"
+    return "kept" if same and stored is not None and stored.checkpoint_hash == index_hash else "rewritten"
 
 
 def converted(model: Model, to: Format) -> tuple[Model, FingerprintAction]:

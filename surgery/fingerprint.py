@@ -13,11 +13,13 @@ protobuf-python's (see `surgery.wire.cpp_deterministic`).
 3. signature_def_hash: over signatures in key order, Cat(key), Cat(serialized SignatureDef).
 4. saved_object_graph_hash: over `concrete_functions` in order of the name's numeric suffix,
    Cat(name without the suffix), Cat(serialized SavedConcreteFunction). Nodes are not hashed.
-5. checkpoint_hash: the bytes of `variables/variables.index`, 0 without one.
+5. checkpoint_hash: the bytes of `variables/variables.index`, 0 without one (an index that is
+   there and cannot be read is an error: TensorFlow would record 0 for it).
 """
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 from typing import cast
@@ -26,6 +28,7 @@ from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 
 from surgery import _farmhash, lazy
+from surgery.errors import SavedModelIOError
 from surgery.schema import (
     DataType,
     FingerprintDef,
@@ -149,29 +152,78 @@ def saved_object_graph_hash(object_graph: SavedObjectGraph, holes: lazy.Holes | 
     return result
 
 
+class UnreadableIndex(SavedModelIOError):
+    """`variables/variables.index` is there but cannot be read: no checkpoint_hash can be computed."""
+
+    def __init__(self, index: Path, reason: str) -> None:
+        super().__init__(
+            f"cannot read {index}: {reason}; fingerprint.pb hashes it: make it a readable file, "
+            "or remove it if the model has no variables"
+        )
+        self.index = index
+        self.reason = reason
+
+
 def checkpoint_hash(model_dir: Path) -> int:
+    """Fingerprint64 of `variables/variables.index`; 0 when the model has none (no `variables/`,
+    or no index in it), as TensorFlow records it.
+
+    An index that is there but cannot be read (a directory, a FIFO, a device, a broken link, no
+    permission, an I/O error) raises `UnreadableIndex`: TensorFlow would record 0 for it, a
+    fingerprint that no longer says which checkpoint the model goes with. A FIFO or a device is
+    refused before it is read (it could block, or never end).
+    """
     index = model_dir / "variables" / "variables.index"
     try:
-        if not stat.S_ISREG(index.stat().st_mode):
-            return 0  # a FIFO or a device (/dev/zero) would block or never end
-        return fingerprint64(index.read_bytes())
-    except OSError:
+        info = os.stat(index)
+    except (FileNotFoundError, NotADirectoryError):
+        if os.path.islink(index):
+            raise UnreadableIndex(index, "it is a broken symbolic link") from None
         return 0
+    except OSError as err:
+        raise UnreadableIndex(index, err.strerror or str(err)) from None
+    _refuse_irregular(index, info.st_mode)
+    try:
+        fd = os.open(index, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except OSError as err:
+        raise UnreadableIndex(index, err.strerror or str(err)) from None
+    try:
+        _refuse_irregular(index, os.fstat(fd).st_mode)  # replaced since the stat: never block on it
+        with os.fdopen(os.dup(fd), "rb") as f:
+            return fingerprint64(f.read())
+    except OSError as err:
+        raise UnreadableIndex(index, err.strerror or str(err)) from None
+    finally:
+        os.close(fd)
+
+
+def _refuse_irregular(index: Path, mode: int) -> None:
+    if not stat.S_ISREG(mode):
+        what = "a directory" if stat.S_ISDIR(mode) else "a FIFO, a socket or a device"
+        raise UnreadableIndex(index, f"it is {what}, not a regular file")
 
 
 def compute_fingerprint(
-    saved_model: SavedModel, serialized: bytes, model_dir: Path, holes: lazy.Holes | None = None
+    saved_model: SavedModel,
+    serialized: bytes,
+    model_dir: Path,
+    holes: lazy.Holes | None = None,
+    *,
+    checkpoint: bool = True,
 ) -> FingerprintDef | None:
     """The FingerprintDef TensorFlow's `CreateFingerprintDef` gives, without a uuid.
 
     `serialized` is the deterministic serialization of `saved_model`; `model_dir` holds
     the checkpoint (its `variables/variables.index`); `holes`, those of a lazily read model.
-    None where TensorFlow would fail too.
+    None where TensorFlow would fail too. Without `checkpoint`, the checkpoint is not read and
+    its hash is left 0 (the four hashes of the model's content alone). Raises `UnreadableIndex`
+    for an index that is there but cannot be read.
     """
     meta = saved_model.meta_graphs[0]
     object_graph_hash = saved_object_graph_hash(meta.object_graph_def, holes)
     if object_graph_hash is None:
         return None
+    index_hash = checkpoint_hash(model_dir) if checkpoint else 0  # before the long hashes
     # The two hashes over the whole graph, computed side by side: a captured constant is read once.
     graph = _regularized(meta.graph_def).SerializeToString(deterministic=True)
     streams = [(serialized, SavedModel.DESCRIPTOR), (graph, GraphDef.DESCRIPTOR)]
@@ -181,7 +233,7 @@ def compute_fingerprint(
         graph_def_program_hash=graph_hash,
         signature_def_hash=signature_def_hash(dict(meta.signature_def), holes),
         saved_object_graph_hash=object_graph_hash,
-        checkpoint_hash=checkpoint_hash(model_dir),
+        checkpoint_hash=index_hash,
     )
     fingerprint.version.producer = _PRODUCER
     return fingerprint

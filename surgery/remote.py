@@ -187,6 +187,9 @@ class _Target:
             raise SavedModelIOError(
                 f"cannot write {self.url}: upload failed ({_why(err)}); nothing was written"
             ) from None
+        except BaseException:  # an interrupt: the temporary prefix goes too
+            _remove_quietly(fs, staging)
+            raise
         model_files = [n for n in (PB, PBTXT) if n in files]
         first = [rel for rel in files if rel not in (PB, PBTXT, FINGERPRINT)]
         committed = False
@@ -205,14 +208,14 @@ class _Target:
             for rel in sorted(old - set(files)):
                 fs.rm_file(f"{root}/{rel}")
         except Exception as err:
-            _remove_quietly(fs, staging)
             state = (
                 "the new saved_model.pb is in place, but fingerprint.pb or an old file may be missing or left"
                 if committed
                 else "saved_model.pb was not replaced"
             )
             raise SavedModelIOError(f"cannot write {self.url}: {_why(err)}; {state}") from None
-        _remove_quietly(fs, staging)
+        finally:
+            _remove_quietly(fs, staging)
 
 
 def _remove_quietly(fs: Any, path: str) -> None:

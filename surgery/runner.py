@@ -89,6 +89,9 @@ class EditResult:
     """With a dry run: the graph-level changes."""
     seconds: float | None = None
     """How long the model took, reading to writing."""
+    changed: bool | None = None
+    """Whether the edit changed the model: False when it leaves it as it was (in place, nothing is
+    written; a copy to OUT is written all the same); None when the model failed."""
 
     def as_json(self, *, changes: bool = True) -> dict[str, Any]:
         """The row as JSON data (`apply --json`); `changes`: with the dry run's changes."""
@@ -96,6 +99,7 @@ class EditResult:
             "model": self.model,
             "output": self.output,
             "ok": self.ok,
+            "changed": self.changed,
             "error": self.error,
             "warnings": list(self.warnings),
         }
@@ -131,6 +135,7 @@ def execute(job: Job, *, group: CommitGroup | None = None) -> EditResult:
         with _local_model(job.model) as local:
             model = load(local)
             edited = preview_edit(model, job.edit)
+            changed = edited.serialize_shrunk() != model.serialize_shrunk()
             # Compared while a fetched copy is still there: large constants are read from it.
             changes, graph_changes = diff(model, edited), graph_diff(model, edited)
         if job.output is not None and is_url(job.output):
@@ -138,24 +143,29 @@ def execute(job: Job, *, group: CommitGroup | None = None) -> EditResult:
         elif job.output is not None:
             check_output_free(local_path(job.output), force=job.force)
         return EditResult(
-            model=job.model, output=job.target(), ok=True, changes=changes, graph_changes=graph_changes
+            model=job.model,
+            output=job.target(),
+            ok=True,
+            changes=changes,
+            graph_changes=graph_changes,
+            changed=changed,
         )
     if not job.in_place and job.output is None:
         raise EditError("give an output or in_place: where the result goes")
     if job.in_place and is_url(job.model):
         with remote_in_place(job.model) as local:
-            edit_model(local, job.edit, in_place=True, sync=job.sync)
-        return EditResult(model=job.model, output=job.model, ok=True)
+            _, changed = _edit_and_save(local, job.edit, in_place=True, sync=job.sync)
+        return EditResult(model=job.model, output=job.model, ok=True, changed=changed)
     if job.output is not None and is_url(job.output):
         with remote_output(job.output, force=job.force) as local_out, _local_model(job.model) as local:
-            edit_model(local, job.edit, local_out, sync=job.sync)
-        return EditResult(model=job.model, output=job.output, ok=True)
+            _, changed = _edit_and_save(local, job.edit, local_out, sync=job.sync)
+        return EditResult(model=job.model, output=job.output, ok=True, changed=changed)
     with _local_model(job.model) as local:
         out = local_path(job.output) if job.output is not None else None
-        written = edit_model(
+        written, changed = _edit_and_save(
             local, job.edit, out, in_place=job.in_place, force=job.force, sync=job.sync, group=group
         )
-    return EditResult(model=job.model, output=str(written), ok=True)
+    return EditResult(model=job.model, output=str(written), ok=True, changed=changed)
 
 
 def run(job: Job, *, group: CommitGroup | None = None) -> EditResult:
@@ -216,14 +226,32 @@ def edit_model(
     (`sync` and `group`: as `surgery.save`'s). Returns the directory written.
 
     The model directory is locked from reading to writing (exclusively for an in-place edit), so
-    that a concurrent in-place edit fails at once instead of one of them being lost.
+    that a concurrent in-place edit fails at once instead of one of them being lost. An edit that
+    changes nothing writes nothing in place (a copy to `output` is written all the same).
     """
+    written, _ = _edit_and_save(path, edit, output, in_place=in_place, force=force, sync=sync, group=group)
+    return written
+
+
+def _edit_and_save(
+    path: str | os.PathLike[str],
+    edit: Edit,
+    output: str | os.PathLike[str] | None = None,
+    *,
+    in_place: bool = False,
+    force: bool = False,
+    sync: bool = True,
+    group: CommitGroup | None = None,
+) -> tuple[Path, bool]:
+    """`edit_model`, and whether the edit changed the model (False: its proto serializes as before)."""
     recover(path)  # an in-place edit a killed run left: finished or undone before anything else
     with model_lock(path, exclusive=in_place):
         model = load(path)
         try:
+            before = model.serialize_shrunk()
             _edit_checked(model, edit)
-            return save(model, output, in_place=in_place, force=force, sync=sync, group=group)
+            changed = model.serialize_shrunk() != before
+            return save(model, output, in_place=in_place, force=force, sync=sync, group=group), changed
         finally:
             model.close()  # a model file the save replaced is freed in the background
 

@@ -229,9 +229,8 @@ def set_shape(
             if arg_attrs is not None:
                 _set_listed_shape(arg_attrs.attr, "_output_shapes", 0, proto)
             _set_listed_shape(wrapper.attr, "_input_shapes", tensor.position, proto)
-            _ensure_shape(
-                wrapper, tensor.position, proto, tighten=more_specific(shape, old_shapes[id(tensor)])
-            )
+            old = old_shapes[id(tensor)]
+            _ensure_shape(wrapper, tensor.position, proto, tighten=shape != old and more_specific(shape, old))
     for note in dict.fromkeys(notes):
         warnings.warn(SurgeryWarning(f"{side} {key!r} of {signature!r}: {note}"), stacklevel=2)
     return model

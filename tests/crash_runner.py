@@ -8,7 +8,8 @@ list of steps it took comes back, so that tests/test_crash.py can kill a later r
 
 A fork, not a new interpreter, so that the many kill points of tests/test_crash.py cost
 milliseconds each; `python tests/crash_runner.py ARGS` runs the same thing from a shell
-(CRASH_KILL_AT=N in the environment).
+(CRASH_KILL_AT=N in the environment). `start_held` holds a run before a step, through the
+command's own entry, for tests/test_interrupts.py to interrupt it there.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from surgery.cli import main
+from surgery.cli import main, run
 from surgery.storage import files as storage_files
 
 COUNTED = ("open", "write", "copy_file_range", "rename", "replace", "link", "unlink", "rmdir", "mkdir")
@@ -113,6 +114,38 @@ def start_paused(argv: list[str], *, pause_at: int, gate: Path) -> int:
                 status = main(argv)
         finally:
             os._exit(status)
+    deadline = time.monotonic() + 30
+    while not gate.exists():
+        ended, _ = os.waitpid(pid, os.WNOHANG)
+        if ended or time.monotonic() > deadline:
+            raise AssertionError(f"{argv} ended before step {pause_at}")
+        time.sleep(0.005)
+    return pid
+
+
+def start_held(argv: list[str], *, pause_at: int, gate: Path, log: Path) -> int:
+    """`savedmodel-surgery ARGV` through the command's own entry (`surgery.cli.run`, which installs
+    its signal handlers) in a forked child that stops before step `pause_at`.
+
+    Its stdout and stderr go to `log` with the suffixes `.out` and `.err`. Returns once the
+    child is there (it has created `gate`): signal it, delete `gate`, then `finish(pid)`.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            for fd, suffix in ((1, ".out"), (2, ".err")):
+                made = os.open(log.with_suffix(suffix), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                os.dup2(made, fd)
+                os.close(made)
+            sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115  (the child's, until it exits)
+            sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+            sys.argv = ["savedmodel-surgery", *argv]
+            install(0, pause_at=pause_at, gate=gate)
+            run()
+        finally:
+            os._exit(70)
     deadline = time.monotonic() + 30
     while not gate.exists():
         ended, _ = os.waitpid(pid, os.WNOHANG)

@@ -120,7 +120,7 @@ def check_outcome(outcome: Outcome, *, allowed: tuple[int, ...] = (0, 2)) -> Non
         problem = "not one error line"
     elif outcome.status == 2 and outcome.stdout:
         problem = "output on stdout with an error"
-    elif outcome.status != 2 and [e for e in errors if not e.startswith((PREFIX, "wrote "))]:
+    elif outcome.status != 2 and [e for e in errors if not e.startswith((PREFIX, "wrote ", "no change: "))]:
         problem = "stray lines on stderr"
     if problem is not None:
         raise FuzzFailure(

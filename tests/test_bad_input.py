@@ -588,19 +588,25 @@ def test_fifo_inside_the_model(model: Path, tmp_path: Path) -> None:
 
 
 def test_fifo_as_the_checkpoint_index(model: Path, tmp_path: Path) -> None:
-    """A FIFO where variables/variables.index should be: no hang hashing it for the fingerprint."""
-    (model / "variables" / "variables.index").unlink()
-    os.mkfifo(model / "variables" / "variables.index")
+    """A FIFO where variables/variables.index should be: no hang hashing it for the fingerprint,
+    and no fingerprint without its hash: one error line, nothing written, in place or not."""
+    index = model / "variables" / "variables.index"
+    index.unlink()
+    os.mkfifo(index)
+    before = _snapshot(model)
 
     def edit(*where: str | Path) -> subprocess.CompletedProcess[str]:
         cmd = ["timeout", "60", sys.executable, "-m", "surgery", "rename-signature", model, "masked", "x"]
         return subprocess.run([*map(str, cmd), *map(str, where)], capture_output=True, text=True)
 
-    assert assert_error(edit("-o", tmp_path / "out")).endswith(
-        "is not a regular file or directory (a FIFO, socket or device): remove it from the model"
+    expected = (
+        f"cannot read {index}: it is a FIFO, a socket or a device, not a regular file; fingerprint.pb "
+        "hashes it: make it a readable file, or remove it if the model has no variables"
     )
-    result = edit("--in-place")
-    assert result.returncode == 0, result.stderr
+    assert assert_error(edit("-o", tmp_path / "out")) == expected
+    assert not (tmp_path / "out").exists() and _leftovers(tmp_path) == []
+    assert assert_error(edit("--in-place")) == expected
+    assert _snapshot(model) == before and _leftovers(model) == []
 
 
 # --- never replace what the tool did not write ------------------------------------------------------

@@ -167,6 +167,7 @@ def test_json_summary_with_a_suffix(fleet: Path, plan: Path) -> None:
                 "model": str(model),
                 "output": None,
                 "ok": False,
+                "changed": None,
                 "error": FAILURE,
                 "warnings": [],
             }
@@ -176,6 +177,7 @@ def test_json_summary_with_a_suffix(fleet: Path, plan: Path) -> None:
                 "model": str(model),
                 "output": str(output),
                 "ok": True,
+                "changed": True,
                 "error": None,
                 "warnings": [],
             }
@@ -471,14 +473,14 @@ def test_a_worker_that_dies_fails_its_models_and_publishes_nothing_half_done(
     plan = load_plan(tmp_path / "plan.yaml")
     models = [str(m) for m in _models(fleet) if _kind(m) == "module_multi"]
     fatal = models[len(models) // 2]
-    edit_model = runner.edit_model
+    edit_model = runner._edit_and_save
 
-    def dies_on_one(path: str, *args: Any, **kwargs: Any) -> Path:
+    def dies_on_one(path: str, *args: Any, **kwargs: Any) -> tuple[Path, bool]:
         if path == fatal:
             os._exit(9)  # in the worker: as a kill -9 would
         return edit_model(path, *args, **kwargs)
 
-    monkeypatch.setattr(runner, "edit_model", dies_on_one)
+    monkeypatch.setattr(runner, "_edit_and_save", dies_on_one)
     root = tmp_path / "out"
     root.mkdir()
     targets = batch_targets(models, output_root=str(root))
@@ -492,7 +494,7 @@ def test_a_worker_that_dies_fails_its_models_and_publishes_nothing_half_done(
     assert published == sorted(Path(r.output or "").name for r in results if r.ok)
     for name in published:
         assert_edited(root / name, "module_multi")
-    monkeypatch.setattr(runner, "edit_model", edit_model)
+    monkeypatch.setattr(runner, "_edit_and_save", edit_model)
     rerun = apply_plan(plan, batch_targets(models, output_root=str(root)), force=True, jobs=2)
     assert all(r.ok for r in rerun)
     assert sorted(p.name for p in root.iterdir()) == sorted(Path(m).name for m in models)

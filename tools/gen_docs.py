@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from surgery.cli import app
+from surgery.cli.command import cli  # the group, with every command registered
 from surgery.operations import edits_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def commands_table() -> str:
     """The README's markdown table of commands: usage and summary, in `--help`'s order."""
-    group = app.cli
+    group = cli
     context = click.Context(group, info_name="savedmodel-surgery")
     rows = ["| command | what it does |", "|---|---|"]
     for name in group.list_commands(context):

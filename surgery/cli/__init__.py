@@ -1,114 +1,93 @@
 """The `savedmodel-surgery` command line: a thin layer over the library.
 
-Exit codes: 0 success; 1 `check` found an error (or, with --strict, a warning); 2 bad usage, bad
-input or an I/O failure, reported in one line on stderr (a traceback only with --debug).
+Exit codes: 0 success; 1 `check` found an error (or, with --strict, a warning), a batch a model
+that failed, or a command that wrote its output could not print its result on stdout; 2 bad
+usage, bad input or an I/O failure, reported in one line on stderr (a traceback only with
+--debug); 130 and 143 interrupted by SIGINT and SIGTERM, with one line saying what was left;
+141 stdout's reader went away (`| head`), as for a program SIGPIPE kills.
+
+This module is light on purpose: `run` installs the interrupt handlers before anything heavy is
+imported, so that a Ctrl-C in the first moments of a command ends it as cleanly as a later one.
+The command line itself is `surgery.cli.command`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
-import traceback
-import warnings
-from typing import NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-import click
+from surgery import interrupts
 
-from surgery.cli import apply, edit, read  # noqa: F401  (each registers its commands on `cli`)
-from surgery.cli.app import PROG, Failure, cli, color, show_warning, style
-from surgery.errors import SurgeryError, one_line
+if TYPE_CHECKING:
+    from surgery.cli.command import COMPLETE, GLOBAL_FLAGS, cli, hoist_global_flags
 
-__all__ = ["cli", "main", "run"]
+__all__ = ["COMPLETE", "GLOBAL_FLAGS", "cli", "hoist_global_flags", "main", "run"]
 
-for _command in cli.commands.values():
-    # Whole sentences in the command list: click would cut a long one mid-phrase.
-    _command.short_help = _command.short_help or " ".join((_command.help or "").split("\n\n")[0].split())
-
-COMPLETE = "_" + PROG.replace("-", "_").upper() + "_COMPLETE"
-"""The variable click's shell completion runs the program with (and no arguments)."""
-
-GLOBAL_FLAGS = frozenset({"-q", "--quiet", "-v", "--verbose", "--debug"})
-"""The group's options, which users also type after the command (`show m -q`)."""
+PROG = "savedmodel-surgery"
 
 
-def hoist_global_flags(args: list[str]) -> list[str]:
-    """`args` with the group's flags that follow the command moved before it (up to a `--`)."""
-    first = next((i for i, arg in enumerate(args) if not arg.startswith("-")), len(args))
-    head, rest = args[:first], args[first:]
-    if "--" in rest:
-        cut = rest.index("--")
-        rest, tail = rest[:cut], rest[cut:]
-    else:
-        tail = []
-    moved = [arg for arg in rest if arg in GLOBAL_FLAGS]
-    return [*head, *moved, *(arg for arg in rest if arg not in GLOBAL_FLAGS), *tail]
+def __getattr__(name: str) -> Any:
+    if name in ("COMPLETE", "GLOBAL_FLAGS", "cli", "hoist_global_flags"):
+        from surgery.cli import command
+
+        return getattr(command, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the CLI, turn errors into one line on stderr and an exit status."""
-    args = hoist_global_flags(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in args
-    if not args and not os.environ.get(COMPLETE):
-        with click.Context(cli, info_name=PROG) as ctx:
-            click.echo(ctx.get_help(), err=True)
-        return 2
-    warnings.showwarning = show_warning
-    try:
-        cli.main(args=args, prog_name=PROG, standalone_mode=False)
-    except Failure as failure:
-        return failure.status
-    except click.exceptions.Abort:
-        click.echo(f"{PROG}: aborted", err=True)
-        return 2
-    except click.ClickException as err:
-        if debug:
-            traceback.print_exc()
-        click.echo(
-            f"{PROG}: {style('error', 'error')}: {one_line(err.format_message())} (see --help)",
-            err=True,
-            color=color(),
-        )
-        return 2
-    except SurgeryError as err:
-        if debug:
-            traceback.print_exc()
-        click.echo(f"{PROG}: {style('error', 'error')}: {one_line(str(err))}", err=True, color=color())
-        return 2
-    except RecursionError:  # a structure nested deeper than any real one, past what the parsers check
-        if debug:
-            traceback.print_exc()
-        click.echo(f"{PROG}: error: the input is nested too deeply to process: it is corrupt", err=True)
-        return 2
-    except MemoryError:
-        click.echo(f"{PROG}: error: out of memory: the input is too large for this machine", err=True)
-        return 2
-    except OSError as err:  # an I/O failure outside the paths that report their own
-        if debug:
-            traceback.print_exc()
-        where = f" ({err.filename})" if err.filename else ""
-        click.echo(f"{PROG}: error: {one_line(err.strerror or str(err))}{one_line(where)}", err=True)
-        return 2
-    except Exception as err:  # a bug: still one line, the traceback behind --debug
-        if debug:
-            traceback.print_exc()
-        click.echo(
-            f"{PROG}: internal error: {type(err).__name__}: {one_line(str(err))} "
-            "(rerun with --debug for details)",
-            err=True,
-        )
-        return 2
-    return 0
+    """Run the command `argv` (default: the process's arguments): its exit status."""
+    from surgery.cli.command import main as run_command
+
+    return run_command(argv)
 
 
 def run() -> NoReturn:
     """The `savedmodel-surgery` command: `main`, then exit without tearing the interpreter down.
 
-    By then every file the command wrote is fsynced and closed, and its locks go with the
+    SIGINT and SIGTERM raise an exception that unwinds the command (`surgery.interrupts`), so
+    that what it was writing is removed or finished; SIGTERM would otherwise kill it outright.
+    By the exit every file the command wrote is fsynced and closed, and its locks go with the
     process; the module teardown skipped here would add about 30 ms to every command.
     """
-    status = main()
+    previous = interrupts.install()
+    try:
+        _open_standard_descriptors()
+        status = main()
+    except BaseException as err:  # an interrupt before `main` took over: nothing was begun
+        signum = interrupts.signal_of(err)
+        if signum is None:
+            raise
+        interrupts.finish()
+        with contextlib.suppress(Exception):
+            sys.stderr.write(f"{PROG}: interrupted{_signal_name(signum)}: nothing was changed\n")
+        status = 128 + signum
+    interrupts.finish()
     for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):  # the reader of a pipe may have gone
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # closed, or a pipe whose reader left
             stream.flush()
+    interrupts.restore(previous)
     os._exit(status)
+
+
+def _signal_name(signum: int) -> str:
+    return "" if signum == signal.SIGINT else f" ({signal.Signals(signum).name})"
+
+
+def _open_standard_descriptors() -> None:
+    """Open /dev/null on a standard descriptor the command was started without (`>&-`).
+
+    Otherwise the next file the command opens takes that number, and a stray write to it (a
+    library's, a child process's) would land in that file. Python has set the stream itself to
+    None: a command that prints on a closed stdout fails (`surgery.cli.streams`).
+    """
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)

@@ -11,6 +11,7 @@ import json
 import os
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,68 @@ if TYPE_CHECKING:
     from surgery.reports import Change, GraphChange
 
 PROG = "savedmodel-surgery"
+
+
+def identity(path: str) -> tuple[int, int, int] | None:
+    """What tells a file or directory from the one a write puts in its place (None: absent)."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino, info.st_mtime_ns
+
+
+@dataclass
+class Write:
+    """A write the running command has begun: in place (`output` None) or to `output`."""
+
+    model: str
+    output: str | None
+    before: tuple[int, int, int] | None
+    """The identity of what the write replaces (the model file in place; OUT, if it exists)."""
+
+    @property
+    def target(self) -> str:
+        return self.output if self.output is not None else self.model
+
+    def watched(self) -> str:
+        """The path whose identity changes when the write is done."""
+        if self.output is not None:
+            return self.output
+        pb = os.path.join(self.model, "saved_model.pb")
+        return pb if os.path.lexists(pb) else os.path.join(self.model, "saved_model.pbtxt")
+
+    def done(self) -> bool:
+        """Whether the write was put in place (what is there is no longer what was)."""
+        now = identity(self.watched())
+        return now is not None and now != self.before
+
+
+class Progress:
+    """What the running command has written and is writing: the line it ends with when it is
+    interrupted, or when the result it printed is lost, says it."""
+
+    def __init__(self) -> None:
+        self.writes: list[Write] = []
+        self.written: list[str] = []
+        self.interrupted: str | None = None
+        """The line a command that tells its own interruption (a batch) ends with."""
+
+
+PROGRESS = Progress()
+
+
+def writing(model: str, output: str | None) -> None:
+    """Note a write about to begin: of `model` in place (`output` None), or to `output`."""
+    write = Write(model, output, None)
+    if not is_url(write.target):
+        write.before = identity(write.watched())
+    PROGRESS.writes.append(write)
+
+
+def wrote(what: str) -> None:
+    """Note what the command has written (an output, a model, `N model(s)`)."""
+    PROGRESS.written.append(what)
 
 
 class Failure(Exception):

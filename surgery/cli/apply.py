@@ -20,8 +20,20 @@ from surgery.runner import EditResult
 
 if TYPE_CHECKING:
     from surgery.plans import Plan
-from surgery.cli.app import NO_SYNC_OPTION, Failure, change_line, cli, echo_graph_changes, print_json, style
+from surgery.cli import app
+from surgery.cli.app import (
+    NO_SYNC_OPTION,
+    Failure,
+    change_line,
+    cli,
+    echo_graph_changes,
+    print_json,
+    style,
+    wrote,
+)
 from surgery.cli.edit import run_edit
+from surgery.cli.streams import OutputLost
+from surgery.interrupts import signal_of
 
 
 @cli.command("apply")
@@ -128,21 +140,19 @@ def apply_command(
     else:
         targets = batch_targets(models, suffix=suffix, output_root=output_root)
     if dry_run:
-        results = _run_with_progress(parsed, targets, force, jobs, dry_run=True)
-        for result in results if chosen == 0 else []:
-            result.output = None  # no output was named: nothing it would write to
+        results = _run_batch(parsed, targets, force, jobs, as_json, dry_run=True, named=chosen > 0)
         _print_summary(results, as_json, dry_run=True)
         if any(not r.ok for r in results):
             raise Failure(1)
         return
-    created = _make_root(output_root)
-    results = _run_with_progress(parsed, targets, force, jobs, sync=not no_sync)
-    failed = sum(not r.ok for r in results)
-    if created is not None and failed == len(results):
-        with contextlib.suppress(OSError):
-            created.rmdir()  # nothing was written into the root this run made
-    _print_summary(results, as_json)
-    if failed:
+    results = _run_batch(
+        parsed, targets, force, jobs, as_json, sync=not no_sync, in_place=in_place, output_root=output_root
+    )
+    written = sum(r.ok and (r.changed is not False or not in_place) for r in results)
+    if written:
+        wrote(f"{written} model(s)")
+    _print_summary(results, as_json, in_place=in_place)
+    if not all(r.ok for r in results):
         raise Failure(1)
 
 
@@ -153,31 +163,63 @@ _OPERATIONS_HELP = "\n".join(
 apply_command.help = (apply_command.help or "").rstrip() + "\n\n" + _OPERATIONS_HELP
 
 
-def _print_summary(results: list[EditResult], as_json: bool, *, dry_run: bool = False) -> None:
-    """One line per model and a count, or the --json summary; with `dry_run`, each model's diff."""
+def _print_summary(
+    results: list[EditResult],
+    as_json: bool,
+    *,
+    dry_run: bool = False,
+    in_place: bool = False,
+    unfinished: list[str] | None = None,
+) -> None:
+    """One line per model and a count, or the --json summary; with `dry_run`, each model's diff.
+
+    A model the plan leaves as it was is marked unchanged (in place, nothing was written for it;
+    a copy was written all the same). `unfinished`: the models an interrupt left undone.
+    """
     failed = sum(not r.ok for r in results)
+    unchanged = sum(r.ok and r.changed is False for r in results)
     if as_json:
         ok = len(results) - failed
         dumped = [r.as_json(changes=dry_run) for r in results]
-        extra = {"dry_run": True} if dry_run else {}
-        print_json({"results": dumped, "ok": ok, "failed": failed, **extra})
+        extra: dict[str, object] = {"dry_run": True} if dry_run else {}
+        if unfinished is not None:
+            extra.update(interrupted=True, unfinished=unfinished)
+        print_json({"results": dumped, "ok": ok, "failed": failed, "unchanged": unchanged, **extra})
         return
     for r in results:
         warned = "".join(f" (warning: {w})" for w in r.warnings)
         passed, failed_mark = style("ok", "ok  "), style("fail", "FAIL")
         target = f" -> {r.output}" if r.output is not None else ""
-        click.echo(f"{passed} {r.model}{target}{warned}" if r.ok else f"{failed_mark} {r.model}: {r.error}")
+        same = " (unchanged)" if r.ok and r.changed is False and not dry_run else ""
+        line = f"{passed} {r.model}{target}{same}{warned}" if r.ok else f"{failed_mark} {r.model}: {r.error}"
+        click.echo(line)
         for change in r.changes or []:
             click.echo(f"     {change_line(change)}")
         if r.ok and dry_run and not r.changes:
             click.echo("     no signature-level differences")
         echo_graph_changes(r.graph_changes or [], indent="     ")
+    ok, count = len(results) - failed, f"{len(results)} model(s)"
     if dry_run:
-        click.echo(
-            f"{len(results)} model(s): {len(results) - failed} ok, {failed} failed; nothing written (dry run)"
-        )
+        click.echo(f"{count}: {ok} ok, {failed} failed; nothing written (dry run)")
+    elif unchanged and in_place:
+        click.echo(f"{count}: {ok - unchanged} written, {unchanged} unchanged, {failed} failed")
+    elif unchanged:
+        click.echo(f"{count}: {ok} written ({unchanged} unchanged), {failed} failed")
     else:
-        click.echo(f"{len(results)} model(s): {len(results) - failed} written, {failed} failed")
+        click.echo(f"{count}: {ok} written, {failed} failed")
+
+
+def _interrupted_line(results: list[EditResult], total: int, *, in_place: bool, dry_run: bool) -> str:
+    """The end of the line an interrupted batch ends with: what it did, and what it left undone."""
+    written = sum(r.ok and (r.changed is not False or not in_place) for r in results)
+    if dry_run or not written:
+        return ": nothing was changed"
+    unchanged = sum(r.ok for r in results) - written
+    failed = sum(not r.ok for r in results)
+    parts = [f"{written} model(s) written"]
+    parts += [f"{unchanged} unchanged"] if unchanged else []
+    parts += [f"{failed} failed"] if failed else []
+    return f": {', '.join(parts)}; the other {total - len(results)} not done, left as they were"
 
 
 def _make_root(output_root: str | None) -> Path | None:
@@ -195,25 +237,73 @@ def _make_root(output_root: str | None) -> Path | None:
     return Path(output_root)
 
 
-def _run_with_progress(
+def _run_batch(
     plan: Plan,
     targets: list[Target],
     force: bool,
     jobs: int | None,
+    as_json: bool,
     *,
     dry_run: bool = False,
+    named: bool = True,
     sync: bool = True,
+    in_place: bool = False,
+    output_root: str | None = None,
 ) -> list[EditResult]:
-    """Run the batch, with a progress bar on stderr when it is a terminal."""
-    if not sys.stderr.isatty():
-        return apply_plan(plan, targets, force=force, jobs=jobs, dry_run=dry_run, sync=sync)
-    with click.progressbar(length=len(targets), label="apply", file=sys.stderr) as bar:
-        return apply_plan(
-            plan,
-            targets,
-            force=force,
-            jobs=jobs,
-            on_result=lambda _: bar.update(1),
-            dry_run=dry_run,
-            sync=sync,
+    """Run the batch, with a progress bar on stderr when it is a terminal; `output_root` is made
+    first, and removed if no model was written into it.
+
+    Interrupted, it prints the summary of the models finished by then and lets the interrupt
+    go on (the command then says what was left undone). `named`: whether the run named outputs
+    (a dry run without one reports none).
+    """
+    finished: list[EditResult] = []
+    created: Path | None = None
+
+    def done(result: EditResult) -> None:
+        if not named:
+            result.output = None  # no output was named: nothing it would write to
+        finished.append(result)
+
+    try:
+        created = _make_root(output_root)
+        if not sys.stderr.isatty():
+            results = apply_plan(
+                plan, targets, force=force, jobs=jobs, on_result=done, dry_run=dry_run, sync=sync
+            )
+        else:
+            with click.progressbar(length=len(targets), label="apply", file=sys.stderr) as bar:
+
+                def step(result: EditResult) -> None:
+                    done(result)
+                    bar.update(1)
+
+                results = apply_plan(
+                    plan, targets, force=force, jobs=jobs, on_result=step, dry_run=dry_run, sync=sync
+                )
+    except BaseException as err:
+        if signal_of(err) is None:
+            raise
+        order = {target.model: i for i, target in enumerate(targets)}
+        finished.sort(key=lambda r: order.get(r.model, len(order)))
+        seen = {r.model for r in finished}
+        unfinished = [t.model for t in targets if t.model not in seen]
+        _remove_if_unused(created, finished)
+        with contextlib.suppress(OutputLost):  # the interrupt is what the command ends with
+            _print_summary(finished, as_json, dry_run=dry_run, in_place=in_place, unfinished=unfinished)
+        app.PROGRESS.interrupted = _interrupted_line(
+            finished, len(targets), in_place=in_place, dry_run=dry_run
         )
+        raise
+    _remove_if_unused(created, results)
+    if not named:
+        for result in results:
+            result.output = None
+    return results
+
+
+def _remove_if_unused(created: Path | None, results: list[EditResult]) -> None:
+    """Remove the output root this run made when no model was written into it."""
+    if created is not None and not any(r.ok for r in results):
+        with contextlib.suppress(OSError):
+            created.rmdir()

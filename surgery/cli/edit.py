@@ -34,6 +34,8 @@ from surgery.cli.app import (
     files_line,
     print_json,
     say,
+    writing,
+    wrote,
 )
 
 
@@ -59,9 +61,18 @@ def run_edit(
         raise click.UsageError("--json goes with --dry-run: it prints the diff the edit would make")
     if not (in_place or dry_run or output is not None):
         raise click.UsageError("give either -o/--output OUT or --in-place")
+    if not dry_run:
+        writing(model_path, output)
     result = execute(Job(model_path, edit, output, in_place, force, dry_run, sync))
     if not dry_run:
-        say(f"wrote {result.output}")
+        if result.changed is False and in_place:
+            say(f"no change: the edit leaves {model_path} as it is; nothing was written")
+            return
+        wrote(str(result.output))
+        if result.changed is False:
+            say(f"wrote {result.output}, an unchanged copy: the edit leaves {model_path} as it is")
+        else:
+            say(f"wrote {result.output}")
         if result.output is not None and not is_url(result.output):
             detail(files_line(Path(result.output)))
         return

@@ -41,6 +41,8 @@ from surgery.cli.app import (
     print_json,
     say,
     style,
+    writing,
+    wrote,
 )
 
 
@@ -207,6 +209,7 @@ def convert_command(
     if output is None:
         raise click.UsageError("give -o OUT, the new directory to write the copy to")
     to: ConvertFormat | None = None if fmt is None else ("pbtxt" if fmt == "pbtxt" else "pb")
+    writing(model, output)
     if is_url(output):
         with remote_output(output, force=force) as local_out:  # refuses an existing OUT first
             result = convert(load_model(model), local_out, to, sync=not no_sync).model_copy(
@@ -216,6 +219,7 @@ def convert_command(
         result = convert(load_model(model), local_path(output), to, force=force, sync=not no_sync)
     if is_url(model):
         result = result.model_copy(update={"input": model})
+    wrote(output)
     detail(f"fingerprint.pb: {result.fingerprint}")
     if as_json:
         print_json(result.model_dump())

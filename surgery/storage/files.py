@@ -347,8 +347,11 @@ def _replace_existing(staging: Path, out: Path) -> None:
         os.rename(out, trash)
         try:
             os.rename(staging, out)
-        except OSError:
-            os.rename(trash, out)
+        except BaseException:  # an I/O error, or an interrupt: the old output back, or gone
+            if not os.path.lexists(out):
+                os.rename(trash, out)
+            else:
+                remove(trash)
             raise
         remove(trash)
     finally:

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from surgery.errors import SavedModelIOError
+from surgery.interrupts import deferred
 from surgery.model import Model
 from surgery.storage.files import (
     ACTIVE,
@@ -29,7 +30,15 @@ from surgery.storage.files import (
     publish,
     sync_directories,
 )
-from surgery.storage.journal import StagedEdit, commit_edits, drop_edit, fail_edit, stage_edit, undo_edit
+from surgery.storage.journal import (
+    StagedEdit,
+    commit_edits,
+    drop_edit,
+    fail_edit,
+    settle_edit,
+    stage_edit,
+    undo_edit,
+)
 from surgery.storage.locks import held_lock, lock_again
 from surgery.storage.staging import StagedCopy, drop_staging, hold, stage_copy
 
@@ -104,6 +113,10 @@ class CommitGroup:
             self._publish(staged)
             live = [e for e in edits if e.path not in self.failures]
             commit_edits(live, sync_directories, self.failures, let_go_old=True)
+        except BaseException:  # an interrupt: each in-place edit rolled back or finished
+            for edit in edits:
+                settle_edit(edit)
+            raise
         finally:
             for s in staged:
                 drop_staging(s)
@@ -247,4 +260,5 @@ def commit_group() -> Iterator[CommitGroup]:
     except BaseException:
         group.discard()
         raise
-    group.commit()
+    with deferred():
+        group.commit()

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from surgery.errors import SavedModelIOError
+from surgery.interrupts import deferred
 from surgery.model import FINGERPRINT, Model, let_go
 from surgery.storage.files import (
     ACTIVE,
@@ -33,6 +34,7 @@ from surgery.storage.files import (
     why,
     write_new,
 )
+from surgery.storage.recovery import recover_held
 
 
 @dataclass
@@ -75,7 +77,8 @@ def save_in_place(model: Model, files: dict[str, Content], *, sync: bool) -> Non
     edit = stage_edit(model, files, sync=sync, grouped=False)
     try:
         failures: dict[Path, SavedModelIOError] = {}
-        commit_edits([edit], fsync_directories, failures)
+        with deferred():  # the swap is short: an interrupt waits for its end
+            commit_edits([edit], fsync_directories, failures)
         if failures:
             raise failures[edit.path]
     finally:
@@ -110,6 +113,10 @@ def stage_edit(model: Model, files: dict[str, Content], *, sync: bool, grouped: 
         error = fail_edit(edit, err)
         ACTIVE.difference_update(str(p) for p in edit.journal)
         raise error from None
+    except BaseException:  # an interrupt, or an error computing a file (fingerprint.pb's hashes)
+        undo_edit(edit)
+        ACTIVE.difference_update(str(p) for p in edit.journal)
+        raise
     return edit
 
 
@@ -125,6 +132,30 @@ def commit_edits(
     docstring); a group of N pays one barrier per step instead of N. An edit that fails is undone
     (or, past its commit point, left finished as far as it got) and its error put in `failures`.
     """
+    try:
+        _commit_edits(edits, barrier, failures, let_go_old=let_go_old)
+    except BaseException:  # an interrupt: each edit rolled back or finished, as its journal says
+        for edit in edits:
+            settle_edit(edit)
+        raise
+
+
+def settle_edit(edit: StagedEdit) -> None:
+    """Roll back or finish an edit whose commit stopped part-way, as `recover` would after a
+    kill: what is on disk decides (the swap done or not), not what this process last noted."""
+    ACTIVE.difference_update(str(p) for p in edit.journal)
+    recover_held(edit.path)
+    edit.temps.clear()
+    edit.backup = None
+
+
+def _commit_edits(
+    edits: list[StagedEdit],
+    barrier: Callable[[list[StagedEdit]], None],
+    failures: dict[Path, SavedModelIOError],
+    *,
+    let_go_old: bool,
+) -> None:
     failed: set[int] = set()
 
     def fail(edit: StagedEdit, err: OSError | SavedModelIOError) -> None:

@@ -57,6 +57,26 @@ def recover(directory: str | os.PathLike[str]) -> None:
         return  # someone is editing it: theirs to finish
 
 
+def recover_held(directory: Path) -> None:
+    """`recover` for a model this process holds the lock of: its own edit, stopped part-way."""
+    with contextlib.suppress(OSError):
+        _recover_locked(directory)
+
+
+def abandon(model: Path | None = None, output: Path | None = None) -> None:
+    """Tidy up after this process's write was interrupted: its in-place edit of `model` rolled
+    back or finished, and its staging directories beside `output` removed; best effort.
+
+    What the interrupted write's own clean-up left, if anything (an interrupt during it), is
+    then read as a killed run's: this process lets go of every temporary name it held.
+    """
+    ACTIVE.clear()
+    if model is not None:
+        recover(model)
+    if output is not None:
+        clean_stale_outputs(output)
+
+
 def _recover_locked(path: Path) -> None:
     transactions: dict[str, dict[tuple[str, str], Path]] = {}
     for file, match in _leftovers(path):

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from surgery.errors import SavedModelIOError
+from surgery.interrupts import deferred
 from surgery.model import FINGERPRINT, PB, PBTXT, Model
 from surgery.storage.files import (
     ACTIVE,
@@ -74,7 +75,7 @@ def make_parents(out: Path, *, sync: bool) -> list[Path]:
     """Create the missing directories above `out` (as `mkdir -p`), durable with `sync`; those
     made, outermost first, for `remove_made` to take back if the write fails."""
     missing = [p for p in reversed(out.parents) if not p.exists()]
-    made = []
+    made: list[Path] = []
     try:
         for path in missing:
             path.mkdir()
@@ -84,6 +85,9 @@ def make_parents(out: Path, *, sync: bool) -> list[Path]:
     except OSError as err:
         remove_made(made)
         raise SavedModelIOError(f"cannot create {out.parent}: {why(err)}; nothing was written") from None
+    except BaseException:  # an interrupt: what was made goes too
+        remove_made([*made, *missing[len(made) : len(made) + 1]])
+        raise
     return made
 
 
@@ -116,7 +120,8 @@ def save_copy(
     try:
         for path in staged.unsynced if sync else []:
             fsync(path)
-        publish(staged.path, out, replace=force, sync=sync)
+        with deferred():  # an interrupt lands before the rename or after it, never inside
+            publish(staged.path, out, replace=force, sync=sync)
     except OSError as err:
         raise not_written(out, err) from None
     finally:
@@ -164,16 +169,22 @@ def stage_copy(
 def _make_staging(out: Path, *, replace: bool, sync: bool) -> StagedCopy:
     """Create a locked temporary directory beside `out` (`drop_staging` removes it)."""
     path = out.parent / temp_name(out.name, "tmp", new_tx())
+    staged = StagedCopy(path, out, replace, sync)
     try:
         os.mkdir(path)  # 0o777 less the umask, as the published directory should be
     except OSError as err:
         raise SavedModelIOError(f"cannot write into {out.parent}: {why(err)}") from None
-    staged = StagedCopy(path, out, replace, sync)
+    except BaseException:  # an interrupt: the directory may have been made
+        drop_staging(staged)
+        raise
     try:
         hold(staged)
     except OSError as err:
         drop_staging(staged)
         raise not_written(out, err) from None
+    except BaseException:
+        drop_staging(staged)
+        raise
     return staged
 
 
