@@ -32,7 +32,7 @@ from surgery.graph_changes import graph_diff
 from surgery.model import Model
 from surgery.operations import OPERATIONS
 from surgery.remote import fetched, is_url, local_path, refuse_existing, remote_in_place, remote_output
-from surgery.storage import CommitGroup, load, model_lock, recover, save
+from surgery.storage import CommitGroup, load, model_lock, recover, save_edit
 
 if TYPE_CHECKING:
     from surgery.reports import Change, GraphChange
@@ -248,10 +248,8 @@ def _edit_and_save(
     with model_lock(path, exclusive=in_place):
         model = load(path)
         try:
-            before = model.serialize_shrunk()
             _edit_checked(model, edit)
-            changed = model.serialize_shrunk() != before
-            return save(model, output, in_place=in_place, force=force, sync=sync, group=group), changed
+            return save_edit(model, output, in_place=in_place, force=force, sync=sync, group=group)
         finally:
             model.close()  # a model file the save replaced is freed in the background
 

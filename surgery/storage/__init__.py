@@ -11,7 +11,7 @@ from surgery.storage.files import is_temporary
 from surgery.storage.group import CommitGroup, LockChannel, Staged, commit_group
 from surgery.storage.journal import StagedEdit
 from surgery.storage.locks import model_lock
-from surgery.storage.readwrite import find_model_file, load, save
+from surgery.storage.readwrite import find_model_file, load, save, save_edit
 from surgery.storage.recovery import recover
 from surgery.storage.staging import StagedCopy
 
@@ -28,4 +28,5 @@ __all__ = [
     "model_lock",
     "recover",
     "save",
+    "save_edit",
 ]

@@ -220,6 +220,22 @@ def save(
         >>> "fixed_v2" in surgery.load("saved_copy").proto.meta_graphs[0].signature_def
         True
     """
+    return save_edit(model, output, in_place=in_place, force=force, sync=sync, group=group)[0]
+
+
+def save_edit(
+    model: Model,
+    output: str | os.PathLike[str] | None = None,
+    *,
+    in_place: bool = False,
+    force: bool = False,
+    sync: bool = True,
+    group: CommitGroup | None = None,
+) -> tuple[Path, bool]:
+    """`save`, and whether `model` differs from what was read (False: in place, nothing was written).
+
+    What the edit path asks, so that an edit is serialized and compared with its source once.
+    """
     if in_place == (output is not None):
         raise SavedModelIOError("give either an output directory or in_place=True")
     if (model.path / PB).is_file() and (model.path / PBTXT).is_file():
@@ -255,7 +271,7 @@ def save(
                     group.stage_edit(model, files, sync=sync)
                 else:
                     save_in_place(model, files, sync=sync)
-            return model.path
+            return model.path, edited
         made = make_parents(out, sync=sync)
         try:
             with model_lock(model.path, exclusive=False):
@@ -266,7 +282,7 @@ def save(
         except BaseException:
             remove_made(made)
             raise
-        return out
+        return out, edited
     except OSError as err:  # anything not already reported with its context
         where = model.path if in_place else output
         raise SavedModelIOError(f"cannot write {where}: {why(err)}; nothing was changed") from None
