@@ -113,9 +113,18 @@ def finish() -> None:
 
 
 def signal_of(err: BaseException) -> int | None:
-    """The signal `err` stands for: `Interrupted`'s, SIGINT for Python's KeyboardInterrupt, or None."""
-    if isinstance(err, Interrupted):
-        return err.signum
-    if isinstance(err, KeyboardInterrupt):
-        return signal.SIGINT
+    """The signal `err` stands for: `Interrupted`'s, SIGINT for Python's KeyboardInterrupt, or None.
+
+    Followed down the chain of causes: Python wraps what some places raise (a class's
+    `__set_name__`, as a dataclass is made during an import, wraps it in a RuntimeError).
+    """
+    seen: set[int] = set()
+    cause: BaseException | None = err
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, Interrupted):
+            return cause.signum
+        if isinstance(cause, KeyboardInterrupt):
+            return signal.SIGINT
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
     return None

@@ -31,7 +31,7 @@ from test_crash import copy_model, inflate, normalized, temporaries
 import surgery
 from conftest import ROOT, copy_fixture, tree_bytes
 from crash_runner import finish, run_forked, start_held
-from surgery import storage
+from surgery import interrupts, storage
 from surgery.storage import files as storage_files
 from surgery.storage import locks as storage_locks
 
@@ -330,13 +330,21 @@ def test_an_interrupt_during_start_up(tmp_path: Path, signum: int, delay: float)
     """A signal in the first moments of the command (its imports take about 0.2 s) ends it as
     cleanly as a later one: the command's entry installs the handlers before importing the rest.
     The marker file says the handlers are in place: the interpreter's own start before it is
-    Python's."""
+    Python's. So that the signal lands during the imports however loaded the machine is, the
+    import of the module that reads the model waits (the signal ends the wait); whatever the
+    delay, the imports are where the signal lands."""
     model = copy_fixture("module_multi", tmp_path)
     before = tree_bytes(model)
     marker = tmp_path / "installed"
     bootstrap = (
-        "import pathlib, runpy, sys\n"
+        "import pathlib, runpy, sys, time\n"
         "import surgery.interrupts as interrupts\n"
+        "class Slow:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'surgery.storage.readwrite':\n"
+        "            time.sleep(30)\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, Slow())\n"
         "installed = interrupts.install\n"
         "def install():\n"
         "    previous = installed()\n"
@@ -571,3 +579,19 @@ def test_the_library_installs_no_signal_handler(tmp_path: Path) -> None:
     (tmp_path / "plan.yaml").write_text(PLAN)
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+@SIGNALS
+def test_an_interrupt_python_wrapped_is_still_an_interrupt(signum: int) -> None:
+    """An interrupt landing while a class is made during an import (a dataclass's fields call
+    `__set_name__`) reaches the command wrapped in a RuntimeError by Python 3.11: it is still
+    the interrupt (the command said nothing and printed a traceback)."""
+
+    class Lands:
+        def __set_name__(self, owner: type, name: str) -> None:
+            raise interrupts.Interrupted(signum)
+
+    with pytest.raises(BaseException) as caught:
+        type("Made", (), {"field": Lands()})
+    assert interrupts.signal_of(caught.value) == signum
+    assert interrupts.signal_of(RuntimeError("another error")) is None
